@@ -1,0 +1,1 @@
+"""CAIO: a FastAPI service that updates itself through verified TUF releases."""

@@ -1,0 +1,3 @@
+from caio.cli import main
+
+main()

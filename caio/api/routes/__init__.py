@@ -1,0 +1,12 @@
+"""One router per file; collected into the v1 router here."""
+
+from fastapi import APIRouter
+
+from caio.api.routes import health, version
+
+public_router = health.router
+
+api_v1 = APIRouter(prefix="/api/v1")
+api_v1.include_router(version.router)
+
+__all__ = ["api_v1", "public_router"]

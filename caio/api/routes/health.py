@@ -1,0 +1,22 @@
+"""GET /health: liveness and the running version (public)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from caio.api.deps import VersionInfoDep
+
+router = APIRouter(tags=["service"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+@router.get("/health", response_model=Health, summary="Liveness and running version")
+def health(info: VersionInfoDep) -> Health:
+    return Health(status="ok", version=info.version)

@@ -1,0 +1,90 @@
+"""The ``caio`` command line: serve, tokens (and later run, trust, remote)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from caio.core.errors import CaioError
+from caio.core.settings import Settings, load_settings
+from caio.core.tokens import Role, TokenStore
+
+app = typer.Typer(
+    help="CAIO: a service that updates itself through verified TUF releases.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+token_app = typer.Typer(help="Manage API tokens (stored only as hashes).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+EXIT_USER_ERROR = 2
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn CAIO's errors into one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except CaioError as e:
+        typer.echo(f"caio: error [{e.code}]: {e.message}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from e
+
+
+def _settings(**overrides: object) -> Settings:
+    with user_errors():
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind [CAIO_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind [CAIO_PORT]")] = None,
+) -> None:
+    """Run the service in this process (no supervisor)."""
+    from caio.main import serve as run_server
+
+    settings = _settings(host=host, port=port)
+    with user_errors():
+        run_server(settings)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="a name to revoke the token by")],
+    role: Annotated[Role, typer.Option(help="what the token may do")] = Role.ADMIN,
+) -> None:
+    """Create a token and print it once on stdout, alone on its line."""
+    settings = _settings()
+    with user_errors():
+        secret = TokenStore(settings.tokens_path).create(name, role)
+    typer.echo(secret)
+    typer.echo(f"created {role.value} token '{name}'; it is not shown again", err=True)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens by name, role and creation time (never the secret)."""
+    settings = _settings()
+    with user_errors():
+        records = TokenStore(settings.tokens_path).records()
+    if not records:
+        typer.echo("no tokens", err=True)
+    for r in records:
+        typer.echo(f"{r.name}\t{r.role.value}\t{r.created}")
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) -> None:
+    """Revoke the token called NAME."""
+    settings = _settings()
+    with user_errors():
+        TokenStore(settings.tokens_path).revoke(name)
+    typer.echo(f"revoked token '{name}'", err=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Settings, manifest, version info, tokens, state files and errors (no FastAPI)."""

@@ -1,0 +1,73 @@
+"""Errors of CAIO, each with a stable machine-readable code.
+
+Hierarchy::
+
+    CaioError                     code: str, message: str
+    ├── ConfigError               bad settings, manifest or tokens file (startup)
+    ├── AuthError                 missing/unknown token (401) or missing role (403)
+    └── UpdateError               an update job failed; code from ErrorCode
+
+Codes are a contract with hosts: extend the list, never rename an entry.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes of update jobs (see DESIGN.md)."""
+
+    REPOSITORY_UNREACHABLE = "repository_unreachable"
+    METADATA_EXPIRED = "metadata_expired"
+    METADATA_ROLLBACK = "metadata_rollback"
+    SIGNATURE_THRESHOLD = "signature_threshold"
+    TARGET_NOT_FOUND = "target_not_found"
+    HASH_MISMATCH = "hash_mismatch"
+    LENGTH_MISMATCH = "length_mismatch"
+    DOWNGRADE_REFUSED = "downgrade_refused"
+    PACKAGE_INVALID = "package_invalid"
+    PREFLIGHT_FAILED = "preflight_failed"
+    DISK_FULL = "disk_full"
+    PERMISSION_DENIED = "permission_denied"
+    RESTART_FAILED = "restart_failed"
+    HEALTH_CHECK_FAILED = "health_check_failed"
+    TRUST_NOT_CONFIGURED = "trust_not_configured"
+    REPOSITORY_INVALID = "repository_invalid"
+
+
+class CaioError(Exception):
+    """Root of CAIO's own errors: a stable ``code`` and a human ``message``."""
+
+    code: str = "caio_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(CaioError):
+    """Settings, manifest or tokens file is missing or invalid."""
+
+    code = "config_invalid"
+
+
+class AuthError(CaioError):
+    """A request lacks valid credentials (401) or the needed role (403)."""
+
+    def __init__(self, message: str, *, status_code: int, code: str) -> None:
+        super().__init__(message, code=code)
+        self.status_code = status_code
+
+
+class UpdateError(CaioError):
+    """An update job failed; ``code`` is an :class:`ErrorCode` value."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message, code=code.value)
+        self.error_code = code

@@ -1,0 +1,104 @@
+"""Settings: one pydantic-settings class, ``CAIO_`` environment, optional TOML file.
+
+Precedence (highest first): explicit arguments, environment (``CAIO_*``), the
+TOML file named by ``CAIO_CONFIG``, defaults. Built by the app factory or the
+CLI, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from caio.core.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+SOURCE_DIR = PACKAGE_DIR.parent
+CONFIG_ENV = "CAIO_CONFIG"
+
+RestartStrategy = Literal["supervisor", "systemd", "embedded", "exec"]
+
+
+def default_home() -> Path:
+    return Path.home() / ".caio"
+
+
+class Settings(BaseSettings):
+    """Every knob of a CAIO instance."""
+
+    model_config = SettingsConfigDict(env_prefix="CAIO_", extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="state and install root")
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    manifest: Path | None = Field(
+        default=None, description="manifest.json; default: the one beside the caio package"
+    )
+    update_url: str | None = Field(default=None, description="overrides manifest update_url")
+    update_token: str | None = Field(default=None, repr=False)
+    trusted_root: Path | None = Field(
+        default=None, description="trust anchor; default: <home>/trusted_root.json"
+    )
+    restart_strategy: RestartStrategy = "supervisor"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.manifest if self.manifest is not None else SOURCE_DIR / "manifest.json"
+
+    @property
+    def trusted_root_path(self) -> Path:
+        return (
+            self.trusted_root if self.trusted_root is not None else self.home / "trusted_root.json"
+        )
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.home / "tokens.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, the config file and ``overrides``.
+
+    Raises:
+        ConfigError: a value is invalid or the config file cannot be read;
+            the message names the setting.
+    """
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"config file {config_file} (from {CONFIG_ENV}) does not exist")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        problems = "; ".join(
+            f"CAIO_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"config file {config_file} cannot be read: {e}") from e

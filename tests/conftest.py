@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated CAIO_HOME and settings for each test."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from caio.core.settings import Settings
+
+CAIO_ENV_KEYS = (
+    "CAIO_HOME",
+    "CAIO_HOST",
+    "CAIO_PORT",
+    "CAIO_CONFIG",
+    "CAIO_MANIFEST",
+    "CAIO_UPDATE_URL",
+    "CAIO_UPDATE_TOKEN",
+    "CAIO_TRUSTED_ROOT",
+    "CAIO_RESTART_STRATEGY",
+    "CAIO_LOG_LEVEL",
+    "CAIO_LOG_FORMAT",
+    "CAIO_COMMIT",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_caio_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's own CAIO_* environment."""
+    for key in CAIO_ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "caio-home"
+    path.mkdir()
+    return path
+
+
+def write_manifest(path: Path, **fields: object) -> Path:
+    data: dict[str, object] = {
+        "name": "caio",
+        "version": "1.2.3",
+        "build_date": "2026-01-02T03:04:05Z",
+        "commit": "abc123",
+        "update_url": "http://127.0.0.1:9",
+        "channel": "stable",
+    }
+    data.update(fields)
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    return path
+
+
+@pytest.fixture
+def manifest_file(tmp_path: Path) -> Path:
+    return write_manifest(tmp_path / "manifest.json")
+
+
+@pytest.fixture
+def settings(home: Path, manifest_file: Path) -> Settings:
+    return Settings(home=home, manifest=manifest_file)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield free_port()

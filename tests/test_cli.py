@@ -1,0 +1,114 @@
+"""The caio command line and a real service process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from caio.core.tokens import TokenStore
+from tests.conftest import write_manifest
+
+
+def caio(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "CAIO_HOME": str(home), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "caio", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def test_token_create_prints_only_the_token_on_stdout(home: Path) -> None:
+    done = caio(home, "token", "create", "--name", "ops", "--role", "viewer")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("caio_")
+    principal = TokenStore(home / "tokens.json").authenticate(lines[0])
+    assert principal is not None
+    assert principal.role == "viewer"
+    listed = caio(home, "token", "list")
+    assert listed.stdout.startswith("ops\tviewer\t")
+    assert lines[0] not in listed.stdout
+    assert caio(home, "token", "revoke", "ops").returncode == 0
+    assert caio(home, "token", "list").stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["token", "create", "--name", "x", "--role", "root"], {}, "root"),
+        (["token", "revoke", "ghost"], {}, "no token named 'ghost'"),
+        (["serve", "--port", "0"], {}, "CAIO_PORT"),
+        (["serve"], {"CAIO_PORT": "65536"}, "CAIO_PORT"),
+    ],
+)
+def test_user_mistakes_exit_non_zero_without_traceback(
+    home: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = caio(home, *args, **env)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unreadable_tokens_file_is_a_clear_error(home: Path) -> None:
+    (home / "tokens.json").write_text("not json")
+    done = caio(home, "token", "list")
+    assert done.returncode == 2
+    assert "corrupt" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_with_invalid_manifest_exits_naming_the_field(home: Path, tmp_path: Path) -> None:
+    bad = write_manifest(tmp_path / "m.json", update_url="gopher://old")
+    done = caio(home, "serve", CAIO_MANIFEST=str(bad))
+    assert done.returncode == 2
+    assert "field 'update_url'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_python_m_caio_main_serves_version_and_health(
+    home: Path, manifest_file: Path, port: int
+) -> None:
+    env = {
+        **os.environ,
+        "CAIO_HOME": str(home),
+        "CAIO_PORT": str(port),
+        "CAIO_MANIFEST": str(manifest_file),
+        "CAIO_LOG_FORMAT": "json",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok", "version": "1.2.3"}
+        assert httpx.get(f"{base}/api/v1/version").json()["commit"] == "abc123"
+        assert httpx.get(f"{base}/docs").status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    records = [json.loads(line) for line in err.splitlines()]
+    access = [r for r in records if r["logger"] == "caio.access"]
+    assert {"method": "GET", "path": "/health", "status": 200} in [
+        {k: r[k] for k in ("method", "path", "status")} for r in access
+    ]

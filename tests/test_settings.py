@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from caio.core.errors import ConfigError
+from caio.core.settings import load_settings
+
+
+def test_defaults_are_loopback_and_supervisor() -> None:
+    s = load_settings()
+    assert (s.host, s.port, s.restart_strategy) == ("127.0.0.1", 8000, "supervisor")
+    assert s.trusted_root_path == s.home / "trusted_root.json"
+
+
+def test_environment_uses_the_caio_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAIO_HOME", str(tmp_path))
+    monkeypatch.setenv("CAIO_PORT", "9123")
+    monkeypatch.setenv("CAIO_UPDATE_URL", "file:///srv/mirror")
+    monkeypatch.setenv("CAIO_LOG_FORMAT", "json")
+    s = load_settings()
+    assert (s.home, s.port, s.update_url, s.log_format) == (
+        tmp_path,
+        9123,
+        "file:///srv/mirror",
+        "json",
+    )
+    assert s.tokens_path == tmp_path / "tokens.json"
+
+
+def test_config_file_is_below_environment_and_arguments(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "caio.toml"
+    config.write_text('port = 7001\nhost = "127.0.0.2"\nrestart_strategy = "exec"\n')
+    monkeypatch.setenv("CAIO_CONFIG", str(config))
+    monkeypatch.setenv("CAIO_HOST", "127.0.0.3")
+    s = load_settings(restart_strategy="systemd")
+    assert (s.port, s.host, s.restart_strategy) == (7001, "127.0.0.3", "systemd")
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("CAIO_PORT", "70000", "CAIO_PORT"),
+        ("CAIO_PORT", "eighty", "CAIO_PORT"),
+        ("CAIO_RESTART_STRATEGY", "reboot", "CAIO_RESTART_STRATEGY"),
+        ("CAIO_LOG_LEVEL", "loud", "CAIO_LOG_LEVEL"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=named):
+        load_settings()
+
+
+def test_missing_or_broken_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CAIO_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = = 3")
+    monkeypatch.setenv("CAIO_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings()
