@@ -1,0 +1,3 @@
+from tuf_repo.cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""Errors of the publisher side.
+
+Hierarchy::
+
+    TufRepoError                 exit code 1: nothing was changed
+    ├── KeyFileError             missing, unreadable, encrypted or wrong key
+    ├── MetadataError            corrupt or unverifiable published/staged metadata
+    └── ReleaseError             an artifact is not a valid CAIO release
+    SignaturesNeeded             exit code 3: work is staged, more signatures needed
+"""
+
+from __future__ import annotations
+
+
+class TufRepoError(Exception):
+    """A publishing operation failed; the repository is unchanged."""
+
+    exit_code = 1
+
+
+class KeyFileError(TufRepoError):
+    """A key file is missing, unreadable, encrypted without passphrase, or the wrong key."""
+
+
+class MetadataError(TufRepoError):
+    """Published or staged metadata is corrupt or does not verify."""
+
+
+class ReleaseError(TufRepoError):
+    """An artifact is not a valid CAIO release."""
+
+
+class SignaturesNeeded(Exception):
+    """The new metadata is staged: key holders must add signatures with ``tuf-repo sign``."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, roles: list[str]) -> None:
+        super().__init__(message)
+        self.roles = roles

@@ -1,0 +1,157 @@
+"""Key files and signers.
+
+One JSON file per key (mode 0600)::
+
+    {"role": "targets", "keyid": "...", "public": {<TUF key>},
+     "private_pem": "-----BEGIN (ENCRYPTED) PRIVATE KEY-----..."}
+
+or, for keys held in a KMS/HSM/Sigstore, ``"uri": "<securesystemslib signer URI>"``
+instead of ``private_pem``: every signature then goes through
+``securesystemslib.signer.Signer.from_priv_key_uri`` and the repository code
+does not change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
+
+from tuf_repo.errors import KeyFileError
+from tuf_repo.files import atomic_write_bytes
+
+PASSPHRASE_ENV = "TUF_REPO_PASSPHRASE"  # noqa: S105 (a variable name)
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """A key on disk: its public half, and how to get a signer for it."""
+
+    path: Path
+    role: str
+    public: SSlibKey
+    private_pem: bytes | None
+    uri: str | None
+
+    @property
+    def keyid(self) -> str:
+        return self.public.keyid
+
+    def signer(self, passphrase: str | None = None) -> Signer:
+        """A signer for this key.
+
+        Raises:
+            KeyFileError: the key is encrypted and the passphrase is missing or wrong.
+        """
+        if self.uri is not None:
+            try:
+                return Signer.from_priv_key_uri(self.uri, self.public)
+            except Exception as e:  # signer back-ends raise their own types
+                raise KeyFileError(f"key {self.path}: cannot open signer: {e}") from e
+        if self.private_pem is None:
+            raise KeyFileError(f"key {self.path} has neither private_pem nor uri")
+        encrypted = b"ENCRYPTED" in self.private_pem.split(b"\n", 1)[0]
+        if encrypted and not passphrase:
+            raise KeyFileError(f"key {self.path} is encrypted: set {PASSPHRASE_ENV}")
+        try:
+            private = load_pem_private_key(
+                self.private_pem, passphrase.encode() if encrypted and passphrase else None
+            )
+        except (ValueError, TypeError) as e:
+            raise KeyFileError(f"key {self.path}: wrong passphrase or corrupt key") from e
+        try:
+            return CryptoSigner(private, self.public)
+        except Exception as e:
+            raise KeyFileError(f"key {self.path}: private key does not match public key") from e
+
+
+def generate_key(keydir: Path, role: str, passphrase: str | None = None) -> KeyFile:
+    """Create a new ed25519 key for ``role`` in ``keydir`` (file mode 0600)."""
+    private = Ed25519PrivateKey.generate()
+    public = SSlibKey.from_crypto(private.public_key())
+    encryption = BestAvailableEncryption(passphrase.encode()) if passphrase else NoEncryption()
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, encryption)
+    path = keydir / f"{role}-{public.keyid[:12]}.json"
+    body = {
+        "role": role,
+        "keyid": public.keyid,
+        "public": public.to_dict(),
+        "private_pem": pem.decode(),
+    }
+    keydir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write_bytes(path, (json.dumps(body, indent=2) + "\n").encode(), mode=0o600)
+    return KeyFile(path, role, public, pem, None)
+
+
+def read_key_file(path: Path) -> KeyFile:
+    """Read one key file.
+
+    Raises:
+        KeyFileError: missing, unreadable or malformed.
+    """
+    try:
+        data = json.loads(path.read_bytes())
+        public = SSlibKey.from_dict(data["keyid"], dict(data["public"]))
+        pem = data.get("private_pem")
+        uri = data.get("uri")
+        if (pem is None) == (uri is None):
+            raise ValueError("exactly one of private_pem and uri is needed")
+        return KeyFile(path, str(data["role"]), public, pem.encode() if pem else None, uri)
+    except FileNotFoundError as e:
+        raise KeyFileError(f"key file not found: {path}") from e
+    except OSError as e:
+        raise KeyFileError(f"key file {path} cannot be read: {e.strerror}") from e
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise KeyFileError(f"key file {path} is malformed: {e}") from e
+
+
+class Keyring:
+    """The keys present in a key directory, found by keyid."""
+
+    def __init__(self, keys: Iterable[KeyFile], passphrase: str | None = None) -> None:
+        self._keys = {k.keyid: k for k in keys}
+        self._passphrase = passphrase
+
+    @classmethod
+    def from_dir(cls, keydir: Path | None) -> Keyring:
+        """All ``*.json`` key files in ``keydir`` (none when ``keydir`` is None).
+
+        Raises:
+            KeyFileError: the directory is missing or a key file is malformed.
+        """
+        passphrase = os.environ.get(PASSPHRASE_ENV) or None
+        if keydir is None:
+            return cls([], passphrase)
+        if not keydir.is_dir():
+            raise KeyFileError(f"key directory not found: {keydir}")
+        return cls((read_key_file(p) for p in sorted(keydir.glob("*.json"))), passphrase)
+
+    @property
+    def passphrase(self) -> str | None:
+        return self._passphrase
+
+    def with_key(self, key: KeyFile) -> Keyring:
+        return Keyring([*self._keys.values(), key], self._passphrase)
+
+    def signers(self, keyids: Iterable[str]) -> list[Signer]:
+        """Signers for those of ``keyids`` that are present here.
+
+        Raises:
+            KeyFileError: a present key cannot be opened (e.g. wrong passphrase).
+        """
+        return [self._keys[k].signer(self._passphrase) for k in keyids if k in self._keys]
+
+    def has(self, keyid: str) -> bool:
+        return keyid in self._keys

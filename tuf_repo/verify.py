@@ -1,0 +1,94 @@
+"""Check a published repository exactly as a fresh client would: python-tuf's ngclient."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlparse
+
+from tuf.api import exceptions as tuf_exceptions
+from tuf.api.metadata import Metadata
+from tuf.ngclient import FetcherInterface, Updater
+
+from tuf_repo.errors import MetadataError
+from tuf_repo.index import INDEX_PATH, parse_index
+
+_CHUNK = 64 * 1024
+
+
+class DirectoryFetcher(FetcherInterface):
+    """Serves ``file://`` URLs to ngclient, so a directory can be checked without a server."""
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        path = Path(unquote(urlparse(url).path))
+        try:
+            f = path.open("rb")
+        except FileNotFoundError as e:
+            raise tuf_exceptions.DownloadHTTPError(f"{path} not found", 404) from e
+        return _chunks(f)
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(_CHUNK):
+            yield chunk
+
+
+@dataclass(frozen=True)
+class VerifiedRole:
+    role: str
+    version: int
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    roles: list[VerifiedRole]
+    releases: list[str]
+
+
+def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
+    """Refresh from ``trusted_root``, fetch the release index and every release, verified.
+
+    Raises:
+        MetadataError: any TUF verification or download failure, with its reason.
+    """
+    try:
+        bootstrap = trusted_root.read_bytes()
+    except OSError as e:
+        raise MetadataError(f"trusted root {trusted_root} cannot be read: {e.strerror}") from e
+    base = repo_dir.resolve().as_uri()
+    with tempfile.TemporaryDirectory(prefix="tuf-repo-verify-") as tmp:
+        metadata_dir = Path(tmp, "metadata")
+        metadata_dir.mkdir()
+        try:
+            updater = Updater(
+                str(metadata_dir),
+                f"{base}/metadata/",
+                str(Path(tmp, "targets")),
+                f"{base}/targets/",
+                fetcher=DirectoryFetcher(),
+                bootstrap=bootstrap,
+            )
+            updater.refresh()
+            releases: list[str] = []
+            index_info = updater.get_targetinfo(INDEX_PATH)
+            if index_info is not None:
+                index_file = updater.download_target(index_info)
+                for entry in parse_index(Path(index_file).read_bytes()):
+                    info = updater.get_targetinfo(entry.target)
+                    if info is None:
+                        raise MetadataError(f"index lists {entry.target}, which is not signed")
+                    updater.download_target(info)
+                    releases.append(entry.version)
+        except (tuf_exceptions.RepositoryError, tuf_exceptions.DownloadError, ValueError) as e:
+            raise MetadataError(f"verification failed: {type(e).__name__}: {e}") from e
+        roles = []
+        for path in sorted(metadata_dir.glob("*.json")):
+            md = Metadata.from_file(str(path))
+            roles.append(VerifiedRole(path.stem, md.signed.version, md.signed.expires))
+        return VerifyReport(roles, releases)
