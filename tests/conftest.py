@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from caio.core.settings import Settings
+from tests.tuf_fixtures import published_repo  # noqa: F401 (fixture)
 
 CAIO_ENV_KEYS = (
     "CAIO_HOME",

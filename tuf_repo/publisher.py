@@ -315,7 +315,8 @@ class Publisher:
         if role == Targets.type:
             changes[Targets.type] = self.store.load(Targets.type)
         self._commit(changes, policy)
-        return f"rotated {role}: {count} new key(s), threshold {new_threshold}"
+        retired = _retire_keys(keydir, old_keyids)
+        return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
 
     def _rotate_bins(
         self,
@@ -333,7 +334,8 @@ class Publisher:
         count = max(new_threshold, len(succinct.keyids))
         if delegations.keys is None:
             raise MetadataError("targets metadata delegates bins without keys")
-        for keyid in list(succinct.keyids):
+        old_keyids = list(succinct.keyids)
+        for keyid in old_keyids:
             delegations.keys.pop(keyid, None)
         succinct.keyids = []
         for _ in range(count):
@@ -347,7 +349,8 @@ class Publisher:
         for name in succinct.get_roles():
             changes[name] = self.store.load(name)
         self._commit(changes, policy)
-        return f"rotated {BINS}: {count} new key(s), threshold {new_threshold}"
+        retired = _retire_keys(keydir, old_keyids)
+        return f"rotated {BINS}: {count} new key(s), threshold {new_threshold}{retired}"
 
     # ------------------------------------------------------------------ refresh
     def refresh(self, within_days: float | None = None) -> list[str]:
@@ -474,9 +477,11 @@ class Publisher:
             result = md.signed.get_root_verification_result(
                 previous, md.signed_bytes, md.signatures
             )
+            # The new root must meet the old root's threshold and its own;
+            # report the part that is further from done.
             parts = [result.first] if previous is None else [result.first, result.second]
-            have = sum(min(len(r.signed), r.threshold) for r in parts)
-            need = sum(r.threshold for r in parts)
+            need = max(r.threshold for r in parts)
+            have = need - max(r.missing for r in parts)
             unsigned = sorted(set(result.unsigned) - set(result.signed))
         else:
             delegator: Any
@@ -509,24 +514,38 @@ class Publisher:
         )
 
     def _publish(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
-        """Write ``changes``, a new snapshot, the root, and the timestamp last."""
-        written = {
-            role: self.store.publish(role, md) for role, md in changes.items() if role != Root.type
-        }
+        """Publish ``changes`` with a new snapshot and timestamp.
+
+        Everything is serialised and signed in memory first, so a missing online
+        key changes nothing; then files are written in the order that keeps every
+        published file's references valid: targets roles, snapshot, root, and
+        timestamp last.
+        """
+        serialised = {role: self.store.serialise(md) for role, md in changes.items()}
         root = cast(Root, (changes.get(Root.type) or self.store.load(Root.type)).signed)
 
         snapshot_md = self._next_online(Snapshot.type, policy)
-        for role, data in written.items():
-            snapshot_md.signed.meta[f"{role}.json"] = _metafile(changes[role].signed.version, data)
+        for role, data in serialised.items():
+            if role != Root.type:
+                snapshot_md.signed.meta[f"{role}.json"] = _metafile(
+                    changes[role].signed.version, data
+                )
         self._sign_online(Snapshot.type, snapshot_md, root)
-        snapshot_bytes = self.store.publish(Snapshot.type, snapshot_md)
+        snapshot_bytes = self.store.serialise(snapshot_md)
 
-        if Root.type in changes:
-            self.store.publish(Root.type, changes[Root.type])
         timestamp_md = self._next_online(Timestamp.type, policy)
         timestamp_md.signed.snapshot_meta = _metafile(snapshot_md.signed.version, snapshot_bytes)
         self._sign_online(Timestamp.type, timestamp_md, root)
-        self.store.publish(Timestamp.type, timestamp_md)
+
+        for role, data in serialised.items():
+            if role != Root.type:
+                self.store.write(role, changes[role].signed.version, data)
+        self.store.write(Snapshot.type, snapshot_md.signed.version, snapshot_bytes)
+        if Root.type in serialised:
+            self.store.write(Root.type, root.version, serialised[Root.type])
+        self.store.write(
+            Timestamp.type, timestamp_md.signed.version, self.store.serialise(timestamp_md)
+        )
 
     def _next_online(self, role: str, policy: RepoPolicy) -> Metadata[Any]:
         if self.store.published_version(role):
@@ -558,3 +577,19 @@ def _metafile(version: int, data: bytes) -> MetaFile:
     return MetaFile(
         version=version, length=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()}
     )
+
+
+def _retire_keys(keydir: Path, keyids: Iterable[str]) -> str:
+    """Move the key files of ``keyids`` to ``keydir/retired/`` once they no longer sign."""
+    wanted = set(keyids)
+    moved = 0
+    for path in sorted(keydir.glob("*.json")):
+        try:
+            key = read_key_file(path)
+        except KeyFileError:
+            continue
+        if key.keyid in wanted:
+            (keydir / "retired").mkdir(mode=0o700, exist_ok=True)
+            path.replace(keydir / "retired" / path.name)
+            moved += 1
+    return f"; {moved} old key file(s) moved to {keydir / 'retired'}" if moved else ""

@@ -23,7 +23,6 @@ import sys
 import tarfile
 import tempfile
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,12 +88,13 @@ def _git(src: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
 
 
-def _package_files(package_dir: Path) -> Iterator[Path]:
+def _package_files(package_dir: Path) -> list[Path]:
+    """Every file of the package, sorted by path, without caches and bytecode."""
+    found: list[Path] = []
     for root, dirs, files in os.walk(package_dir):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
-        for name in sorted(files):
-            if Path(name).suffix not in _SKIP_SUFFIXES:
-                yield Path(root, name)
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        found.extend(Path(root, n) for n in files if Path(n).suffix not in _SKIP_SUFFIXES)
+    return sorted(found, key=lambda p: p.relative_to(package_dir).as_posix())
 
 
 def _add_file(tar: tarfile.TarFile, arcname: str, data: bytes, mtime: int, mode: int) -> None:

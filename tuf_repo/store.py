@@ -106,11 +106,13 @@ class RepoStore:
         path = self.metadata_path(role, version or 0)
         return _read(path, role)
 
-    def publish(self, role: str, md: Metadata[Any]) -> bytes:
-        """Write ``md`` as the new published version of ``role``; returns the bytes written."""
-        data = md.to_bytes(_SERIALIZER)
-        atomic_write_bytes(self.metadata_path(role, md.signed.version), data)
-        return data
+    @staticmethod
+    def serialise(md: Metadata[Any]) -> bytes:
+        return md.to_bytes(_SERIALIZER)
+
+    def write(self, role: str, version: int, data: bytes) -> None:
+        """Write serialised metadata as the published ``version`` of ``role``."""
+        atomic_write_bytes(self.metadata_path(role, version), data)
 
     # staged metadata -------------------------------------------------------
     def staged_roles(self) -> list[str]:
@@ -125,7 +127,7 @@ class RepoStore:
         return _read(path, role)
 
     def stage(self, role: str, md: Metadata[Any]) -> None:
-        atomic_write_bytes(self.staged_dir / f"{role}.json", md.to_bytes(_SERIALIZER))
+        atomic_write_bytes(self.staged_dir / f"{role}.json", self.serialise(md))
 
     def unstage(self, role: str) -> None:
         (self.staged_dir / f"{role}.json").unlink(missing_ok=True)
