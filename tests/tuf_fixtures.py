@@ -7,8 +7,11 @@ the real publisher writing real files and a real HTTP server serving them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,3 +109,28 @@ def move_key(keys: Path, role: str, dest: Path, count: int = 1) -> list[Path]:
     for path in sorted(keys.glob(f"{role}-*.json"))[:count]:
         moved.append(Path(shutil.move(path, dest / path.name)))
     return moved
+
+
+def write_wheel(directory: Path, name: str, version: str, body: bytes = b"VALUE = 42\n") -> Path:
+    """A minimal valid pure-Python wheel, made by hand: no network, no build backend."""
+    dist_info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": body,
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    record.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel

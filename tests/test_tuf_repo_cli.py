@@ -1,0 +1,165 @@
+"""The tuf-repo command line as release engineers and cron use it: outputs and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.tuf_fixtures import make_source_tree, move_key, write_wheel
+
+EXIT_FAILED, EXIT_USAGE, EXIT_SIGNATURES_NEEDED = 1, 2, 3
+
+
+def tuf_repo(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tuf_repo", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+def test_a_release_engineers_session(tmp_path: Path) -> None:
+    repo, keys, dist = tmp_path / "repo", tmp_path / "keys", tmp_path / "dist"
+    init = tuf_repo("init", "--repo", repo, "--keys", keys, "--expiry", "timestamp=2")
+    assert init.returncode == 0, init.stderr
+    assert init.stdout.strip() == str(repo / "metadata" / "1.root.json")
+
+    src = make_source_tree(tmp_path / "src")
+    built = tuf_repo("build", src, "--version", "1.0.0", "--out", dist, "--channel", "beta")
+    assert built.returncode == 0, built.stderr
+    artifact = Path(built.stdout.strip())
+    assert artifact == dist / "caio-1.0.0.tar.gz"
+
+    added = tuf_repo("add", "--repo", repo, "--keys", keys, artifact, "--channel", "beta")
+    assert added.returncode == 0, added.stderr
+    assert "published caio/1.0.0/caio-1.0.0.tar.gz (beta)" in added.stdout
+
+    verified = tuf_repo("verify", "--repo", repo, "--trusted-root", init.stdout.strip())
+    assert verified.returncode == 0, verified.stderr
+    assert "ok  releases: 1.0.0" in verified.stdout
+    assert "ok  timestamp" in verified.stdout
+
+    status = tuf_repo("status", "--repo", repo)
+    assert status.returncode == 0
+    assert "timestamp" in status.stdout
+    assert "staged: nothing" in status.stdout
+
+    nothing = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "0.5")
+    assert (nothing.returncode, nothing.stdout) == (0, "")
+    assert "nothing needs refreshing" in nothing.stderr
+    refreshed = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "3")
+    assert refreshed.returncode == 0
+    assert refreshed.stdout.strip() == "refreshed timestamp"
+
+
+def test_offline_signature_needed_has_its_own_exit_code(tmp_path: Path) -> None:
+    repo, keys = tmp_path / "repo", tmp_path / "keys"
+    assert tuf_repo("init", "--repo", repo, "--keys", keys).returncode == 0
+    move_key(keys, "targets", tmp_path / "vault")
+    cron = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "100")
+    assert cron.returncode == EXIT_SIGNATURES_NEEDED
+    assert "tuf-repo sign" in cron.stderr
+    status = tuf_repo("status", "--repo", repo)
+    assert "staged: targets v2: 0 of 1 signatures" in status.stdout
+    vault_key = next((tmp_path / "vault").iterdir())
+    signed = tuf_repo("sign", "--repo", repo, "--key", vault_key, "--keys", keys, "targets")
+    assert signed.returncode == 0, signed.stderr
+    assert "published" in signed.stdout
+    assert (
+        tuf_repo(
+            "verify", "--repo", repo, "--trusted-root", repo / "metadata/1.root.json"
+        ).returncode
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["status", "--repo", "{tmp}/nowhere"], EXIT_FAILED, "not a tuf-repo repository"),
+        (
+            ["add", "--repo", "{repo}", "--keys", "{tmp}/nokeys", "{tmp}/x"],
+            EXIT_FAILED,
+            "key directory not found",
+        ),
+        (
+            ["add", "--repo", "{repo}", "--keys", "{keys}", "{tmp}/caio-1.0.0.tar.gz"],
+            EXIT_FAILED,
+            "artifact not found",
+        ),
+        (
+            ["sign", "--repo", "{repo}", "--key", "{tmp}/missing.json", "root"],
+            EXIT_FAILED,
+            "key file not found",
+        ),
+        (["rotate", "--repo", "{repo}", "--keys", "{keys}", "mirror"], EXIT_FAILED, "unknown role"),
+        (
+            ["init", "--repo", "{tmp}/r2", "--keys", "{tmp}/k2", "--root-threshold", "4"],
+            EXIT_FAILED,
+            "--root-threshold",
+        ),
+        (
+            ["init", "--repo", "{tmp}/r3", "--keys", "{tmp}/k3", "--expiry", "forever"],
+            EXIT_FAILED,
+            "ROLE=DAYS",
+        ),
+        (
+            ["init", "--repo", "{tmp}/r4", "--keys", "{tmp}/k4", "--bins", "3"],
+            EXIT_FAILED,
+            "power of two",
+        ),
+        (["build", "{tmp}", "--version", "x.y"], EXIT_FAILED, "PEP 440"),
+        (
+            ["verify", "--repo", "{repo}", "--trusted-root", "{tmp}/none.json"],
+            EXIT_FAILED,
+            "cannot be read",
+        ),
+        (["add", "--repo", "{repo}"], EXIT_USAGE, "Missing"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_the_right_exit_code(
+    tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    repo, keys = tmp_path / "repo", tmp_path / "keys"
+    assert tuf_repo("init", "--repo", repo, "--keys", keys).returncode == 0
+    filled = [a.format(tmp=tmp_path, repo=repo, keys=keys) for a in args]
+    done = tuf_repo(*filled)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_build_with_deps_bundles_wheels_from_an_offline_mirror(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    write_wheel(mirror, "caiodep", "1.0")
+    src = make_source_tree(tmp_path / "src")
+    (src / "pyproject.toml").write_text('[project]\nname = "caio"\ndependencies = ["caiodep>=1"]\n')
+    env = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(mirror), "SOURCE_DATE_EPOCH": "1700000000"}
+    one = tuf_repo(
+        "build", src, "--version", "2.0.0", "--out", tmp_path / "a", "--with-deps", **env
+    )
+    assert one.returncode == 0, one.stderr
+    two = tuf_repo(
+        "build", src, "--version", "2.0.0", "--out", tmp_path / "b", "--with-deps", **env
+    )
+    artifact = Path(one.stdout.strip())
+    assert artifact.read_bytes() == Path(two.stdout.strip()).read_bytes()
+    with tarfile.open(artifact) as tar:
+        assert "caio-2.0.0/wheels/caiodep-1.0-py3-none-any.whl" in tar.getnames()
+
+    (src / "pyproject.toml").write_text('[project]\nname = "caio"\ndependencies = ["absent>=1"]\n')
+    missing = tuf_repo(
+        "build", src, "--version", "2.0.1", "--out", tmp_path / "c", "--with-deps", **env
+    )
+    assert missing.returncode == EXIT_FAILED
+    assert "could not fetch dependency wheels" in missing.stderr
+    assert json.loads((src / "manifest.json").read_text())["version"] == "0.0.0"
