@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,34 @@ def test_build_with_deps_bundles_wheels_from_an_offline_mirror(tmp_path: Path) -
     assert missing.returncode == EXIT_FAILED
     assert "could not fetch dependency wheels" in missing.stderr
     assert json.loads((src / "manifest.json").read_text())["version"] == "0.0.0"
+
+
+def test_serve_command_serves_the_repository_on_loopback(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import free_port
+
+    repo, keys = tmp_path / "repo", tmp_path / "keys"
+    assert tuf_repo("init", "--repo", repo, "--keys", keys).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuf_repo", "serve", "--repo", str(repo), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                root = httpx.get(f"{base}/metadata/1.root.json")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert root.status_code == 200
+        assert root.content == (repo / "metadata" / "1.root.json").read_bytes()
+        assert httpx.get(f"{base}/keys").status_code == 404
+        assert httpx.get(f"{base}/metadata/nope.json").status_code == 404
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"serving {repo} at http://127.0.0.1:{port}" in err
