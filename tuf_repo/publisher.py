@@ -34,7 +34,7 @@ from tuf.api.metadata import (
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
 from tuf_repo.index import INDEX_PATH, IndexEntry, parse_index, render_index
 from tuf_repo.keys import KeyFile, Keyring, generate_key, read_key_file
-from tuf_repo.release import inspect_release, target_path
+from tuf_repo.release import ReleaseInfo, inspect_release, target_path
 from tuf_repo.store import DEFAULT_EXPIRY_DAYS, RepoPolicy, RepoStore
 
 TOP_ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
@@ -164,9 +164,23 @@ class Publisher:
             TufRepoError: the version exists with other bytes, or work is staged.
             SignaturesNeeded: the targets role needs more signatures (staged).
         """
+        return self.publish_artifact(artifact, inspect_release(artifact), channels)
+
+    def publish_artifact(
+        self, artifact: Path, info: ReleaseInfo, channels: Iterable[str]
+    ) -> AddResult:
+        """Sign and publish ``artifact`` as release ``info`` without inspecting its contents.
+
+        ``add_release`` is the checked entry point; this one exists for mirrors
+        that re-publish already inspected artifacts, and for tests that sign a
+        hostile archive to prove that clients check what they install.
+
+        Raises:
+            TufRepoError: the version exists with other bytes, or work is staged.
+            SignaturesNeeded: the targets role needs more signatures (staged).
+        """
         self._refuse_if_staged()
         policy = self.store.read_policy()
-        info = inspect_release(artifact)
         channel_list = sorted(set(channels)) or ["stable"]
         path = target_path(info.version)
         new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)

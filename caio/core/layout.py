@@ -1,0 +1,169 @@
+"""The install layout under ``CAIO_HOME`` and the atomic ``current``/``previous`` switch.
+
+::
+
+    releases/<version>/   one complete release; read-only once complete
+    releases/.staging-*   extraction in progress (removed at start-up)
+    current  -> releases/<v>
+    previous -> releases/<v>
+    tuf/                  ngclient metadata cache
+    downloads/            partial (.part) and verified artifacts
+    state/                update.json, audit.jsonl, bad_versions.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from packaging.version import Version
+
+from caio.core.files import atomic_write_json, fsync_dir
+
+STAGING_PREFIX = ".staging-"
+
+
+class InstallLayout:
+    """Paths under ``CAIO_HOME`` and the operations that keep them consistent."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.releases = home / "releases"
+        self.current_link = home / "current"
+        self.previous_link = home / "previous"
+        self.tuf_dir = home / "tuf"
+        self.downloads = home / "downloads"
+        self.state_dir = home / "state"
+        self.bad_versions_path = self.state_dir / "bad_versions.json"
+
+    def ensure(self) -> None:
+        for d in (self.releases, self.tuf_dir, self.downloads, self.state_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # --- which release is where -------------------------------------------
+    def release_dir(self, version: str) -> Path:
+        return self.releases / version
+
+    def _link_version(self, link: Path) -> str | None:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        name = Path(target).name
+        return name if (self.releases / name).is_dir() else None
+
+    @property
+    def current_version(self) -> str | None:
+        return self._link_version(self.current_link)
+
+    @property
+    def previous_version(self) -> str | None:
+        return self._link_version(self.previous_link)
+
+    def installed_versions(self) -> list[str]:
+        if not self.releases.is_dir():
+            return []
+        names = [
+            p.name for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")
+        ]
+        return sorted(names, key=Version)
+
+    # --- atomic switching -------------------------------------------------
+    def point(self, link: Path, version: str) -> None:
+        """Make ``link`` point at ``releases/<version>`` atomically (new link + os.replace)."""
+        tmp = link.with_name(f".{link.name}.new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(Path("releases") / version, tmp)
+        os.replace(tmp, link)
+        fsync_dir(link.parent)
+
+    def activate(self, version: str) -> str | None:
+        """Make ``version`` current and the old current previous. Returns the old current.
+
+        A crash between the two replaces leaves previous == current == old: still
+        the old release, never a mix.
+        """
+        old = self.current_version
+        if old is not None and old != version:
+            self.point(self.previous_link, old)
+        self.point(self.current_link, version)
+        return old
+
+    def swap_to_previous(self) -> tuple[str, str]:
+        """Activate ``previous`` (rollback); the release it replaces becomes previous.
+
+        Raises:
+            FileNotFoundError: there is no previous release to go back to.
+        """
+        current, previous = self.current_version, self.previous_version
+        if current is None or previous is None or current == previous:
+            raise FileNotFoundError("there is no previous release to roll back to")
+        self.point(self.current_link, previous)
+        self.point(self.previous_link, current)
+        return current, previous
+
+    # --- bad versions (health check failed after activation) -----------------
+    def bad_versions(self) -> set[str]:
+        try:
+            return set(json.loads(self.bad_versions_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return set()
+
+    def mark_bad(self, version: str) -> None:
+        atomic_write_json(self.bad_versions_path, sorted(self.bad_versions() | {version}))
+
+    def clear_bad(self, version: str) -> None:
+        atomic_write_json(self.bad_versions_path, sorted(self.bad_versions() - {version}))
+
+    # --- housekeeping -----------------------------------------------------
+    def clean_leftovers(self) -> list[str]:
+        """Remove what a crash can leave behind: staging trees and half-made links."""
+        removed = []
+        if self.releases.is_dir():
+            for p in self.releases.iterdir():
+                if p.name.startswith(STAGING_PREFIX):
+                    remove_tree(p)
+                    removed.append(p.name)
+        for link in (self.current_link, self.previous_link):
+            tmp = link.with_name(f".{link.name}.new")
+            if tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp.name)
+        return removed
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete the oldest releases beyond ``keep``, never current or previous."""
+        protected = {self.current_version, self.previous_version} - {None}
+        others = [v for v in self.installed_versions() if v not in protected]
+        room = max(0, keep - len(protected))
+        removed = others[: max(0, len(others) - room)]
+        for version in removed:
+            remove_tree(self.release_dir(version))
+        return removed
+
+
+def make_read_only(tree: Path) -> None:
+    """Drop write bits on a complete release so nothing edits it in place."""
+    for root, dirs, files in os.walk(tree):
+        for name in files + dirs:
+            p = Path(root, name)
+            mode = p.lstat().st_mode
+            if not stat.S_ISLNK(mode):
+                p.chmod(stat.S_IMODE(mode) & ~0o222)
+    tree.chmod(stat.S_IMODE(tree.stat().st_mode) & ~0o222)
+
+
+def remove_tree(tree: Path) -> None:
+    """Remove a (possibly read-only) tree."""
+    if not tree.exists():
+        return
+    for root, dirs, _files in os.walk(tree):
+        for d in [root, *(os.path.join(root, n) for n in dirs)]:
+            if not os.path.islink(d):
+                os.chmod(d, 0o700)
+    shutil.rmtree(tree)

@@ -1,0 +1,155 @@
+"""Single-pass verified download: stream once to ``.part`` while hashing, resume with Range.
+
+Unlike ngclient's ``download_target`` (download to a temp file, hash it, copy
+it), the artifact is read exactly once: every chunk is written and hashed as
+it arrives, the stream is cut at the signed length, and the file is renamed
+into place only after its length and every signed hash match. An interrupted
+transfer keeps its ``.part`` and resumes from there; the bytes already on disk
+are hashed again so the whole file is always verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from tuf.api import exceptions as tuf
+from tuf.api.metadata import TargetFile
+
+from caio.core.errors import ErrorCode, UpdateError
+from caio.core.files import fsync_dir
+from caio.update.errors import from_os_error, from_tuf, is_retryable
+from caio.update.repository import RetryPolicy
+from caio.update.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+_READ_CHUNK = 1024 * 1024
+
+
+class _EndedShort(Exception):
+    """The stream ended before the signed length: resume (the network may have cut it)."""
+
+
+def _hashers(info: TargetFile) -> dict[str, hashlib._Hash]:
+    try:
+        return {alg: hashlib.new(alg) for alg in info.hashes}
+    except ValueError as e:
+        raise UpdateError(ErrorCode.REPOSITORY_INVALID, f"unsupported hash in metadata: {e}") from e
+
+
+class ArtifactDownloader:
+    """Downloads artifacts into ``downloads/`` and verifies them against their TargetFile."""
+
+    def __init__(self, transport: Transport, downloads_dir: Path, retry: RetryPolicy) -> None:
+        self._transport = transport
+        self._dir = downloads_dir
+        self._retry = retry
+
+    def paths(self, info: TargetFile) -> tuple[Path, Path]:
+        """(verified file, partial file) for a target; named by hash, so never confused."""
+        digest = info.hashes.get("sha256") or next(iter(info.hashes.values()))
+        name = f"{digest}.{Path(info.path).name}"
+        return self._dir / name, self._dir / f"{name}.part"
+
+    def fetch(self, url: str, info: TargetFile, progress: Progress) -> Path:
+        """Download ``url`` and verify it against ``info``; returns the verified file.
+
+        Raises:
+            UpdateError: length_mismatch (short, long or endless), hash_mismatch,
+                repository_unreachable (after retries), disk_full, permission_denied.
+        """
+        final, part = self.paths(info)
+        if final.exists() and self._matches(final, info):
+            progress(info.length, info.length)
+            return final
+        self._dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                hashers = self._transfer(url, info, part, progress)
+                break
+            except (_EndedShort, tuf.DownloadError) as e:
+                if isinstance(e, tuf.DownloadHTTPError) and e.status_code == 416:
+                    self._discard(part)
+                    raise UpdateError(
+                        ErrorCode.LENGTH_MISMATCH,
+                        f"{info.path}: server has fewer bytes than signed",
+                    ) from e
+                retryable = isinstance(e, _EndedShort) or is_retryable(e)
+                if not retryable or attempt == self._retry.attempts:
+                    if isinstance(e, _EndedShort):
+                        self._discard(part)
+                        raise UpdateError(ErrorCode.LENGTH_MISMATCH, f"{info.path}: {e}") from e
+                    raise from_tuf(e, f"downloading {info.path}") from e
+                delay = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
+                log.warning("download of %s interrupted (%s); resuming in %.1fs", url, e, delay)
+                self._retry.sleep(delay)
+            except OSError as e:
+                self._discard(part)
+                raise from_os_error(e, f"writing {part.name}") from e
+            except UpdateError:
+                self._discard(part)
+                raise
+        for alg, hasher in hashers.items():
+            if hasher.hexdigest() != info.hashes[alg]:
+                self._discard(part)
+                raise UpdateError(
+                    ErrorCode.HASH_MISMATCH,
+                    f"{info.path}: {alg} {hasher.hexdigest()} does not match the signed "
+                    f"{info.hashes[alg]}",
+                )
+        os.replace(part, final)
+        fsync_dir(final.parent)
+        return final
+
+    def _transfer(
+        self, url: str, info: TargetFile, part: Path, progress: Progress
+    ) -> dict[str, hashlib._Hash]:
+        """One attempt: hash what ``part`` holds, then append from the server up to the length."""
+        hashers = _hashers(info)
+        offset = part.stat().st_size if part.exists() else 0
+        if offset > info.length:
+            self._discard(part)
+            offset = 0
+        mode = "r+b" if part.exists() else "w+b"
+        with self._transport.open_range(url, offset) as response, part.open(mode) as out:
+            done = response.offset  # 0 when the server ignored the range: start over
+            out.truncate(done)
+            out.seek(0)
+            while out.tell() < done:
+                for h in hashers.values():
+                    h.update(out.read(min(_READ_CHUNK, done - out.tell())))
+            progress(done, info.length)
+            for chunk in response.chunks:
+                if len(chunk) > info.length - done:
+                    raise UpdateError(
+                        ErrorCode.LENGTH_MISMATCH,
+                        f"{info.path}: server sent more than the signed {info.length} bytes",
+                    )
+                out.write(chunk)
+                for h in hashers.values():
+                    h.update(chunk)
+                done += len(chunk)
+                progress(done, info.length)
+            out.flush()
+            os.fsync(out.fileno())
+        if done < info.length:
+            raise _EndedShort(f"stream ended at {done} of {info.length} signed bytes")
+        return hashers
+
+    @staticmethod
+    def _matches(path: Path, info: TargetFile) -> bool:
+        try:
+            with path.open("rb") as f:
+                info.verify_length_and_hashes(f)
+            return True
+        except (OSError, tuf.LengthOrHashMismatchError):
+            return False
+
+    @staticmethod
+    def _discard(path: Path) -> None:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,45 @@
+"""Translate what python-tuf and the OS raise into CAIO's stable error codes."""
+
+from __future__ import annotations
+
+import errno
+
+from tuf.api import exceptions as tuf
+
+from caio.core.errors import ErrorCode, UpdateError
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Network trouble is retried; anything the repository signed or served wrong is not."""
+    if isinstance(exc, tuf.DownloadLengthMismatchError):
+        return False
+    if isinstance(exc, tuf.DownloadHTTPError):
+        return exc.status_code >= 500 or exc.status_code == 429
+    return isinstance(exc, tuf.DownloadError)
+
+
+def from_tuf(exc: Exception, what: str) -> UpdateError:
+    """The ``UpdateError`` for a python-tuf exception raised while handling ``what``."""
+    detail = f"{what}: {type(exc).__name__}: {exc}"
+    table: list[tuple[type[Exception], ErrorCode]] = [
+        (tuf.ExpiredMetadataError, ErrorCode.METADATA_EXPIRED),
+        (tuf.BadVersionNumberError, ErrorCode.METADATA_ROLLBACK),
+        (tuf.UnsignedMetadataError, ErrorCode.SIGNATURE_THRESHOLD),
+        (tuf.LengthOrHashMismatchError, ErrorCode.HASH_MISMATCH),
+        (tuf.DownloadLengthMismatchError, ErrorCode.LENGTH_MISMATCH),
+        (tuf.RepositoryError, ErrorCode.REPOSITORY_INVALID),
+        (tuf.DownloadError, ErrorCode.REPOSITORY_UNREACHABLE),
+    ]
+    for kind, code in table:
+        if isinstance(exc, kind):
+            return UpdateError(code, detail)
+    return UpdateError(ErrorCode.REPOSITORY_INVALID, detail)
+
+
+def from_os_error(exc: OSError, what: str) -> UpdateError:
+    """Full disks and permission problems get their own codes."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return UpdateError(ErrorCode.DISK_FULL, f"{what}: no space left ({exc.strerror})")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return UpdateError(ErrorCode.PERMISSION_DENIED, f"{what}: {exc.strerror}: {exc.filename}")
+    return UpdateError(ErrorCode.PACKAGE_INVALID, f"{what}: {exc}")

@@ -1,0 +1,246 @@
+"""Discovery through TUF: a fresh ngclient ``Updater`` per check, the signed release index.
+
+Only python-tuf's public API is used: ``refresh``, ``get_targetinfo`` and
+``download_target`` on the Updater, and ``Metadata.from_file`` on the files
+ngclient itself verified and cached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from packaging.version import InvalidVersion, Version
+from tuf.api import exceptions as tuf
+from tuf.api.metadata import Metadata, TargetFile
+from tuf.ngclient import Updater, UpdaterConfig
+
+from caio.core.errors import ErrorCode, UpdateError
+from caio.update.errors import from_tuf, is_retryable
+from caio.update.transport import Transport
+
+log = logging.getLogger(__name__)
+
+INDEX_PATH = "caio/index.json"
+INDEX_FORMAT = 1
+MAX_INDEX_BYTES = 4 * 1024 * 1024
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One entry of the signed release index."""
+
+    version: str
+    target: str
+    channels: tuple[str, ...]
+    build_date: str
+    commit: str
+
+    @property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for network errors; verification errors are never retried."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def run(self, what: str, operation: Callable[[], T]) -> T:
+        """Run ``operation``, retrying retryable tuf errors; translate the final failure.
+
+        Raises:
+            UpdateError: with the code of the last failure.
+        """
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return operation()
+            except (tuf.RepositoryError, tuf.DownloadError) as e:
+                if not is_retryable(e) or attempt == self.attempts:
+                    raise from_tuf(e, what) from e
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                log.warning("%s failed (%s); retry %d in %.1fs", what, e, attempt, delay)
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def parse_index(data: bytes) -> list[Release]:
+    """The releases of a (verified) index file; entries with unusable versions are skipped.
+
+    Raises:
+        UpdateError: repository_invalid when the file is not an index.
+    """
+    try:
+        doc: dict[str, Any] = json.loads(data)
+        if doc.get("format") != INDEX_FORMAT:
+            raise ValueError(f"unknown index format {doc.get('format')!r}")
+        entries = doc["releases"]
+        releases = []
+        for e in entries:
+            try:
+                Version(e["version"])
+            except InvalidVersion:
+                log.warning("release index: skipping invalid version %r", e.get("version"))
+                continue
+            releases.append(
+                Release(
+                    version=str(e["version"]),
+                    target=str(e["target"]),
+                    channels=tuple(str(c) for c in e["channels"]),
+                    build_date=str(e.get("build_date", "")),
+                    commit=str(e.get("commit", "")),
+                )
+            )
+        return releases
+    except (ValueError, KeyError, TypeError) as e:
+        raise UpdateError(ErrorCode.REPOSITORY_INVALID, f"release index is malformed: {e}") from e
+
+
+@dataclass(frozen=True)
+class TrustedMetadataInfo:
+    """Versions and expiry of the trusted top-level metadata after a refresh."""
+
+    versions: dict[str, int]
+    expires: dict[str, datetime]
+
+
+class RepositoryView:
+    """One consistent, verified view of the repository (one refreshed Updater)."""
+
+    def __init__(
+        self,
+        updater: Updater,
+        releases: list[Release],
+        metadata: TrustedMetadataInfo,
+        consistent_snapshot: bool,
+        targets_url: str,
+    ) -> None:
+        self._updater = updater
+        self.releases = releases
+        self.metadata = metadata
+        self.consistent_snapshot = consistent_snapshot
+        self.targets_url = targets_url
+
+    def target_info(self, path: str) -> TargetFile:
+        """The signed ``TargetFile`` for ``path``.
+
+        Raises:
+            UpdateError: target_not_found when no role signs it, or a TUF code
+                when delegated metadata fails to verify.
+        """
+        try:
+            info = self._updater.get_targetinfo(path)
+        except (tuf.RepositoryError, tuf.DownloadError) as e:
+            raise from_tuf(e, f"looking up {path}") from e
+        if info is None:
+            raise UpdateError(ErrorCode.TARGET_NOT_FOUND, f"{path} is not a signed target")
+        return info
+
+    def target_url(self, info: TargetFile) -> str:
+        """Where the artifact is served (hash-prefixed name with consistent snapshots)."""
+        dirname, sep, basename = info.path.rpartition("/")
+        if self.consistent_snapshot:
+            basename = f"{next(iter(info.hashes.values()))}.{basename}"
+        return f"{self.targets_url}{dirname}{sep}{basename}"
+
+
+class TrustedRepository:
+    """Makes verified views of one repository from one trust anchor."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        metadata_dir: Path,
+        trusted_root: bytes,
+        transport: Transport,
+        retry: RetryPolicy,
+        user_agent: str,
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.metadata_url = f"{base}/metadata/"
+        self.targets_url = f"{base}/targets/"
+        self.metadata_dir = metadata_dir
+        self._trusted_root = trusted_root
+        self._transport = transport
+        self._retry = retry
+        self._config = UpdaterConfig(app_user_agent=user_agent)
+
+    def _new_updater(self) -> Updater:
+        self.metadata_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return Updater(
+                str(self.metadata_dir),
+                self.metadata_url,
+                target_base_url=self.targets_url,
+                fetcher=self._transport,
+                config=self._config,
+                bootstrap=self._trusted_root,
+            )
+        except (tuf.RepositoryError, ValueError) as e:
+            raise UpdateError(
+                ErrorCode.TRUST_NOT_CONFIGURED,
+                f"the trusted root is not valid TUF root metadata: {e}",
+            ) from e
+
+    def refresh(self) -> RepositoryView:
+        """Refresh top-level metadata and read the signed release index.
+
+        Raises:
+            UpdateError: with the TUF failure's code (network errors after retries).
+        """
+
+        def attempt() -> Updater:
+            updater = self._new_updater()
+            updater.refresh()
+            return updater
+
+        updater = self._retry.run("refreshing metadata", attempt)
+        view = RepositoryView(
+            updater, [], self._metadata_info(), self._consistent_snapshot(), self.targets_url
+        )
+        try:
+            index_info = updater.get_targetinfo(INDEX_PATH)
+        except (tuf.RepositoryError, tuf.DownloadError) as e:
+            raise from_tuf(e, "looking up the release index") from e
+        if index_info is None:
+            return view
+        if index_info.length > MAX_INDEX_BYTES:
+            raise UpdateError(ErrorCode.REPOSITORY_INVALID, "the release index is too large")
+        with tempfile.TemporaryDirectory(dir=self.metadata_dir.parent) as tmp:
+            target = str(Path(tmp, "index.json"))
+            self._retry.run(
+                "downloading the release index",
+                lambda: updater.download_target(index_info, filepath=target),
+            )
+            data = Path(target).read_bytes()
+        return RepositoryView(
+            updater, parse_index(data), view.metadata, view.consistent_snapshot, self.targets_url
+        )
+
+    def _metadata_info(self) -> TrustedMetadataInfo:
+        versions: dict[str, int] = {}
+        expires: dict[str, datetime] = {}
+        for role in ("root", "timestamp", "snapshot", "targets"):
+            path = self.metadata_dir / f"{role}.json"
+            if path.exists():
+                md = Metadata.from_file(str(path))
+                versions[role] = md.signed.version
+                expires[role] = md.signed.expires
+        return TrustedMetadataInfo(versions, expires)
+
+    def _consistent_snapshot(self) -> bool:
+        root = Metadata.from_file(str(self.metadata_dir / "root.json"))
+        return bool(root.signed.consistent_snapshot)
