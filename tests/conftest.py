@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from caio.core.settings import Settings
+from tests.helpers import free_port, write_manifest
 from tests.tuf_fixtures import published_repo  # noqa: F401 (fixture)
+from tests.update_fixtures import update_env  # noqa: F401 (fixture)
 
 CAIO_ENV_KEYS = (
     "CAIO_HOME",
@@ -42,20 +42,6 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-def write_manifest(path: Path, **fields: object) -> Path:
-    data: dict[str, object] = {
-        "name": "caio",
-        "version": "1.2.3",
-        "build_date": "2026-01-02T03:04:05Z",
-        "commit": "abc123",
-        "update_url": "http://127.0.0.1:9",
-        "channel": "stable",
-    }
-    data.update(fields)
-    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
-    return path
-
-
 @pytest.fixture
 def manifest_file(tmp_path: Path) -> Path:
     return write_manifest(tmp_path / "manifest.json")
@@ -64,13 +50,6 @@ def manifest_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(home: Path, manifest_file: Path) -> Settings:
     return Settings(home=home, manifest=manifest_file)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from caio.api.deps import AdminDep, ViewerDep
 from caio.core.errors import ConfigError
 from caio.core.settings import Settings
 from caio.core.tokens import Role, TokenStore
-from tests.conftest import write_manifest
+from tests.helpers import write_manifest
 
 
 def app_with_probe_routes(settings: Settings) -> FastAPI:

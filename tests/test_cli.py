@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from caio.core.tokens import TokenStore
-from tests.conftest import write_manifest
+from tests.helpers import write_manifest
 
 
 def caio(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from caio.core.errors import ConfigError
 from caio.core.manifest import Manifest, load_manifest, save_manifest
-from tests.conftest import write_manifest
+from tests.helpers import write_manifest
 
 
 def test_valid_manifest_loads_every_field(manifest_file: Path) -> None:

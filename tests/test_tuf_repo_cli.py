@@ -169,7 +169,7 @@ def test_build_with_deps_bundles_wheels_from_an_offline_mirror(tmp_path: Path) -
 def test_serve_command_serves_the_repository_on_loopback(tmp_path: Path) -> None:
     import httpx
 
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     repo, keys = tmp_path / "repo", tmp_path / "keys"
     assert tuf_repo("init", "--repo", repo, "--keys", keys).returncode == 0

@@ -89,9 +89,15 @@ class RepoServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, repo_dir: Path, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = False
+        self,
+        repo_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        quiet: bool = False,
+        handler_class: type[RepoRequestHandler] = RepoRequestHandler,
     ) -> None:
-        handler = type("BoundHandler", (RepoRequestHandler,), {"repo_dir": repo_dir.resolve()})
+        handler = type("BoundHandler", (handler_class,), {"repo_dir": repo_dir.resolve()})
         super().__init__((host, port), handler)
         self.quiet = quiet
         self._thread: threading.Thread | None = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
@@ -14,6 +15,7 @@ from caio.core.manifest import Manifest, load_manifest
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
 from caio.core.version import resolve_version_info
+from caio.update import build_update_service
 
 access_log = logging.getLogger("caio.access")
 
@@ -41,7 +43,25 @@ def create_app(settings: Settings) -> FastAPI:
     tokens = TokenStore(settings.tokens_path)
     tokens.records()  # fail at start-up, not on the first request, if unreadable
 
+    base_url = settings.update_url or (manifest.update_url if manifest else None)
+    running = manifest or Manifest(
+        name="caio",
+        version=version_info.version,
+        build_date=version_info.build_date,
+        commit=version_info.commit,
+        update_url=base_url or "file:///",
+        channel=settings.channel or "stable",
+    )
+    update_service, transport = build_update_service(settings, running, SOURCE_DIR, base_url)
+    update_service.recover()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        transport.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="CAIO",
         version=version_info.version,
         summary="Verified self-update service",
@@ -55,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.manifest = manifest
     app.state.version_info = version_info
     app.state.tokens = tokens
+    app.state.update_service = update_service
 
     install_error_handlers(app)
     app.include_router(public_router)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caio.core.errors import AuthError, CaioError
+from caio.core.errors import AuthError, CaioError, ConflictError, ErrorCode, UpdateError
 
 log = logging.getLogger("caio.api")
 
@@ -65,6 +65,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status_code, exc.code, exc.message)
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return error_response(409, exc.code, exc.message)
+
+    @app.exception_handler(UpdateError)
+    async def _upstream(_: Request, exc: UpdateError) -> JSONResponse:
+        # Raised by synchronous look-ups (check): the repository or trust set-up failed.
+        status = 503 if exc.error_code is ErrorCode.TRUST_NOT_CONFIGURED else 502
+        return error_response(status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,6 +5,7 @@ Hierarchy::
     CaioError                     code: str, message: str
     ├── ConfigError               bad settings, manifest or tokens file (startup)
     ├── AuthError                 missing/unknown token (401) or missing role (403)
+    ├── ConflictError             the request conflicts with the current state (409)
     └── UpdateError               an update job failed; code from ErrorCode
 
 Codes are a contract with hosts: extend the list, never rename an entry.
@@ -34,6 +35,8 @@ class ErrorCode(StrEnum):
     HEALTH_CHECK_FAILED = "health_check_failed"
     TRUST_NOT_CONFIGURED = "trust_not_configured"
     REPOSITORY_INVALID = "repository_invalid"
+    INTERRUPTED = "interrupted"
+    INTERNAL_ERROR = "internal_error"
 
 
 class CaioError(Exception):
@@ -63,6 +66,12 @@ class AuthError(CaioError):
     def __init__(self, message: str, *, status_code: int, code: str) -> None:
         super().__init__(message, code=code)
         self.status_code = status_code
+
+
+class ConflictError(CaioError):
+    """The request cannot run now: a job is running, or there is nothing to roll back to."""
+
+    code = "conflict"
 
 
 class UpdateError(CaioError):

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         default=None, description="trust anchor; default: <home>/trusted_root.json"
     )
     restart_strategy: RestartStrategy = "supervisor"
+    channel: str | None = Field(default=None, description="overrides manifest channel")
+    keep_releases: int = Field(default=3, ge=2, description="installed releases kept")
+    http_timeout: float = Field(default=30.0, gt=0)
+    retry_attempts: int = Field(default=4, ge=1)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    max_unpacked_mb: int = Field(default=1024, ge=1)
+    preflight_timeout: float = Field(default=120.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from caio.api.routes import health, version
+from caio.api.routes import health, update, version
 
 public_router = health.router
 
 api_v1 = APIRouter(prefix="/api/v1")
 api_v1.include_router(version.router)
+api_v1.include_router(update.router)
 
 __all__ = ["api_v1", "public_router"]

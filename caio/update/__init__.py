@@ -1,0 +1,93 @@
+"""The update job and its collaborators; no FastAPI here.
+
+``build_update_service(settings, manifest)`` wires the real collaborators; tests
+and hosts may build :class:`UpdateService` with their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from caio.core.errors import ErrorCode, UpdateError
+from caio.core.layout import InstallLayout
+from caio.core.manifest import Manifest
+from caio.core.settings import Settings
+from caio.update.download import ArtifactDownloader
+from caio.update.install import InstallLimits, ReleaseInstaller
+from caio.update.repository import Release, RetryPolicy, TrustedRepository
+from caio.update.service import CheckResult, RollbackResult, UpdateRequest, UpdateService
+from caio.update.transport import Transport, make_transport
+
+__all__ = [
+    "CheckResult",
+    "Release",
+    "RollbackResult",
+    "UpdateRequest",
+    "UpdateService",
+    "build_update_service",
+]
+
+
+def build_update_service(
+    settings: Settings, running: Manifest, source_dir: Path, base_url: str | None
+) -> tuple[UpdateService, Transport]:
+    """The update service for these settings, and the transport to close on shutdown.
+
+    ``base_url`` None means no repository is configured: the service runs and
+    every update answers ``trust_not_configured``.
+    """
+    layout = InstallLayout(settings.home)
+    user_agent = f"caio/{running.version}"
+    transport = make_transport(
+        base_url or "file:///",
+        user_agent=user_agent,
+        token=settings.update_token,
+        timeout=settings.http_timeout,
+    )
+    retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
+
+    def repository() -> TrustedRepository:
+        if base_url is None:
+            raise UpdateError(
+                ErrorCode.TRUST_NOT_CONFIGURED,
+                "no repository configured: set update_url in manifest.json or CAIO_UPDATE_URL",
+            )
+        try:
+            trusted_root = settings.trusted_root_path.read_bytes()
+        except FileNotFoundError as e:
+            raise UpdateError(
+                ErrorCode.TRUST_NOT_CONFIGURED,
+                f"no trusted root at {settings.trusted_root_path}: "
+                "install one with `caio trust install ROOT.json`",
+            ) from e
+        except OSError as e:
+            raise UpdateError(
+                ErrorCode.TRUST_NOT_CONFIGURED,
+                f"trusted root {settings.trusted_root_path} cannot be read: {e.strerror}",
+            ) from e
+        return TrustedRepository(
+            base_url=base_url,
+            metadata_dir=layout.tuf_dir,
+            trusted_root=trusted_root,
+            transport=transport,
+            retry=retry,
+            user_agent=user_agent,
+        )
+
+    service = UpdateService(
+        layout=layout,
+        running=running,
+        channel=settings.channel or running.channel,
+        repository=repository,
+        downloader=ArtifactDownloader(transport, layout.downloads, retry),
+        installer=ReleaseInstaller(
+            layout,
+            InstallLimits(
+                max_unpacked_bytes=settings.max_unpacked_mb * 1024 * 1024,
+                preflight_timeout=settings.preflight_timeout,
+            ),
+        ),
+        keep_releases=settings.keep_releases,
+        source_dir=source_dir,
+    )
+    return service, transport

@@ -1,0 +1,28 @@
+"""Plain helpers shared by tests (no fixtures)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+
+def write_manifest(path: Path, **fields: object) -> Path:
+    data: dict[str, object] = {
+        "name": "caio",
+        "version": "1.2.3",
+        "build_date": "2026-01-02T03:04:05Z",
+        "commit": "abc123",
+        "update_url": "http://127.0.0.1:9",
+        "channel": "stable",
+    }
+    data.update(fields)
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

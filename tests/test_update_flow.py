@@ -1,0 +1,206 @@
+"""The whole update flow through the API, against a repository published by tuf_repo."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, sse_events
+
+
+@pytest.fixture(autouse=True)
+def _fixture(update_env: UpdateEnv) -> None:
+    """Every test here starts with 1.0.0 running and 1.0.0 and 1.1.0 published."""
+    update_env.publish(RUNNING)
+    update_env.publish(NEWER)
+
+
+def test_update_installs_activates_and_keeps_the_previous_release(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    status = update_env.run_update(client)
+    assert status["status"] == "complete", status
+    assert status["stage"] == "complete"
+    assert status["progress"] == 100
+    assert status["requires_restart"] is True
+    assert (status["from_version"], status["to_version"]) == (RUNNING, NEWER)
+    assert status["error"] is None
+    assert status["bytes_done"] == status["bytes_total"] > 0
+    layout = update_env.layout
+    assert (layout.current_version, layout.previous_version) == (NEWER, RUNNING)
+    release = layout.release_dir(NEWER)
+    assert (release / "caio" / "api" / "app.py").is_file()
+    assert not os.access(release / "manifest.json", os.W_OK) or os.geteuid() == 0
+    assert update_env.leftovers() == []
+    assert list(layout.downloads.iterdir()) == []  # the verified artifact is not kept
+
+    history = client.get("/api/v1/update/history", headers=update_env.auth("viewer")).json()
+    record = history["records"][-1]
+    assert record["event"] == "update"
+    assert record["outcome"] == "activated"
+    assert (record["from"], record["to"], record["by"]) == (RUNNING, NEWER, "ops")
+    assert len(record["sha256"]) == 64
+    assert record["metadata_versions"]["timestamp"] >= 1
+
+
+def test_status_is_persisted_across_restarts(update_env: UpdateEnv) -> None:
+    update_env.run_update(update_env.client())
+    again = update_env.client().get("/api/v1/update", headers=update_env.auth("viewer")).json()
+    assert (again["status"], again["to_version"]) == ("complete", NEWER)
+
+
+def test_event_stream_reports_every_stage_until_the_end(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    collected: list[dict[str, object]] = []
+    started = client.post("/api/v1/update", json={}, headers=update_env.auth())
+    assert started.status_code == 202
+    reader = in_thread(lambda: collected.extend(sse_events(client, update_env.auth("viewer"))))
+    reader.join(90)
+    assert not reader.is_alive()
+    stages = [e["stage"] for e in collected]
+    assert stages[-1] == "complete"
+    assert {"installing", "complete"} <= set(stages)
+    progress = [e["progress"] for e in collected]
+    assert progress == sorted(progress)
+
+
+def test_check_lists_the_channel_releases_and_metadata_expiry(update_env: UpdateEnv) -> None:
+    update_env.publish("1.2.0b1", channels=("beta",))
+    body = update_env.client().get("/api/v1/update/check", headers=update_env.auth("viewer")).json()
+    assert body["running_version"] == RUNNING
+    assert body["channel"] == "stable"
+    assert [r["version"] for r in body["releases"]] == [RUNNING, NEWER]
+    assert body["latest"]["version"] == NEWER
+    assert body["update_available"]["version"] == NEWER
+    assert set(body["metadata"]["expires"]) == {"root", "timestamp", "snapshot", "targets"}
+
+
+def test_up_to_date_completes_without_restart(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    update_env.run_update(client)
+    update_env.settings.manifest.write_text(  # type: ignore[union-attr]
+        update_env.settings.manifest.read_text().replace(RUNNING, NEWER)  # type: ignore[union-attr]
+    )
+    status = update_env.run_update(update_env.client())
+    assert status["status"] == "complete"
+    assert status["requires_restart"] is False
+    assert "already up to date" in status["message"]
+
+
+def test_exact_target_version_and_downgrade_rules(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    update_env.settings.manifest.write_text(  # type: ignore[union-attr]
+        update_env.settings.manifest.read_text().replace(RUNNING, "1.0.5")  # type: ignore[union-attr]
+    )
+    client = update_env.client()
+    refused = update_env.run_update(client, {"target_version": RUNNING})
+    assert refused["error"]["code"] == "downgrade_refused"
+    missing = update_env.run_update(client, {"target_version": "7.0"})
+    assert missing["error"]["code"] == "target_not_found"
+    allowed = update_env.run_update(client, {"target_version": RUNNING, "allow_downgrade": True})
+    assert (allowed["status"], allowed["to_version"]) == ("complete", RUNNING)
+    assert update_env.layout.current_version == RUNNING
+
+
+def test_malformed_version_is_rejected_before_any_job(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    response = client.post(
+        "/api/v1/update", json={"target_version": "one.two"}, headers=update_env.auth()
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    unknown = client.post("/api/v1/update", json={"surprise": 1}, headers=update_env.auth())
+    assert unknown.status_code == 422
+    assert client.get("/api/v1/update", headers=update_env.auth()).json()["status"] == "idle"
+
+
+def test_versions_recorded_as_bad_are_skipped_unless_named(update_env: UpdateEnv) -> None:
+    update_env.layout.ensure()
+    update_env.layout.mark_bad(NEWER)
+    client = update_env.client()
+    skipped = update_env.run_update(client)
+    assert (skipped["status"], skipped["requires_restart"]) == ("complete", False)
+    named = update_env.run_update(client, {"target_version": NEWER})
+    assert (named["status"], named["to_version"]) == ("complete", NEWER)
+
+
+def test_concurrent_update_requests_give_exactly_one_202(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+
+    def post(_: int) -> int:
+        return client.post("/api/v1/update", json={}, headers=update_env.auth()).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(post, range(8)))
+    assert sorted(codes) == [202] + [409] * 7
+    conflict = client.post("/api/v1/update", json={}, headers=update_env.auth())
+    if conflict.status_code == 409:
+        assert conflict.json()["error"]["code"] == "update_in_progress"
+    update_env.wait(client)
+
+
+def test_rollback_activates_the_previous_release(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    none_yet = client.post("/api/v1/rollback", headers=update_env.auth())
+    assert none_yet.status_code == 409
+    assert none_yet.json()["error"]["code"] == "no_previous_release"
+    update_env.run_update(client)
+    response = client.post("/api/v1/rollback", headers=update_env.auth())
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["from_version"], body["to_version"], body["requires_restart"]) == (
+        NEWER,
+        RUNNING,
+        True,
+    )
+    layout = update_env.layout
+    assert (layout.current_version, layout.previous_version) == (RUNNING, NEWER)
+    records = client.get("/api/v1/update/history", headers=update_env.auth()).json()["records"]
+    assert records[-1]["event"] == "rollback"
+
+
+def test_without_a_trust_anchor_updates_fail_clearly_and_the_service_runs(
+    update_env: UpdateEnv,
+) -> None:
+    (update_env.settings.home / "trusted_root.json").unlink()
+    client = update_env.client()
+    status = update_env.run_update(client)
+    assert status["error"]["code"] == "trust_not_configured"
+    assert "caio trust install" in status["error"]["message"]
+    check = client.get("/api/v1/update/check", headers=update_env.auth())
+    assert check.status_code == 503
+    assert check.json()["error"]["code"] == "trust_not_configured"
+    assert client.get("/health").status_code == 200
+
+
+VIEWER_ROUTES = [
+    ("get", "/api/v1/update"),
+    ("get", "/api/v1/update/check"),
+    ("get", "/api/v1/update/history"),
+    ("get", "/api/v1/update/events"),
+]
+ADMIN_ROUTES = [("post", "/api/v1/update"), ("post", "/api/v1/rollback")]
+
+
+@pytest.mark.parametrize(("method", "path"), VIEWER_ROUTES + ADMIN_ROUTES)
+def test_auth_matrix_on_every_endpoint(update_env: UpdateEnv, method: str, path: str) -> None:
+    client: TestClient = update_env.client()
+    none = client.request(method, path)
+    wrong = client.request(method, path, headers={"Authorization": "Bearer caio_nope"})
+    viewer = client.request(method, path, headers=update_env.auth("viewer"))
+    assert none.status_code == wrong.status_code == 401
+    if (method, path) in ADMIN_ROUTES:
+        assert viewer.status_code == 403
+        admin = client.request(method, path, headers=update_env.auth())
+        assert admin.status_code in (202, 409)
+    else:
+        assert viewer.status_code == 200
+    update_env.wait(client)
+
+
+def test_version_and_health_stay_public(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    assert client.get("/api/v1/version").status_code == 200
+    assert client.get("/health").json()["version"] == RUNNING

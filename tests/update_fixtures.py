@@ -1,0 +1,182 @@
+"""CAIO pointed at a real published repository on loopback, plus hostile-server hooks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from caio.api.app import create_app
+from caio.core.layout import InstallLayout
+from caio.core.settings import SOURCE_DIR, Settings
+from caio.core.tokens import Role, TokenStore
+from tests.helpers import write_manifest
+from tests.tuf_fixtures import PublishedRepo
+from tuf_repo import Keyring, Publisher, RepoServer, RepoStore, build_release
+from tuf_repo.server import RepoRequestHandler
+
+RUNNING = "1.0.0"
+NEWER = "1.1.0"
+
+Behaviour = Callable[[RepoRequestHandler], None]
+
+
+class HostileHandler(RepoRequestHandler):
+    """Serves the repository, except for paths a test has given a behaviour."""
+
+    behaviours: dict[str, Behaviour]
+    requests: list[tuple[str, str | None]]
+
+    def do_GET(self) -> None:
+        self.requests.append((self.path, self.headers.get("Range")))
+        for suffix, behaviour in self.behaviours.items():
+            if self.path.endswith(suffix):
+                behaviour(self)
+                return
+        super().do_GET()
+
+
+def endless(handler: RepoRequestHandler) -> None:
+    """Never-ending body without a length (endless-data attack); bounded for the test's sake."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.end_headers()
+    chunk = b"\0" * 65536
+    try:
+        for _ in range(16384):  # 1 GiB at most; the client must stop long before
+            handler.wfile.write(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    handler.close_connection = True
+
+
+def cut_after(limit: int) -> Behaviour:
+    """Serve the first ``limit`` bytes of the file with its full length, then drop the line."""
+    used: list[bool] = []
+
+    def behaviour(handler: RepoRequestHandler) -> None:
+        if used:  # only the first request is cut; resumed requests are served normally
+            RepoRequestHandler.do_GET(handler)
+            return
+        used.append(True)
+        path = handler._resolve()
+        assert path is not None
+        data = path.read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[:limit])
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    return behaviour
+
+
+@dataclass
+class UpdateEnv:
+    """A running repository, CAIO settings pointing at it, and tokens."""
+
+    repo: PublishedRepo
+    settings: Settings
+    admin: str
+    viewer: str
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def layout(self) -> InstallLayout:
+        return InstallLayout(self.settings.home)
+
+    def publish(self, version: str, channels: tuple[str, ...] = ("stable",)) -> Path:
+        artifact = build_release(SOURCE_DIR, version, self.repo.work / "dist")
+        self.repo.publisher().add_release(artifact, channels)
+        return artifact
+
+    def client(self) -> TestClient:
+        return TestClient(create_app(self.settings))
+
+    def auth(self, role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin if role == 'admin' else self.viewer}"}
+
+    def run_update(self, client: TestClient, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /update and poll until the job ends; returns the final status."""
+        started = client.post("/api/v1/update", json=body or {}, headers=self.auth())
+        assert started.status_code == 202, started.text
+        return self.wait(client)
+
+    def wait(self, client: TestClient, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status: dict[str, Any] = client.get("/api/v1/update", headers=self.auth()).json()
+            if status["status"] != "updating":
+                return status
+            time.sleep(0.05)
+        raise AssertionError("update job did not finish")
+
+    def leftovers(self) -> list[str]:
+        """Partial downloads and staging trees that a failed job must not leave."""
+        found = [p.name for p in self.layout.downloads.glob("*.part")]
+        found += [p.name for p in self.layout.releases.glob(".staging*")]
+        return found
+
+
+def make_update_env(tmp_path: Path, *, channel: str = "stable") -> UpdateEnv:
+    work = tmp_path / "publisher"
+    work.mkdir()
+    repo_dir, keys = work / "repo", work / "keys"
+    Publisher(RepoStore(repo_dir), Keyring([])).init(keys)
+    behaviours: dict[str, Behaviour] = {}
+    requests: list[tuple[str, str | None]] = []
+    handler = type("Hostile", (HostileHandler,), {"behaviours": behaviours, "requests": requests})
+    server = RepoServer(repo_dir, quiet=True, handler_class=handler).start()
+    repo = PublishedRepo(repo_dir, keys, work, server)
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "trusted_root.json").write_bytes(repo.trusted_root.read_bytes())
+    manifest = write_manifest(
+        tmp_path / "manifest.json", version=RUNNING, update_url=repo.url, channel=channel
+    )
+    settings = Settings(home=home, manifest=manifest, retry_base_delay=0.01, retry_attempts=3)
+    tokens = TokenStore(settings.tokens_path)
+    env = UpdateEnv(
+        repo,
+        settings,
+        admin=tokens.create("ops", Role.ADMIN),
+        viewer=tokens.create("dash", Role.VIEWER),
+        behaviours=behaviours,
+        requests=requests,
+    )
+    return env
+
+
+@pytest.fixture
+def update_env(tmp_path: Path) -> Iterator[UpdateEnv]:
+    env = make_update_env(tmp_path)
+    yield env
+    env.repo.server.stop()
+
+
+def sse_events(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Read the event stream until it ends; returns the status payloads."""
+    events = []
+    with client.stream("GET", "/api/v1/update/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line.removeprefix("data:").strip()))
+    return events
+
+
+def in_thread(target: Callable[[], Any]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
