@@ -94,7 +94,9 @@ class HistoryOut(BaseModel):
     records: list[dict[str, Any]]
 
 
-CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorBody, "description": "a job is running"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "a job is running"}
+}
 
 
 @router.post(
