@@ -101,7 +101,9 @@ class HttpTransport(Transport):
 
     def _stream(self, response: httpx.Response, url: str) -> Iterator[bytes]:
         try:
-            yield from response.iter_bytes(CHUNK_SIZE)
+            # Chunks as they arrive: a fixed chunk size would hold back bytes
+            # already received when the connection drops, defeating resume.
+            yield from response.iter_bytes()
         except httpx.HTTPError as e:
             raise DownloadError(f"{type(e).__name__} reading {url}: {e}") from e
         finally:
