@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,8 @@ import typer
 from caio.core.errors import CaioError
 from caio.core.settings import Settings, load_settings
 from caio.core.tokens import Role, TokenStore
+from caio.core.trust import install_trusted_root
+from caio.remote_cli import remote_app
 
 app = typer.Typer(
     help="CAIO: a service that updates itself through verified TUF releases.",
@@ -20,6 +23,9 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="Manage API tokens (stored only as hashes).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+trust_app = typer.Typer(help="Manage the TUF trust anchor.", no_args_is_help=True)
+app.add_typer(trust_app, name="trust")
+app.add_typer(remote_app, name="remote")
 
 EXIT_USER_ERROR = 2
 
@@ -84,6 +90,17 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
     with user_errors():
         TokenStore(settings.tokens_path).revoke(name)
     typer.echo(f"revoked token '{name}'", err=True)
+
+
+@trust_app.command("install")
+def trust_install(
+    root: Annotated[Path, typer.Argument(help="root metadata from the key ceremony (1.root.json)")],
+) -> None:
+    """Install ROOT as the trust anchor ($CAIO_HOME/trusted_root.json or CAIO_TRUSTED_ROOT)."""
+    settings = _settings()
+    with user_errors():
+        summary = install_trusted_root(root, settings.trusted_root_path)
+    typer.echo(f"installed {settings.trusted_root_path}: {summary}")
 
 
 def main() -> None:

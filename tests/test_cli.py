@@ -112,3 +112,16 @@ def test_python_m_caio_main_serves_version_and_health(
     assert {"method": "GET", "path": "/health", "status": 200} in [
         {k: r[k] for k in ("method", "path", "status")} for r in access
     ]
+
+
+def test_trust_install_writes_the_anchor(home: Path, published_repo: object) -> None:
+    from tests.tuf_fixtures import PublishedRepo
+
+    assert isinstance(published_repo, PublishedRepo)
+    done = caio(home, "trust", "install", str(published_repo.trusted_root))
+    assert done.returncode == 0, done.stderr
+    assert "root v1, 3 keys, threshold 2" in done.stdout
+    assert (home / "trusted_root.json").read_bytes() == published_repo.trusted_root.read_bytes()
+    bad = caio(home, "trust", "install", str(published_repo.dir / "metadata" / "timestamp.json"))
+    assert bad.returncode == 2
+    assert "not root" in bad.stderr

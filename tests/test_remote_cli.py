@@ -1,0 +1,109 @@
+"""The host's view: a real CAIO process driven by `caio remote` and by CaioClient."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from caio.client import CaioApiError, CaioClient
+from tests.helpers import free_port
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
+
+
+@pytest.fixture
+def service(update_env: UpdateEnv) -> Iterator[str]:
+    update_env.publish(NEWER)
+    port = free_port()
+    s = update_env.settings
+    env = {
+        **os.environ,
+        "CAIO_HOME": str(s.home),
+        "CAIO_PORT": str(port),
+        "CAIO_MANIFEST": str(s.manifest),
+        "CAIO_RETRY_BASE_DELAY": "0.01",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def remote(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "caio", "remote", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_remote_update_with_progress_then_status_and_rollback(
+    service: str, update_env: UpdateEnv
+) -> None:
+    version = remote("version", "--url", service)
+    assert version.returncode == 0
+    assert f'"version": "{RUNNING}"' in version.stdout
+
+    check = remote("check", "--url", service, "--token", update_env.viewer)
+    assert check.returncode == 0, check.stderr
+    assert f'"version": "{NEWER}"' in check.stdout
+
+    done = remote("update", "--url", service, "--token", update_env.admin, "--wait")
+    assert done.returncode == 0, done.stderr
+    assert f"{NEWER} is installed and active; restart to run it" in done.stdout
+    assert "100%" in done.stderr  # the progress bar reached the end
+
+    status = remote("status", "--url", service, "--token", update_env.viewer)
+    assert '"status": "complete"' in status.stdout
+    rolled = remote("rollback", "--url", service, "--token", update_env.admin)
+    assert rolled.returncode == 0, rolled.stderr
+    assert f'"to_version": "{RUNNING}"' in rolled.stdout
+
+
+def test_remote_update_failure_exits_with_the_error_code(
+    service: str, update_env: UpdateEnv
+) -> None:
+    path = next((update_env.repo.dir / "targets" / "caio" / NEWER).iterdir())
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    failed = remote("update", "--url", service, "--token", update_env.admin, "--wait")
+    assert failed.returncode == 1
+    assert "update failed [hash_mismatch]" in failed.stderr
+
+    denied = remote("update", "--url", service, "--token", update_env.viewer)
+    assert denied.returncode == 2
+    assert "[forbidden]" in denied.stderr
+    wrong = remote("status", "--url", service, "--token", "caio_wrong")
+    assert (wrong.returncode, "[unauthorized]" in wrong.stderr) == (2, True)
+
+
+def test_caio_client_follows_the_event_stream(service: str, update_env: UpdateEnv) -> None:
+    seen: list[dict[str, Any]] = []
+    with CaioClient(service, update_env.admin) as client:
+        assert client.health()["version"] == RUNNING
+        started = client.start_update()
+        assert started["status"] == "updating"
+        with pytest.raises(CaioApiError) as busy:
+            client.start_update()
+        assert (busy.value.status_code, busy.value.code) == (409, "update_in_progress")
+        final = client.wait(seen.append)
+        assert final["status"] == "complete"
+        assert seen[-1]["stage"] == "complete"
+        assert client.history()[-1]["outcome"] == "activated"
+    with CaioClient("http://127.0.0.1:9") as nowhere, pytest.raises(CaioApiError) as down:
+        nowhere.version()
+    assert down.value.code == "unreachable"
