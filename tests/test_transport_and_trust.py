@@ -225,3 +225,65 @@ def test_trust_install_checks_the_root(update_env: UpdateEnv, tmp_path: Path) ->
     not_json.write_text("garbage")
     with pytest.raises(ConfigError, match="not TUF metadata"):
         install_trusted_root(not_json, tmp_path / "x.json")
+
+
+def _source_with_dependency(tmp_path: Path, dependency: str) -> Path:
+    import shutil
+
+    from caio.core.settings import SOURCE_DIR
+
+    src = tmp_path / "src-with-deps"
+    shutil.copytree(SOURCE_DIR / "caio", src / "caio", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(SOURCE_DIR / "manifest.json", src / "manifest.json")
+    (src / "pyproject.toml").write_text(
+        f'[project]\nname = "caio"\ndependencies = ["{dependency}"]\n'
+    )
+    return src
+
+
+def test_bundled_wheels_are_installed_offline_into_the_release(
+    update_env: UpdateEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.tuf_fixtures import write_wheel
+    from tuf_repo import build_release
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    write_wheel(mirror, "caiodep", "1.0", b"ANSWER = 42\n")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(mirror))
+    src = _source_with_dependency(tmp_path, "caiodep")
+    artifact = build_release(src, NEWER, tmp_path / "dist", with_deps=True)
+    update_env.repo.publisher().add_release(artifact, ["stable"])
+
+    status = update_env.run_update(update_env.client())
+    assert status["status"] == "complete", status
+    installed = update_env.layout.release_dir(NEWER) / "site-packages" / "caiodep" / "__init__.py"
+    assert installed.read_text() == "ANSWER = 42\n"
+
+
+def test_a_bundled_wheel_that_does_not_install_fails_preflight(
+    update_env: UpdateEnv, tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    from caio.core.settings import SOURCE_DIR
+    from tuf_repo import build_release
+
+    good = build_release(SOURCE_DIR, NEWER, tmp_path / "dist")
+    bad = tmp_path / f"caio-{NEWER}.tar.gz"
+    with tarfile.open(good) as src, tarfile.open(bad, "w:gz") as out:
+        for member in src:
+            out.addfile(member, src.extractfile(member) if member.isfile() else None)
+        junk = b"not a zip file"
+        info = tarfile.TarInfo(f"caio-{NEWER}/wheels/caiodep-1.0-py3-none-any.whl")
+        info.size = len(junk)
+        out.addfile(info, io.BytesIO(junk))
+    update_env.repo.publisher().add_release(bad, ["stable"])
+
+    status = update_env.run_update(update_env.client())
+    assert status["error"]["code"] == "preflight_failed"
+    assert "bundled wheels failed to install" in status["error"]["message"]
+    assert update_env.layout.current_version is None
+    assert update_env.leftovers() == []
