@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -37,32 +38,33 @@ def _api_call(func: Any) -> Any:
         raise typer.Exit(EXIT_API) from e
 
 
+def _show(url: str, token: str | None, call: Callable[[CaioClient], Any]) -> None:
+    with _client(url, token) as c:
+        _print(_api_call(lambda: call(c)))
+
+
 @remote_app.command("version")
 def version(url: UrlOpt) -> None:
     """The running version (public)."""
-    with _client(url, None) as c:
-        _print(_api_call(c.version))
+    _show(url, None, CaioClient.version)
 
 
 @remote_app.command("status")
 def status(url: UrlOpt, token: TokenOpt = None) -> None:
     """The current or last update job."""
-    with _client(url, token) as c:
-        _print(_api_call(c.status))
+    _show(url, token, CaioClient.status)
 
 
 @remote_app.command("check")
 def check(url: UrlOpt, token: TokenOpt = None) -> None:
     """Releases available on the channel."""
-    with _client(url, token) as c:
-        _print(_api_call(c.check))
+    _show(url, token, CaioClient.check)
 
 
 @remote_app.command("rollback")
 def rollback(url: UrlOpt, token: TokenOpt = None) -> None:
     """Activate the previous release (restart to run it)."""
-    with _client(url, token) as c:
-        _print(_api_call(c.rollback))
+    _show(url, token, CaioClient.rollback)
 
 
 @remote_app.command("update")
