@@ -1,8 +1,19 @@
-"""``python -m caio.main``: run the CAIO service with uvicorn on the configured address."""
+"""The serving process: ``python -m caio.main`` (also what ``caio run`` starts as its child).
+
+It listens on an inherited socket when given one (``CAIO_LISTEN_FD`` from the
+supervisor or an exec, ``LISTEN_FDS`` from systemd socket activation) or binds
+``CAIO_HOST:CAIO_PORT`` itself; it reports ``READY=1`` once it serves and
+``STOPPING=1`` when it stops, over ``$NOTIFY_SOCKET``; it sends ``WATCHDOG=1``
+when systemd asks for it; and when it stops for a restart it exits with the
+strategy's code or execs into the current release.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
+import threading
 
 import uvicorn
 
@@ -10,33 +21,108 @@ from caio.api.app import create_app
 from caio.core.errors import ConfigError
 from caio.core.logs import configure_logging
 from caio.core.settings import Settings, load_settings
+from caio.restart import notify
+from caio.restart.control import ServiceControl
+from caio.restart.strategies import LISTEN_FD_ENV
+
+SD_LISTEN_FDS_START = 3
+CONTROL_FD_ENV = "CAIO_CONTROL_FD"
+BACKLOG = 2048
 
 
-def serve(settings: Settings) -> None:
-    """Build the app and serve it until interrupted.
+class NotifyingServer(uvicorn.Server):
+    """uvicorn, plus sd_notify READY=1 once it accepts and STOPPING=1 when it stops."""
+
+    def __init__(self, config: uvicorn.Config, version: str) -> None:
+        super().__init__(config)
+        self.version = version
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            notify.send(
+                f"READY=1\nSTATUS=serving caio {self.version}\nX_CAIO_VERSION={self.version}"
+            )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        notify.send("STOPPING=1")
+        await super().shutdown(sockets)
+
+
+def inherited_sockets(environ: dict[str, str]) -> list[socket.socket]:
+    """Sockets handed over by a supervisor, an exec, or systemd socket activation."""
+    found = []
+    if LISTEN_FD_ENV in environ:
+        found.append(socket.socket(fileno=int(environ[LISTEN_FD_ENV])))
+    elif environ.get("LISTEN_PID") == str(os.getpid()) and "LISTEN_FDS" in environ:
+        count = int(environ["LISTEN_FDS"])
+        found.extend(socket.socket(fileno=SD_LISTEN_FDS_START + i) for i in range(count))
+    if CONTROL_FD_ENV in environ:
+        found.append(socket.socket(fileno=int(environ[CONTROL_FD_ENV])))
+    return found
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    return sock
+
+
+def _watchdog(stop: threading.Event) -> None:
+    """Ping systemd at half the watchdog interval while serving."""
+    interval = int(os.environ.get("WATCHDOG_USEC", "0")) / 2_000_000
+    if interval <= 0:
+        return
+    while not stop.wait(interval):
+        notify.send("WATCHDOG=1")
+
+
+def serve(settings: Settings) -> int:
+    """Serve until stopped; returns the exit code (or execs into a new release).
 
     Raises:
         ConfigError: settings, manifest or tokens file are invalid.
     """
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
-    uvicorn.run(
+    sockets = inherited_sockets(dict(os.environ))
+    if not sockets or sockets[0].family == socket.AF_UNIX:
+        try:
+            sockets.insert(0, bind(settings.host, settings.port))
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port}: {e.strerror}"
+            ) from e
+    # A private copy of the listening socket survives uvicorn's close, for an exec restart.
+    listen_copy = os.dup(sockets[0].fileno())
+    control = ServiceControl()
+    app = create_app(settings, control=control, listen_fd=listen_copy)
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         log_config=None,
         access_log=False,
         log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.drain_seconds),
     )
+    server = NotifyingServer(config, app.state.version_info.version)
+    control.server = server
+    stop_watchdog = threading.Event()
+    threading.Thread(target=_watchdog, args=(stop_watchdog,), daemon=True).start()
+    try:
+        server.run(sockets=sockets)
+    finally:
+        stop_watchdog.set()
+    return control.finish()
 
 
 def main() -> int:
     try:
-        serve(load_settings())
+        return serve(load_settings())
     except ConfigError as e:
         print(f"caio: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from caio.core.manifest import Manifest, load_manifest
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
 from caio.core.version import resolve_version_info
+from caio.restart import ServiceControl, make_strategy
+from caio.restart.strategies import RestartCallback
 from caio.update import build_update_service
 
 access_log = logging.getLogger("caio.access")
@@ -32,8 +35,18 @@ def read_manifest(settings: Settings) -> Manifest | None:
     return load_manifest(path)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    on_restart: RestartCallback | None = None,
+    control: ServiceControl | None = None,
+    listen_fd: int | None = None,
+) -> FastAPI:
     """Build the CAIO application.
+
+    ``on_restart(graceful)`` is the embedded strategy's hook for a host that
+    runs CAIO in-process; ``control`` and ``listen_fd`` come from the serving
+    process (``caio.main``) so the systemd and exec strategies can stop it.
 
     Raises:
         ConfigError: the manifest or the tokens file is invalid.
@@ -54,6 +67,15 @@ def create_app(settings: Settings) -> FastAPI:
     )
     update_service, transport = build_update_service(settings, running, SOURCE_DIR, base_url)
     update_service.recover()
+    restart_strategy = make_strategy(
+        settings.restart_strategy,
+        control=control or ServiceControl(),
+        current=update_service.layout.current_link,
+        on_restart=on_restart,
+        parent_signal=settings.restart_signal,
+        listen_fd=listen_fd,
+        environ=dict(os.environ),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.version_info = version_info
     app.state.tokens = tokens
     app.state.update_service = update_service
+    app.state.restart_strategy = restart_strategy
 
     install_error_handlers(app)
     app.include_router(public_router)

@@ -72,8 +72,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UpdateError)
     async def _upstream(_: Request, exc: UpdateError) -> JSONResponse:
-        # Raised by synchronous look-ups (check): the repository or trust set-up failed.
-        status = 503 if exc.error_code is ErrorCode.TRUST_NOT_CONFIGURED else 502
+        # Raised synchronously by check (repository or trust failed) and restart (cannot now).
+        status = {
+            ErrorCode.TRUST_NOT_CONFIGURED: 503,
+            ErrorCode.RESTART_FAILED: 409,
+        }.get(exc.error_code, 502)
         return error_response(status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)

@@ -8,10 +8,11 @@ CLI, never at import time.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +59,23 @@ class Settings(BaseSettings):
     retry_base_delay: float = Field(default=0.5, ge=0)
     max_unpacked_mb: int = Field(default=1024, ge=1)
     preflight_timeout: float = Field(default=120.0, gt=0)
+    probation_seconds: float = Field(
+        default=30.0, gt=0, description="time a new child has to become ready and healthy"
+    )
+    drain_seconds: float = Field(default=30.0, gt=0, description="graceful shutdown timeout")
+    stable_seconds: float = Field(
+        default=60.0, ge=0, description="a new version crashing sooner counts as a crash loop"
+    )
+    restart_signal: str | None = Field(
+        default=None, description="embedded: signal to send the parent (e.g. SIGUSR1)"
+    )
+
+    @field_validator("restart_signal")
+    @classmethod
+    def _signal_name(cls, value: str | None) -> str | None:
+        if value is not None and value not in signal.Signals.__members__:
+            raise ValueError(f"not a signal name: {value!r}")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -141,7 +141,11 @@ class UpdateService:
 
     # --- queries ----------------------------------------------------------
     def status(self) -> JobStatus:
+        """The running job, or the last one saved (possibly by the supervisor after a restart)."""
         with self._lock:
+            job_here = self._thread is not None and self._thread.is_alive()
+            if not job_here:
+                self._status = self._state.load()
             return self._status
 
     def check(self) -> CheckResult:
@@ -209,10 +213,10 @@ class UpdateService:
         return self.status()
 
     def _update(self, **changes: Any) -> None:
-        with self._lock:
+        with self._lock:  # memory and file change together, so readers never see them differ
             self._status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
             status = self._status
-        self._state.save(status)
+            self._state.save(status)
         self.feed.publish(status)
 
     def _run(self, request: UpdateRequest) -> None:
