@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from caio.core.errors import CaioError
+from caio.core.errors import CaioError, ConfigError
 from caio.core.settings import Settings, load_settings
 from caio.core.tokens import Role, TokenStore
 from caio.core.trust import install_trusted_root
@@ -56,6 +56,46 @@ def serve(
     settings = _settings(host=host, port=port)
     with user_errors():
         run_server(settings)
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="address to bind [CAIO_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind [CAIO_PORT]")] = None,
+) -> None:
+    """Run CAIO under its supervisor: zero-downtime, health-gated restarts with rollback."""
+    from caio.core.logs import configure_logging
+    from caio.core.running import load_running
+    from caio.core.settings import SOURCE_DIR
+    from caio.restart.supervisor import Supervisor
+
+    settings = _settings(host=host, port=port)
+    with user_errors():
+        configure_logging(settings.log_level, settings.log_format)
+        running = load_running(settings)
+        try:
+            code = Supervisor(settings, running.manifest, SOURCE_DIR).run()
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e}") from e
+    raise typer.Exit(code)
+
+
+@app.command("serve-current")
+def serve_current() -> None:
+    """Serve the release that `current` points to (what systemd units run), else this package."""
+    import os
+    import sys
+
+    from caio.core.layout import InstallLayout
+    from caio.restart import boot_command
+
+    settings = _settings()
+    current = InstallLayout(settings.home).current_link
+    if current.is_dir():
+        env = {k: v for k, v in os.environ.items() if k != "CAIO_MANIFEST"}
+        command = boot_command(str(current.resolve()), sys.executable)
+        os.execve(command[0], command, env)  # noqa: S606
+    serve()
 
 
 @token_app.command("create")

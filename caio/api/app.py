@@ -12,27 +12,14 @@ from fastapi import FastAPI, Request, Response
 
 from caio.api.errors import ErrorBody, install_error_handlers
 from caio.api.routes import api_v1, public_router
-from caio.core.manifest import Manifest, load_manifest
+from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
-from caio.core.version import resolve_version_info
 from caio.restart import ServiceControl, make_strategy
 from caio.restart.strategies import RestartCallback
 from caio.update import build_update_service
 
 access_log = logging.getLogger("caio.access")
-
-
-def read_manifest(settings: Settings) -> Manifest | None:
-    """The manifest in force: required when configured explicitly, optional by default.
-
-    Raises:
-        ConfigError: the manifest is invalid, or configured and missing.
-    """
-    path = settings.manifest_path
-    if settings.manifest is None and not path.exists():
-        return None
-    return load_manifest(path)
 
 
 def create_app(
@@ -51,21 +38,14 @@ def create_app(
     Raises:
         ConfigError: the manifest or the tokens file is invalid.
     """
-    manifest = read_manifest(settings)
-    version_info = resolve_version_info(manifest, source_dir=SOURCE_DIR)
+    running = load_running(settings)
+    version_info = running.info
     tokens = TokenStore(settings.tokens_path)
     tokens.records()  # fail at start-up, not on the first request, if unreadable
 
-    base_url = settings.update_url or (manifest.update_url if manifest else None)
-    running = manifest or Manifest(
-        name="caio",
-        version=version_info.version,
-        build_date=version_info.build_date,
-        commit=version_info.commit,
-        update_url=base_url or "file:///",
-        channel=settings.channel or "stable",
+    update_service, transport = build_update_service(
+        settings, running.manifest, SOURCE_DIR, running.update_url
     )
-    update_service, transport = build_update_service(settings, running, SOURCE_DIR, base_url)
     update_service.recover()
     restart_strategy = make_strategy(
         settings.restart_strategy,
@@ -94,7 +74,7 @@ def create_app(
         },
     )
     app.state.settings = settings
-    app.state.manifest = manifest
+    app.state.manifest = running.manifest if running.from_file else None
     app.state.version_info = version_info
     app.state.tokens = tokens
     app.state.update_service = update_service

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,18 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
-from caio.core.layout import InstallLayout, remove_tree
-from caio.core.manifest import Manifest, save_manifest
+from caio.core.layout import InstallLayout
+from caio.core.manifest import Manifest
 from caio.core.state import AuditLog, JobError, JobStatus, StateStore, utcnow
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
-from caio.update.install import ReleaseInstaller
+from caio.update.install import ReleaseInstaller, seed_release
 from caio.update.policy import choose_release, releases_for_channel
 from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
 
 log = logging.getLogger(__name__)
-
-_COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 @dataclass(frozen=True)
@@ -273,7 +270,7 @@ class UpdateService:
         self._installer.install(
             artifact, release.version, lambda f: self._update(progress=50 + int(f * 45))
         )
-        self._seed_running_release()
+        seed_release(self.layout, self._source_dir, self.running)
         previous = self.layout.activate(release.version)
         artifact.unlink(missing_ok=True)
         self.audit.append("update", outcome="activated", previous=previous, **self._who(), **facts)
@@ -313,20 +310,6 @@ class UpdateService:
 
     def _who(self) -> dict[str, Any]:
         return {"by": self._status.requested_by, "from": self.running.version}
-
-    def _seed_running_release(self) -> None:
-        """Make the running tree a release, so there is always one to roll back to."""
-        if self.layout.current_version is not None:
-            return
-        version = self.running.version
-        target = self.layout.release_dir(version)
-        if not target.exists():
-            staging = self.layout.releases / f".staging-seed-{version}"
-            remove_tree(staging)
-            shutil.copytree(self._source_dir / "caio", staging / "caio", ignore=_COPY_IGNORE)
-            save_manifest(self.running, staging / "manifest.json")
-            staging.replace(target)
-        self.layout.point(self.layout.current_link, version)
 
     # --- rollback -----------------------------------------------------------
     def rollback(self, requested_by: str) -> RollbackResult:

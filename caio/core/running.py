@@ -1,0 +1,47 @@
+"""What this process runs: its manifest (or one made up) and where updates come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caio.core.manifest import Manifest, load_manifest
+from caio.core.settings import SOURCE_DIR, Settings
+from caio.core.version import VersionInfo, resolve_version_info
+
+
+@dataclass(frozen=True)
+class Running:
+    """``manifest`` is the file's when there is one (``from_file``), else made up from ``info``."""
+
+    manifest: Manifest
+    from_file: bool
+    info: VersionInfo
+    update_url: str | None
+
+
+def read_manifest(settings: Settings) -> Manifest | None:
+    """The manifest in force: required when configured explicitly, optional by default.
+
+    Raises:
+        ConfigError: the manifest is invalid, or configured and missing.
+    """
+    path = settings.manifest_path
+    if settings.manifest is None and not path.exists():
+        return None
+    return load_manifest(path)
+
+
+def load_running(settings: Settings) -> Running:
+    """Raises: ConfigError: the manifest is invalid, or configured and missing."""
+    manifest = read_manifest(settings)
+    info = resolve_version_info(manifest, source_dir=SOURCE_DIR)
+    update_url = settings.update_url or (manifest.update_url if manifest else None)
+    made = manifest or Manifest(
+        name="caio",
+        version=info.version,
+        build_date=info.build_date,
+        commit=info.commit,
+        update_url=update_url or "file:///",
+        channel=settings.channel or "stable",
+    )
+    return Running(made, manifest is not None, info, update_url)

@@ -1,0 +1,355 @@
+"""``caio run``: a small parent that owns the listening socket and runs CAIO as a child.
+
+Restart (asked by the child over its notify socket, or by SIGHUP): start a new
+child from ``current`` on the same socket, wait for ``READY=1`` and a healthy
+``/health`` with the expected version (asked over the new child's private unix
+socket, so the answer cannot come from the old child) within the probation
+window, then drain and stop the old child. If the new child exits, never gets
+ready, or reports another version: kill it, switch ``current`` back, mark the
+version bad, record ``health_check_failed``; the old child never stopped.
+
+A child that dies on its own is started again with backoff; if a newly
+activated version keeps dying, that is a crash loop and is rolled back too.
+SIGTERM/SIGINT stop everything gracefully.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from caio.core.files import atomic_write_json
+from caio.core.layout import InstallLayout
+from caio.core.manifest import Manifest
+from caio.core.settings import Settings
+from caio.core.state import AuditLog, JobError, JobStatus, StateStore, utcnow
+from caio.main import CONTROL_FD_ENV, bind
+from caio.restart.control import boot_command
+from caio.restart.notify import NotifyListener
+from caio.restart.strategies import LISTEN_FD_ENV, RESTART_MESSAGE, SUPERVISED_ENV
+from caio.update.install import seed_release
+
+log = logging.getLogger("caio.supervisor")
+
+CRASH_LOOP_LIMIT = 3
+MAX_BACKOFF = 30.0
+_CHILD_ENV_DROP = ("CAIO_MANIFEST", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+
+
+@dataclass
+class Child:
+    number: int
+    version: str
+    proc: subprocess.Popen[bytes]
+    notify: NotifyListener
+    control_path: Path
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class Supervisor:
+    """Owns the socket, runs one child from ``current``, replaces it on restart."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        running: Manifest,
+        source_dir: Path,
+        *,
+        python: str = sys.executable,
+    ) -> None:
+        self.settings = settings
+        self.running = running
+        self.source_dir = source_dir
+        self.python = python
+        self.layout = InstallLayout(settings.home)
+        self.audit = AuditLog(self.layout.state_dir / "audit.jsonl")
+        self.state = StateStore(self.layout.state_dir / "update.json")
+        self._status_path = self.layout.state_dir / "supervisor.json"
+        self._children = 0
+        self._active: Child | None = None
+        self._starting: Child | None = None
+        self._stop = False
+        self._restart_asked: bool | None = None  # graceful flag when asked
+        self._fresh: tuple[str, float] | None = None  # version activated by a restart, when
+        self._crashes = 0
+        self._last_failure = ""
+        self._sock: socket.socket | None = None
+        self._rundir: Path | None = None
+
+    # --- lifecycle ------------------------------------------------------------
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT. Returns the process exit code."""
+        self.layout.ensure()
+        self.layout.clean_leftovers()
+        seed_release(self.layout, self.source_dir, self.running)
+        self._sock = bind(self.settings.host, self.settings.port)
+        self._sock.set_inheritable(True)
+        self._rundir = Path(tempfile.mkdtemp(prefix="caio-run-"))
+        self._install_signal_handlers()
+        log.info(
+            "supervisor %d listening on %s:%d",
+            os.getpid(),
+            self.settings.host,
+            self._sock.getsockname()[1],
+        )
+        try:
+            self._active = self._start_initial()
+            if self._active is None:
+                return 1
+            self._loop()
+            return 0
+        finally:
+            for child in (self._starting, self._active):
+                if child is not None:
+                    self._stop_child(child, graceful=True)
+            self._sock.close()
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._write_status()
+
+    def _install_signal_handlers(self) -> None:
+        def stop(_sig: int, _frame: FrameType | None) -> None:
+            self._stop = True
+
+        def hup(_sig: int, _frame: FrameType | None) -> None:
+            self._restart_asked = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def _loop(self) -> None:
+        while not self._stop and self._active is not None:
+            active = self._active
+            for message in active.notify.drain():
+                if message.get(RESTART_MESSAGE) == "1":
+                    self._restart_asked = message.get("X_CAIO_GRACEFUL", "1") == "1"
+            if active.proc.poll() is not None:
+                self._on_crash(active)
+            elif self._restart_asked is not None:
+                graceful, self._restart_asked = self._restart_asked, None
+                self.restart(graceful=graceful)
+            else:
+                time.sleep(0.1)
+
+    # --- children -------------------------------------------------------------
+    def _spawn(self, version: str) -> Child:
+        if self._sock is None or self._rundir is None:
+            raise RuntimeError("the supervisor is not running")
+        self._children += 1
+        n = self._children
+        control_path = self._rundir / f"child-{n}.sock"
+        control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        control.bind(str(control_path))
+        control.listen(64)
+        notify = NotifyListener(self._rundir / f"notify-{n}.sock")
+        env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROP}
+        env.update(
+            {
+                LISTEN_FD_ENV: str(self._sock.fileno()),
+                CONTROL_FD_ENV: str(control.fileno()),
+                "NOTIFY_SOCKET": str(notify.path),
+                SUPERVISED_ENV: "1",
+            }
+        )
+        release = str(self.layout.release_dir(version).resolve())
+        proc = subprocess.Popen(
+            boot_command(release, self.python),
+            env=env,
+            pass_fds=(self._sock.fileno(), control.fileno()),
+        )
+        control.close()
+        child = Child(n, version, proc, notify, control_path)
+        log.info("started child %d (pid %d) running %s", n, proc.pid, version)
+        return child
+
+    def _await_healthy(self, child: Child, expected: str) -> str | None:
+        """None when ``child`` is ready and healthy in time, else why not."""
+        deadline = time.monotonic() + self.settings.probation_seconds
+        transport = httpx.HTTPTransport(uds=str(child.control_path))
+        with httpx.Client(transport=transport, timeout=2.0) as client:
+            while time.monotonic() < deadline and not self._stop:
+                code = child.proc.poll()
+                if code is not None:
+                    return f"the new process exited with code {code}"
+                child.ready = child.ready or any(
+                    m.get("READY") == "1" for m in child.notify.drain()
+                )
+                if child.ready:
+                    try:
+                        health = client.get("http://caio/health")
+                        version = health.json().get("version")
+                    except (httpx.HTTPError, ValueError):
+                        version = None
+                    if version == expected and health.status_code == 200:
+                        return None
+                    if version is not None:
+                        return f"it reports version {version}, expected {expected}"
+                time.sleep(0.05)
+        return (
+            "stopped by signal"
+            if self._stop
+            else (f"not ready and healthy within {self.settings.probation_seconds:g}s")
+        )
+
+    def _stop_child(self, child: Child, *, graceful: bool) -> None:
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+            try:
+                child.proc.wait(self.settings.drain_seconds + 5)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+        child.notify.close()
+        with contextlib.suppress(FileNotFoundError):
+            child.control_path.unlink()
+        log.info("child %d (pid %d, %s) stopped", child.number, child.pid, child.version)
+
+    def _start_initial(self) -> Child | None:
+        """Start ``current``; if it cannot come up, fall back to ``previous``."""
+        for _ in range(2):
+            version = self.layout.current_version
+            if version is None:
+                log.error("no current release under %s", self.layout.home)
+                return None
+            child = self._launch(version)
+            if child is not None:
+                return child
+            previous = self.layout.previous_version
+            if previous is None or previous == version:
+                log.error("%s does not start and there is no previous release", version)
+                return None
+            self._roll_back(version, previous, "it did not start")
+        return None
+
+    def _launch(self, version: str) -> Child | None:
+        child = self._spawn(version)
+        self._starting = child
+        self._write_status()
+        reason = self._await_healthy(child, version)
+        self._starting = None
+        if reason is None:
+            self._write_status(child)
+            return child
+        log.error("child running %s failed: %s", version, reason)
+        self._stop_child(child, graceful=False)
+        self._last_failure = reason
+        return None
+
+    # --- restart and rollback ---------------------------------------------------
+    def restart(self, *, graceful: bool) -> bool:
+        """Bring ``current`` up beside the running child; swap, or roll back. True if swapped."""
+        old = self._active
+        if old is None:
+            return False
+        expected = self.layout.current_version
+        if expected is None:
+            self._record_failure("restart_failed", "there is no current release", old.version, None)
+            return False
+        new = self._launch(expected)
+        if new is None:
+            self._roll_back(expected, old.version, self._last_failure)
+            return False
+        self._active = new
+        self._write_status(new)
+        self._stop_child(old, graceful=graceful)
+        if expected != old.version:
+            self._fresh = (expected, time.monotonic())
+            self._crashes = 0
+        self.audit.append("restart", outcome="succeeded", **{"from": old.version, "to": expected})
+        log.info("now serving %s (child %d)", expected, new.number)
+        return True
+
+    def _roll_back(self, bad: str, good: str, reason: str) -> None:
+        if self.layout.previous_version == good:
+            self.layout.swap_to_previous()
+        else:
+            self.layout.point(self.layout.current_link, good)
+        self.layout.mark_bad(bad)
+        self.audit.append(
+            "restart", outcome="rolled_back", reason=reason, **{"from": good, "to": bad}
+        )
+        self._record_failure(
+            "health_check_failed",
+            f"{bad} failed its health check ({reason}); rolled back to {good}",
+            good,
+            bad,
+        )
+
+    def _record_failure(self, code: str, message: str, good: str, bad: str | None) -> None:
+        log.error("%s: %s", code, message)
+        now = utcnow()
+        self.state.save(
+            JobStatus(
+                status="failed",
+                stage="failed",
+                progress=100,
+                message=message,
+                error=JobError(code=code, message=message),
+                from_version=good,
+                to_version=bad,
+                started_at=now,
+                updated_at=now,
+                finished_at=now,
+            )
+        )
+
+    def _on_crash(self, child: Child) -> None:
+        code = child.proc.returncode
+        self._stop_child(child, graceful=False)
+        self.audit.append("child_exit", version=child.version, code=code)
+        log.warning("child %d running %s exited with %s", child.number, child.version, code)
+        fresh = self._fresh
+        if (
+            fresh
+            and fresh[0] == child.version
+            and time.monotonic() - fresh[1] < self.settings.stable_seconds
+        ):
+            self._crashes += 1
+            if self._crashes >= CRASH_LOOP_LIMIT and self.layout.previous_version:
+                self._fresh = None
+                self._roll_back(child.version, self.layout.previous_version, "crash loop")
+        self._active = None
+        while not self._stop:
+            backoff = min(MAX_BACKOFF, 0.5 * 2 ** min(self._crashes, 6))
+            deadline = time.monotonic() + backoff
+            while time.monotonic() < deadline and not self._stop:
+                time.sleep(0.05)
+            if self._stop:
+                return
+            self._active = self._start_initial()
+            if self._active is not None:
+                return
+            self._crashes += 1
+
+    def _write_status(self, active: Child | None = None) -> None:
+        current = active or self._active
+        atomic_write_json(
+            self._status_path,
+            {
+                "pid": os.getpid(),
+                "active": None
+                if current is None
+                else {"pid": current.pid, "version": current.version},
+                "starting": None
+                if self._starting is None
+                else {"pid": self._starting.pid, "version": self._starting.version},
+            },
+        )
