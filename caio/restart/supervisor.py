@@ -250,6 +250,7 @@ class Supervisor:
             return child
         log.error("child running %s failed: %s", version, reason)
         self._stop_child(child, graceful=False)
+        self._write_status()
         self._last_failure = reason
         return None
 

@@ -1,0 +1,171 @@
+"""`caio run` with real child processes: zero downtime, health-gated rollback, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.supervisor_fixtures import (
+    CRASH_LATER,
+    SICK,
+    SLOW_START,
+    Supervised,
+    release_with_patches,
+    start_supervised,
+    stop_supervised,
+)
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
+
+
+def load(url: str, stop: threading.Event, results: list[tuple[int | str, str]]) -> None:
+    """One fresh connection per request, until told to stop."""
+    while not stop.is_set():
+        try:
+            r = httpx.get(f"{url}/api/v1/version", timeout=10, headers={"Connection": "close"})
+            results.append((r.status_code, r.json()["version"]))
+        except httpx.HTTPError as e:
+            results.append((type(e).__name__, ""))
+
+
+def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
+    supervised.env.publish(NEWER)
+    assert supervised.update()["status"] == "complete"
+    old_child = supervised.state()["active"]["pid"]
+
+    stop = threading.Event()
+    results: list[tuple[int | str, str]] = []
+    workers = [
+        threading.Thread(target=load, args=(supervised.url, stop, results)) for _ in range(8)
+    ]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
+    answer = supervised.api("POST", "/api/v1/restart", json={"graceful": True})
+    assert answer.status_code == 202
+    assert answer.json()["status"] == "restarting"
+    supervised.wait_for(lambda: supervised.state()["active"]["version"] == NEWER)
+    time.sleep(1.0)
+    stop.set()
+    for w in workers:
+        w.join(30)
+
+    codes = Counter(code for code, _ in results)
+    assert set(codes) == {200}, codes  # every request answered successfully
+    versions = [v for _, v in results]
+    assert versions[0] == RUNNING
+    assert versions[-1] == NEWER
+    assert len(results) > 100
+    assert supervised.version() == NEWER
+    assert not _alive(old_child)
+    assert supervised.audit()[-1]["outcome"] == "succeeded"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sickness", sorted(SICK))
+def test_sick_release_is_rolled_back_and_the_old_child_keeps_serving(
+    update_env: UpdateEnv, sickness: str
+) -> None:
+    release_with_patches(update_env, NEWER, SICK[sickness])
+    supervised = start_supervised(update_env, {"CAIO_PROBATION_SECONDS": "4"})
+    try:
+        assert supervised.update()["status"] == "complete"
+        serving = supervised.state()["active"]["pid"]
+        assert supervised.api("POST", "/api/v1/restart").status_code == 202
+        supervised.wait_for(
+            lambda: supervised.api("GET", "/api/v1/update").json()["error"] is not None
+        )
+        status = supervised.api("GET", "/api/v1/update").json()
+        assert status["error"]["code"] == "health_check_failed", status
+        assert f"rolled back to {RUNNING}" in status["message"]
+        assert supervised.version() == RUNNING
+        assert supervised.state()["active"]["pid"] == serving  # never stopped
+        layout = update_env.layout
+        assert layout.current_version == RUNNING
+        assert NEWER in layout.bad_versions()
+        assert supervised.audit()[-1]["outcome"] == "rolled_back"
+        # The bad version is skipped from now on unless asked for by name.
+        again = supervised.update()
+        assert (again["status"], again["requires_restart"]) == ("complete", False)
+    finally:
+        stop_supervised(supervised)
+
+
+def test_kill_9_of_the_new_child_during_probation_rolls_back(update_env: UpdateEnv) -> None:
+    release_with_patches(update_env, NEWER, SLOW_START)
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"
+        serving = supervised.state()["active"]["pid"]
+        assert supervised.api("POST", "/api/v1/restart").status_code == 202
+        supervised.wait_for(lambda: supervised.state()["starting"] is not None)
+        os.kill(supervised.state()["starting"]["pid"], signal.SIGKILL)
+        supervised.wait_for(lambda: update_env.layout.current_version == RUNNING)
+        supervised.wait_for(lambda: supervised.state()["starting"] is None)
+        status = supervised.api("GET", "/api/v1/update").json()
+        assert status["error"]["code"] == "health_check_failed"
+        assert "exited with code -9" in status["message"]
+        assert supervised.state()["active"]["pid"] == serving
+        assert supervised.version() == RUNNING
+    finally:
+        stop_supervised(supervised)
+
+
+def test_a_crash_loop_of_a_new_version_is_rolled_back(update_env: UpdateEnv) -> None:
+    release_with_patches(update_env, NEWER, CRASH_LATER)
+    supervised = start_supervised(update_env, {"CAIO_STABLE_SECONDS": "60"})
+    try:
+        assert supervised.update()["status"] == "complete"
+        assert supervised.api("POST", "/api/v1/restart").status_code == 202
+        supervised.wait_for(lambda: update_env.layout.current_version == RUNNING, timeout=90)
+        supervised.wait_for(lambda: supervised.version() == RUNNING, timeout=60)
+        exits = [r for r in supervised.audit() if r["event"] == "child_exit"]
+        assert len(exits) >= 3
+        assert NEWER in update_env.layout.bad_versions()
+        status = supervised.api("GET", "/api/v1/update").json()
+        assert "crash loop" in status["message"]
+    finally:
+        stop_supervised(supervised)
+
+
+def test_a_child_that_dies_on_its_own_is_started_again(supervised: Supervised) -> None:
+    first = supervised.state()["active"]["pid"]
+    os.kill(first, signal.SIGKILL)
+    supervised.wait_for(lambda: supervised.state()["active"]["pid"] != first)
+    supervised.wait_for(lambda: supervised.version() == RUNNING)
+    assert supervised.audit()[-1]["event"] == "child_exit"
+
+
+def test_sighup_restarts_and_sigterm_stops_everything(supervised: Supervised) -> None:
+    first = supervised.state()["active"]["pid"]
+    supervised.proc.send_signal(signal.SIGHUP)
+    supervised.wait_for(lambda: supervised.state()["active"]["pid"] != first)
+    second = supervised.state()["active"]["pid"]
+    assert supervised.version() == RUNNING
+    assert stop_supervised(supervised) == 0
+    assert not _alive(first)
+    assert not _alive(second)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{supervised.url}/health", timeout=2)
+
+
+def test_restart_without_a_supervisor_is_refused_clearly(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    response = client.post("/api/v1/restart", headers=update_env.auth())
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "restart_failed"
+    assert "caio run" in response.json()["error"]["message"]
+    assert client.post("/api/v1/restart", headers=update_env.auth("viewer")).status_code == 403
+    assert client.post("/api/v1/restart").status_code == 401
