@@ -1,0 +1,236 @@
+"""The exec, systemd and embedded restart strategies, with real processes where they matter."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from caio.api.app import create_app
+from caio.core.layout import InstallLayout
+from caio.core.manifest import Manifest
+from caio.core.settings import SOURCE_DIR
+from caio.restart import EXIT_RESTART
+from caio.restart.notify import NotifyListener
+from caio.update.install import seed_release
+from tests.helpers import free_port
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
+
+
+def service_env(env: UpdateEnv, port: int, **extra: str) -> dict[str, str]:
+    s = env.settings
+    return {
+        **os.environ,
+        "CAIO_HOME": str(s.home),
+        "CAIO_PORT": str(port),
+        "CAIO_MANIFEST": str(s.manifest),
+        "CAIO_UPDATE_URL": env.repo.url,
+        "CAIO_DRAIN_SECONDS": "5",
+        **extra,
+    }
+
+
+def wait_until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("condition not met")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_exec_restarts_in_place_keeping_the_socket(
+    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    update_env.publish(NEWER)
+    port = free_port()
+    env = service_env(update_env, port, CAIO_RESTART_STRATEGY="exec")
+    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
+    processes.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+    auth = update_env.auth()
+    assert httpx.post(f"{url}/api/v1/update", json={}, headers=auth).status_code == 202
+    wait_until(
+        lambda: httpx.get(f"{url}/api/v1/update", headers=auth).json()["status"] == "complete"
+    )
+
+    stop, results = threading.Event(), []
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                r = httpx.get(f"{url}/health", timeout=15, headers={"Connection": "close"})
+                results.append(r.status_code)
+            except httpx.HTTPError as e:
+                results.append(type(e).__name__)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    answer = httpx.post(f"{url}/api/v1/restart", json={"graceful": True}, headers=auth)
+    assert (answer.status_code, answer.json()["strategy"]) == (202, "exec")
+    wait_until(lambda: httpx.get(f"{url}/api/v1/version").json()["version"] == NEWER)
+    stop.set()
+    worker.join(30)
+    assert proc.poll() is None  # the same process, now running the new release
+    assert set(results) == {200}, set(results)
+
+
+def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
+    update_env: UpdateEnv, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    listener = NotifyListener(Path(os.environ.get("TMPDIR", "/tmp")) / f"caio-n-{os.getpid()}.sock")
+    activated = socket.socket()
+    activated.bind(("127.0.0.1", 0))
+    activated.listen(16)
+    port = activated.getsockname()[1]
+    unused = free_port()
+    env = service_env(
+        update_env,
+        unused,
+        CAIO_RESTART_STRATEGY="systemd",
+        NOTIFY_SOCKET=str(listener.path),
+        WATCHDOG_USEC="200000",
+    )
+    fd = activated.fileno()
+    # Like systemd: the socket at fd 3 and LISTEN_PID = the service's own pid (same after exec).
+    launcher = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); "
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'caio.main'])"
+    )
+    command = [sys.executable, "-c", launcher, str(fd)]
+    proc = subprocess.Popen(command, env=env, pass_fds=(fd,))
+    processes.append(proc)
+    try:
+        messages: list[dict[str, str]] = []
+
+        def got(key: str) -> bool:
+            messages.extend(listener.drain())
+            return any(key in m for m in messages)
+
+        wait_until(lambda: got("READY"))
+        ready = next(m for m in messages if "READY" in m)
+        assert ready["X_CAIO_VERSION"] == RUNNING
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json()["version"] == RUNNING
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{unused}/health")  # it did not bind its own port
+        wait_until(lambda: got("WATCHDOG"), timeout=5)
+
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/v1/restart", headers=update_env.auth())
+        assert (answer.status_code, answer.json()["strategy"]) == (202, "systemd")
+        assert proc.wait(30) == EXIT_RESTART
+        assert got("STOPPING")
+    finally:
+        listener.close()
+        activated.close()
+
+
+def test_embedded_exit_code_for_the_host(
+    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    env = service_env(update_env, port, CAIO_RESTART_STRATEGY="embedded")
+    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
+    processes.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+    assert httpx.post(f"{url}/api/v1/restart", headers=update_env.auth()).status_code == 202
+    assert proc.wait(30) == EXIT_RESTART
+
+
+def test_embedded_signal_to_the_parent(
+    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda sig, _frame: received.append(sig))
+    try:
+        port = free_port()
+        env = service_env(
+            update_env, port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
+        processes.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+        answer = httpx.post(f"{url}/api/v1/restart", headers=update_env.auth())
+        assert answer.status_code == 202
+        assert "SIGUSR1" in answer.json()["message"]
+        wait_until(lambda: received == [signal.SIGUSR1], timeout=10)
+        assert proc.poll() is None  # the host decides what happens next
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_embedded_callback_in_process(update_env: UpdateEnv) -> None:
+    calls: list[bool] = []
+    settings = update_env.settings.model_copy(update={"restart_strategy": "embedded"})
+    client = TestClient(create_app(settings, on_restart=calls.append))
+    auth = update_env.auth()
+    assert client.post("/api/v1/restart", headers=auth).status_code == 202
+    assert client.post("/api/v1/restart", json={"graceful": False}, headers=auth).status_code == 202
+    assert calls == [True, False]
+    assert (
+        client.post("/api/v1/restart", json={"graceful": "maybe"}, headers=auth).status_code == 422
+    )
+    history = client.get("/api/v1/update/history", headers=auth).json()["records"]
+    assert [r["strategy"] for r in history if r["event"] == "restart"] == ["embedded", "embedded"]
+
+
+def test_exec_and_systemd_need_a_running_server(update_env: UpdateEnv) -> None:
+    for strategy in ("exec", "systemd"):
+        settings = update_env.settings.model_copy(update={"restart_strategy": strategy})
+        response = TestClient(create_app(settings)).post(
+            "/api/v1/restart", headers=update_env.auth()
+        )
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "restart_failed"
+
+
+def test_serve_current_runs_the_current_release(
+    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    layout = InstallLayout(update_env.settings.home)
+    layout.ensure()
+    manifest = Manifest(name="caio", version="1.0.7", update_url=update_env.repo.url)
+    seed_release(layout, SOURCE_DIR, manifest)
+    port = free_port()
+    env = service_env(update_env, port)
+    proc = subprocess.Popen([sys.executable, "-m", "caio", "serve-current"], env=env)
+    processes.append(proc)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+    assert httpx.get(f"{url}/api/v1/version").json()["version"] == "1.0.7"
+
+
+def test_the_shipped_systemd_units_match_the_code() -> None:
+    deploy = SOURCE_DIR / "deploy"
+    service = (deploy / "caio.service").read_text()
+    assert "Type=notify" in service
+    assert f"RestartForceExitStatus={EXIT_RESTART}" in service
+    assert "CAIO_RESTART_STRATEGY=systemd" in service
+    assert "serve-current" in service
+    assert "ListenStream=" in (deploy / "caio.socket").read_text()
