@@ -105,6 +105,28 @@ class CaioClient:
         result: Status = self._call("POST", "/api/v1/update", json=body)
         return result
 
+    def restart(self, *, graceful: bool = True) -> dict[str, Any]:
+        """Ask CAIO to run the current release (202). Raises CaioApiError 409 ``restart_failed``."""
+        result: dict[str, Any] = self._call("POST", "/api/v1/restart", json={"graceful": graceful})
+        return result
+
+    def wait_for_version(self, version: str, *, timeout: float = 120) -> dict[str, Any]:
+        """Poll ``/api/v1/version`` until it reports ``version`` (after a restart).
+
+        Raises:
+            CaioApiError: ``restart_timeout`` when it does not in time.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                info = self.version()
+                if info["version"] == version:
+                    return info
+            except CaioApiError:
+                pass  # restarting: the socket may briefly not answer
+            time.sleep(0.2)
+        raise CaioApiError(0, "restart_timeout", f"{version} was not running after {timeout:g}s")
+
     def rollback(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/api/v1/rollback")
         return result

@@ -67,6 +67,23 @@ def rollback(url: UrlOpt, token: TokenOpt = None) -> None:
     _show(url, token, CaioClient.rollback)
 
 
+@remote_app.command("restart")
+def restart(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    graceful: Annotated[bool, typer.Option(help="let in-flight requests finish")] = True,
+    wait: Annotated[bool, typer.Option(help="wait until the current release serves")] = False,
+) -> None:
+    """Restart into the current release; with --wait, until /api/v1/version reports it."""
+    with _client(url, token) as c:
+        answer = _api_call(lambda: c.restart(graceful=graceful))
+        if not wait:
+            _print(answer)
+            return
+        info = _api_call(lambda: c.wait_for_version(answer["to_version"]))
+    typer.echo(f"now running {info['version']}")
+
+
 @remote_app.command("update")
 def update(
     url: UrlOpt,

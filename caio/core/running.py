@@ -44,4 +44,8 @@ def load_running(settings: Settings) -> Running:
         update_url=update_url or "file:///",
         channel=settings.channel or "stable",
     )
+    if manifest is not None:
+        # Keep what was resolved at run time (git, package metadata) so a release
+        # seeded from this tree reports the same build date and commit.
+        made = made.model_copy(update={"build_date": info.build_date, "commit": info.commit})
     return Running(made, manifest is not None, info, update_url)

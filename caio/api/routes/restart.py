@@ -30,6 +30,8 @@ class RestartIn(BaseModel):
 class RestartOut(BaseModel):
     status: Literal["restarting"]
     strategy: str
+    from_version: str
+    to_version: str | None
     message: str
 
 
@@ -61,4 +63,10 @@ def restart(
         current=service.layout.current_version,
     )
     background.add_task(strategy.restart, graceful)
-    return RestartOut(status="restarting", strategy=strategy.name, message=strategy.describe())
+    return RestartOut(
+        status="restarting",
+        strategy=strategy.name,
+        from_version=service.running.version,
+        to_version=service.layout.current_version or service.running.version,
+        message=strategy.describe(),
+    )

@@ -1,0 +1,148 @@
+"""The quick start, end to end on this machine (loopback only).
+
+1. dev keys under keys/dev/ and a TUF repository under .demo/repo (tuf-repo init)
+2. two releases built from this tree: the manifest's version and the next one
+3. the repository served on loopback; the trust anchor installed (caio trust install)
+4. `caio run` (the supervisor) started on the older release
+5. the update through the API, with the host client's progress bar
+6. the restart, then /api/v1/version reporting the new version
+7. keeps serving (URL and admin token printed), or exits with --once
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from packaging.version import Version
+
+from caio.client import CaioClient
+from tuf_repo import RepoServer
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None, capture: bool = False) -> str:
+    done = subprocess.run(
+        [str(c) for c in command],
+        env=env,
+        text=True,
+        check=False,
+        stdout=subprocess.PIPE if capture else None,
+    )
+    if done.returncode != 0:
+        sys.exit(f"demo: `{' '.join(map(str, command))}` failed with exit code {done.returncode}")
+    return (done.stdout or "").strip()
+
+
+def port_or_free(port: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+            print(f"   port {port} is busy; using {s.getsockname()[1]}")
+        return int(s.getsockname()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="exit after the update and restart")
+    parser.add_argument("--port", type=int, default=8000, help="CAIO port (0: any free port)")
+    parser.add_argument("--repo-port", type=int, default=8001, help="repository port")
+    args = parser.parse_args()
+
+    demo = Path(os.environ.get("CAIO_DEMO_DIR", ROOT / ".demo"))
+    keys = Path(os.environ.get("CAIO_DEMO_KEYS", ROOT / "keys" / "dev"))
+    for path in (demo, keys):
+        shutil.rmtree(path, ignore_errors=True)
+    demo.mkdir(parents=True)
+    current = json.loads((ROOT / "manifest.json").read_text())["version"]
+    v = Version(current)
+    newer = f"{v.major}.{v.minor + 1}.0"
+    trusted_root = publish(demo / "repo", demo / "dist", keys, (current, newer))
+    server = RepoServer(demo / "repo", port=port_or_free(args.repo_port), quiet=True).start()
+    print(f"   repository served at {server.url}")
+    try:
+        return run_caio(demo / "home", trusted_root, server.url, args, current, newer)
+    finally:
+        server.stop()
+
+
+def publish(repo: Path, dist: Path, keys: Path, versions: tuple[str, str]) -> str:
+    """What a release engineer does: key ceremony, build, add, verify."""
+    step(f"key ceremony (dev keys in {keys}) and an empty TUF repository")
+    trusted_root = run(BIN / "tuf-repo", "init", "--repo", repo, "--keys", keys, capture=True)
+    step(f"building and publishing releases {' and '.join(versions)}")
+    for version in versions:
+        artifact = run(
+            BIN / "tuf-repo", "build", ROOT, "--version", version, "--out", dist, capture=True
+        )
+        run(BIN / "tuf-repo", "add", "--repo", repo, "--keys", keys, artifact)
+    run(BIN / "tuf-repo", "verify", "--repo", repo, "--trusted-root", trusted_root)
+    return trusted_root
+
+
+def run_caio(
+    home: Path, trusted_root: str, repo_url: str, args: argparse.Namespace, current: str, newer: str
+) -> int:
+    """What an operator and a host do: trust, run, update, restart."""
+    port = port_or_free(args.port)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIO_")}
+    env.update(
+        CAIO_HOME=str(home), CAIO_PORT=str(port), CAIO_UPDATE_URL=repo_url, CAIO_LOG_LEVEL="warning"
+    )
+    step("installing the trust anchor and an admin token")
+    run(BIN / "caio", "trust", "install", trusted_root, env=env)
+    token = run(BIN / "caio", "token", "create", "--name", "demo-admin", env=env, capture=True)
+
+    step(f"starting `caio run` on {current}")
+    supervisor = subprocess.Popen([BIN / "caio", "run"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    remote = [BIN / "caio", "remote"]
+    try:
+        with CaioClient(url, token) as client:
+            client.wait_for_version(current, timeout=60)
+            print(f"   {url}/api/v1/version -> {json.dumps(client.version())}")
+            step(f"updating to {newer} through the API")
+            run(*remote, "update", "--url", url, "--token", token, "--wait", env=env)
+            step("restarting into the new release (the old one serves until it is healthy)")
+            run(*remote, "restart", "--url", url, "--token", token, "--wait", env=env)
+            info = client.version()
+        print(f"   {url}/api/v1/version -> {json.dumps(info)}")
+        if info["version"] != newer:
+            print(f"demo: expected {newer}, got {info['version']}", file=sys.stderr)
+            return 1
+        if args.once:
+            step("done (--once): stopping")
+            return 0
+        step("CAIO keeps serving; Ctrl-C stops it")
+        print(f"   URL:          {url}   (API docs: {url}/docs)")
+        print(f"   admin token:  {token}")
+        print(f"   try:          curl {url}/api/v1/version")
+        while supervisor.poll() is None:
+            time.sleep(0.5)
+        return supervisor.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
