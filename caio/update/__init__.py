@@ -66,7 +66,8 @@ def build_update_service(
                 f"trusted root {settings.trusted_root_path} cannot be read: {e.strerror}",
             ) from e
         return TrustedRepository(
-            base_url=base_url,
+            metadata_url=f"{base_url.rstrip('/')}/metadata/",
+            targets_url=f"{base_url.rstrip('/')}/targets/",
             metadata_dir=layout.tuf_dir,
             trusted_root=trusted_root,
             transport=transport,

@@ -127,7 +127,7 @@ class RepositoryView:
         consistent_snapshot: bool,
         targets_url: str,
     ) -> None:
-        self._updater = updater
+        self.updater = updater
         self.releases = releases
         self.metadata = metadata
         self.consistent_snapshot = consistent_snapshot
@@ -141,7 +141,7 @@ class RepositoryView:
                 when delegated metadata fails to verify.
         """
         try:
-            info = self._updater.get_targetinfo(path)
+            info = self.updater.get_targetinfo(path)
         except (tuf.RepositoryError, tuf.DownloadError) as e:
             raise from_tuf(e, f"looking up {path}") from e
         if info is None:
@@ -162,16 +162,16 @@ class TrustedRepository:
     def __init__(
         self,
         *,
-        base_url: str,
+        metadata_url: str,
+        targets_url: str,
         metadata_dir: Path,
         trusted_root: bytes,
         transport: Transport,
         retry: RetryPolicy,
         user_agent: str,
     ) -> None:
-        base = base_url.rstrip("/")
-        self.metadata_url = f"{base}/metadata/"
-        self.targets_url = f"{base}/targets/"
+        self.metadata_url = metadata_url.rstrip("/") + "/"
+        self.targets_url = targets_url.rstrip("/") + "/"
         self.metadata_dir = metadata_dir
         self._trusted_root = trusted_root
         self._transport = transport
@@ -195,8 +195,8 @@ class TrustedRepository:
                 f"the trusted root is not valid TUF root metadata: {e}",
             ) from e
 
-    def refresh(self) -> RepositoryView:
-        """Refresh top-level metadata and read the signed release index.
+    def refresh_metadata(self) -> RepositoryView:
+        """Refresh top-level metadata (with retries); no release index.
 
         Raises:
             UpdateError: with the TUF failure's code (network errors after retries).
@@ -208,9 +208,18 @@ class TrustedRepository:
             return updater
 
         updater = self._retry.run("refreshing metadata", attempt)
-        view = RepositoryView(
+        return RepositoryView(
             updater, [], self._metadata_info(), self._consistent_snapshot(), self.targets_url
         )
+
+    def refresh(self) -> RepositoryView:
+        """Refresh top-level metadata and read the signed release index.
+
+        Raises:
+            UpdateError: with the TUF failure's code (network errors after retries).
+        """
+        view = self.refresh_metadata()
+        updater = view.updater
         try:
             index_info = updater.get_targetinfo(INDEX_PATH)
         except (tuf.RepositoryError, tuf.DownloadError) as e:
