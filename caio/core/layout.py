@@ -22,6 +22,7 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json, fsync_dir
 
 STAGING_PREFIX = ".staging-"
@@ -91,6 +92,7 @@ class InstallLayout:
         old = self.current_version
         if old is not None and old != version:
             self.point(self.previous_link, old)
+        fault_point("during_switch")
         self.point(self.current_link, version)
         return old
 

@@ -16,6 +16,7 @@ SIGTERM/SIGINT stop everything gracefully.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ from types import FrameType
 
 import httpx
 
+from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json
 from caio.core.layout import InstallLayout
 from caio.core.manifest import Manifest
@@ -174,6 +176,7 @@ class Supervisor:
             boot_command(release, self.python),
             env=env,
             pass_fds=(self._sock.fileno(), control.fileno()),
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (async-signal-safe: one prctl call)
         )
         control.close()
         child = Child(n, version, proc, notify, control_path)
@@ -239,10 +242,12 @@ class Supervisor:
             self._roll_back(version, previous, "it did not start")
         return None
 
-    def _launch(self, version: str) -> Child | None:
+    def _launch(self, version: str, fault: str | None = None) -> Child | None:
         child = self._spawn(version)
         self._starting = child
         self._write_status()
+        if fault:
+            fault_point(fault)
         reason = self._await_healthy(child, version)
         self._starting = None
         if reason is None:
@@ -264,7 +269,7 @@ class Supervisor:
         if expected is None:
             self._record_failure("restart_failed", "there is no current release", old.version, None)
             return False
-        new = self._launch(expected)
+        new = self._launch(expected, fault="during_restart")
         if new is None:
             self._roll_back(expected, old.version, self._last_failure)
             return False
@@ -354,3 +359,16 @@ class Supervisor:
                 else {"pid": self._starting.pid, "version": self._starting.version},
             },
         )
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the supervisor dies, even by SIGKILL.
+
+    Otherwise orphaned children would keep serving on the inherited socket and
+    hold the port against the next supervisor.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from caio.core.errors import ConfigError, ErrorCode, UpdateError
+from caio.core.faults import fault_point
 from caio.core.layout import STAGING_PREFIX, InstallLayout, make_read_only, remove_tree
 from caio.core.manifest import Manifest, load_manifest, save_manifest
 from caio.update.errors import from_os_error
@@ -108,7 +109,10 @@ class ReleaseInstaller:
         try:
             with tarfile.open(artifact, mode="r:gz") as tar:
                 members = self._checked_members(tar, top)
-                tar.extractall(staging, members=members, filter="data")
+                for number, member in enumerate(members):
+                    tar.extract(member, staging, filter="data")
+                    if number == len(members) // 2:
+                        fault_point("during_extraction")
         except tarfile.TarError as e:  # includes the data filter's refusals
             raise UpdateError(ErrorCode.PACKAGE_INVALID, f"archive refused: {e}") from e
         except (EOFError, ValueError, UnicodeError) as e:

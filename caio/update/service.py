@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
+from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout
 from caio.core.manifest import Manifest
 from caio.core.state import AuditLog, JobError, JobStatus, StateStore, utcnow
@@ -266,12 +267,15 @@ class UpdateService:
             message=f"downloading {release.version}",
         )
         artifact = self._downloader.fetch(view.target_url(info), info, self._on_bytes)
+        fault_point("after_download")
         self._update(stage="installing", progress=50, message=f"installing {release.version}")
         self._installer.install(
             artifact, release.version, lambda f: self._update(progress=50 + int(f * 45))
         )
         seed_release(self.layout, self._source_dir, self.running)
+        fault_point("before_activation")
         previous = self.layout.activate(release.version)
+        fault_point("after_switch")
         artifact.unlink(missing_ok=True)
         self.audit.append("update", outcome="activated", previous=previous, **self._who(), **facts)
         pruned = self.layout.prune(self._keep)
