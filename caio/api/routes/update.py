@@ -143,7 +143,15 @@ async def update_events(_: ViewerDep, service: ServiceDep) -> EventSourceRespons
     return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
 
 
-@router.get("/update/check", response_model=CheckOut, summary="Available releases")
+@router.get(
+    "/update/check",
+    response_model=CheckOut,
+    responses={
+        502: {"model": ErrorBody, "description": "the repository failed (network or TUF error)"},
+        503: {"model": ErrorBody, "description": "no trust anchor or repository configured"},
+    },
+    summary="Available releases",
+)
 async def check(_: ViewerDep, service: ServiceDep) -> CheckOut:
     result = await run_in_threadpool(service.check)
     return CheckOut(
