@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -228,13 +227,16 @@ class TrustedRepository:
             return view
         if index_info.length > MAX_INDEX_BYTES:
             raise UpdateError(ErrorCode.REPOSITORY_INVALID, "the release index is too large")
-        with tempfile.TemporaryDirectory(dir=self.metadata_dir.parent) as tmp:
-            target = str(Path(tmp, "index.json"))
-            self._retry.run(
+        # The verified index is kept beside the metadata cache; a check that finds
+        # nothing new then costs what a bare refresh costs (no index download).
+        cached = self.metadata_dir.parent / "release-index.json"
+        path = updater.find_cached_target(index_info, str(cached))
+        if path is None:
+            path = self._retry.run(
                 "downloading the release index",
-                lambda: updater.download_target(index_info, filepath=target),
+                lambda: updater.download_target(index_info, filepath=str(cached)),
             )
-            data = Path(target).read_bytes()
+        data = Path(path).read_bytes()
         return RepositoryView(
             updater, parse_index(data), view.metadata, view.consistent_snapshot, self.targets_url
         )
