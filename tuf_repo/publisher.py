@@ -221,6 +221,27 @@ class Publisher:
         verb = "updated channels of" if existing is not None else "published"
         return AddResult(info.version, path, True, f"{verb} {path} ({', '.join(channel_list)})")
 
+    def import_target_files(self, files: Iterable[TargetFile]) -> int:
+        """Sign many existing targets in one publication (mirrors, migrations, benchmarks).
+
+        The target files themselves must already be in place under ``targets/``;
+        returns the number of roles re-signed.
+
+        Raises:
+            TufRepoError: work is staged.
+            SignaturesNeeded: the targets role needs more signatures (staged).
+        """
+        self._refuse_if_staged()
+        policy = self.store.read_policy()
+        changes: dict[str, Metadata[Any]] = {}
+        top = self.store.load(Targets.type)
+        for target_file in files:
+            self._editable_role_for(target_file.path, top, changes).signed.targets[
+                target_file.path
+            ] = target_file
+        self._commit(changes, policy)
+        return len(changes)
+
     def _editable_role_for(
         self, path: str, top: Metadata[Targets], changes: dict[str, Metadata[Any]]
     ) -> Metadata[Targets]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from packaging.version import InvalidVersion, Version
 from tuf.api import exceptions as tuf
-from tuf.api.metadata import Metadata, TargetFile
+from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from caio.core.errors import ErrorCode, UpdateError
@@ -207,9 +207,8 @@ class TrustedRepository:
             return updater
 
         updater = self._retry.run("refreshing metadata", attempt)
-        return RepositoryView(
-            updater, [], self._metadata_info(), self._consistent_snapshot(), self.targets_url
-        )
+        info, consistent_snapshot = self._metadata_info()
+        return RepositoryView(updater, [], info, consistent_snapshot, self.targets_url)
 
     def refresh(self) -> RepositoryView:
         """Refresh top-level metadata and read the signed release index.
@@ -241,17 +240,22 @@ class TrustedRepository:
             updater, parse_index(data), view.metadata, view.consistent_snapshot, self.targets_url
         )
 
-    def _metadata_info(self) -> TrustedMetadataInfo:
+    def _metadata_info(self) -> tuple[TrustedMetadataInfo, bool]:
+        """Versions, expiry and consistent_snapshot from the files ngclient just verified.
+
+        Plain JSON reads of three fields: ngclient has checked these files, and
+        building full Metadata objects (keys included) would double a check's cost.
+        """
         versions: dict[str, int] = {}
         expires: dict[str, datetime] = {}
+        consistent = False
         for role in ("root", "timestamp", "snapshot", "targets"):
             path = self.metadata_dir / f"{role}.json"
-            if path.exists():
-                md = Metadata.from_file(str(path))
-                versions[role] = md.signed.version
-                expires[role] = md.signed.expires
-        return TrustedMetadataInfo(versions, expires)
-
-    def _consistent_snapshot(self) -> bool:
-        root = Metadata.from_file(str(self.metadata_dir / "root.json"))
-        return bool(root.signed.consistent_snapshot)
+            if not path.exists():
+                continue
+            signed = json.loads(path.read_bytes())["signed"]
+            versions[role] = int(signed["version"])
+            expires[role] = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
+            if role == "root":
+                consistent = bool(signed.get("consistent_snapshot", False))
+        return TrustedMetadataInfo(versions, expires), consistent
