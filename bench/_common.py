@@ -113,3 +113,16 @@ def write_random(path: Path, size: int) -> Path:
             f.write(os.urandom(n))
             left -= n
     return path
+
+
+def caio_env(home: Path, port: int, repo_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a CAIO process under test: only our CAIO_* settings, quiet logs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAIO_")}
+    env.update(
+        CAIO_HOME=str(home),
+        CAIO_PORT=str(port),
+        CAIO_UPDATE_URL=repo_url,
+        CAIO_LOG_LEVEL="warning",
+        **extra,
+    )
+    return env

@@ -31,24 +31,24 @@ class Counting:
     bytes = 0
 
 
-class CountingHttp(HttpTransport):
-    counter = Counting()
+class CountingFetch:
+    """Mixed into a fetcher: counts requests and body bytes of ``_fetch``."""
+
+    counter: Counting
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         self.counter.requests += 1
-        for chunk in super()._fetch(url):
+        for chunk in super()._fetch(url):  # type: ignore[misc]
             self.counter.bytes += len(chunk)
             yield chunk
 
 
-class CountingUrllib3(Urllib3Fetcher):
+class CountingHttp(CountingFetch, HttpTransport):
     counter = Counting()
 
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        self.counter.requests += 1
-        for chunk in super()._fetch(url):
-            self.counter.bytes += len(chunk)
-            yield chunk
+
+class CountingUrllib3(CountingFetch, Urllib3Fetcher):
+    counter = Counting()
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._common import free_port, machine, repo_server, table, wait_http
+from bench._common import caio_env, free_port, machine, repo_server, table, wait_http
 from caio.core.settings import SOURCE_DIR
 from caio.core.tokens import Role, TokenStore
 from tuf_repo import Keyring, Publisher, RepoStore, build_release
@@ -95,14 +95,12 @@ def run_update(work: Path, blob_mb: int) -> tuple[int, int, float]:
     )
     with repo_server(repo) as repo_url:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIO_")}
-        env.update(
-            CAIO_HOME=str(home),
-            CAIO_PORT=str(port),
-            CAIO_UPDATE_URL=repo_url,
+        env = caio_env(
+            home,
+            port,
+            repo_url,
             CAIO_MANIFEST=str(manifest),
             CAIO_MAX_UNPACKED_MB=str(blob_mb * 2),
-            CAIO_LOG_LEVEL="warning",
         )
         service = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
         try:

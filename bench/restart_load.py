@@ -8,7 +8,6 @@ p50/p99 latency during the restart window vs the steady state before it.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._common import free_port, machine, percentile, repo_server, table, wait_http
+from bench._common import caio_env, free_port, machine, percentile, repo_server, table, wait_http
 from caio.core.settings import SOURCE_DIR
 from caio.core.tokens import Role, TokenStore
 from tuf_repo import Keyring, Publisher, RepoStore, build_release
@@ -60,13 +59,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         auth = {"Authorization": f"Bearer {token}"}
         with repo_server(repo) as repo_url:
             port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CAIO_")}
-            env.update(
-                CAIO_HOME=str(home),
-                CAIO_PORT=str(port),
-                CAIO_UPDATE_URL=repo_url,
-                CAIO_LOG_LEVEL="warning",
-            )
+            env = caio_env(home, port, repo_url)
             supervisor = subprocess.Popen([sys.executable, "-m", "caio", "run"], env=env)
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/health")
