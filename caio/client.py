@@ -162,7 +162,7 @@ class CaioClient:
                 if status["status"] != "updating" or time.monotonic() > deadline:
                     return status
         except (httpx.HTTPError, CaioApiError):
-            pass
+            pass  # the stream dropped (e.g. a restart): fall back to polling below
         while last["status"] == "updating" and time.monotonic() < deadline:
             time.sleep(0.5)
             last = self.status()

@@ -106,7 +106,7 @@ class ConformanceSession:
                     info.verify_length_and_hashes(f)
                 return  # already here and verified
             except tuf.LengthOrHashMismatchError:
-                pass
+                pass  # the artifact changed upstream: download the new one below
         try:
             verified = self.downloader.fetch(view.target_url(info), info, lambda _d, _t: None)
         finally:

@@ -100,7 +100,7 @@ class Supervised:
                 if condition():
                     return
             except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError):
-                pass
+                pass  # not yet: try again until the deadline
             time.sleep(0.1)
         raise AssertionError(
             f"condition not met in {timeout}s; log tail:\n" + "".join(self.log[-30:])

@@ -76,7 +76,7 @@ class Service:
                 if check():
                     return
             except httpx.HTTPError:
-                pass
+                pass  # not yet: try again until the deadline
             if self.proc.poll() is not None:
                 return
             time.sleep(0.05)

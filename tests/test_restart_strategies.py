@@ -47,7 +47,7 @@ def wait_until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-d
             if check():
                 return
         except (httpx.HTTPError, OSError, ValueError, KeyError):
-            pass
+            pass  # not yet: try again until the deadline
         time.sleep(0.05)
     raise AssertionError("condition not met")
 

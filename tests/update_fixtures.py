@@ -53,7 +53,7 @@ def endless(handler: RepoRequestHandler) -> None:
         for _ in range(16384):  # 1 GiB at most; the client must stop long before
             handler.wfile.write(chunk)
     except (BrokenPipeError, ConnectionResetError):
-        pass
+        pass  # the client hung up, as it should on endless data
     handler.close_connection = True
 
 

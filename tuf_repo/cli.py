@@ -219,7 +219,7 @@ def serve(
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C is how a development server is stopped
     finally:
         server.server_close()
 
