@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from caio.core.faults import POINTS
 from caio.core.settings import SOURCE_DIR
 from caio.core.state import JobStatus
 from tests.helpers import free_port
@@ -131,6 +132,10 @@ CRASHES = {
     "during_switch": {RUNNING},
     "after_switch": {NEWER},
 }
+
+
+def test_every_fault_point_is_exercised() -> None:
+    assert {*CRASHES, "during_restart"} == set(POINTS)
 
 
 @pytest.mark.parametrize("point", sorted(CRASHES))

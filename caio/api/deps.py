@@ -9,16 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caio.core.errors import AuthError
-from caio.core.settings import Settings
 from caio.core.tokens import Principal, Role, TokenStore
 from caio.core.version import VersionInfo
 
 _bearer = HTTPBearer(auto_error=False, description="token from `caio token create`")
-
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def get_version_info(request: Request) -> VersionInfo:
@@ -61,4 +55,3 @@ def require_role(role: Role) -> Callable[..., Principal]:
 AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 VersionInfoDep = Annotated[VersionInfo, Depends(get_version_info)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -119,9 +119,6 @@ class InstallLayout:
     def mark_bad(self, version: str) -> None:
         atomic_write_json(self.bad_versions_path, sorted(self.bad_versions() | {version}))
 
-    def clear_bad(self, version: str) -> None:
-        atomic_write_json(self.bad_versions_path, sorted(self.bad_versions() - {version}))
-
     # --- housekeeping -----------------------------------------------------
     def clean_leftovers(self) -> list[str]:
         """Remove what a crash can leave behind: staging trees and half-made links."""

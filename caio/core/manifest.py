@@ -13,8 +13,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from caio.core.errors import ConfigError
 from caio.core.files import atomic_write_json
 
-MANIFEST_NAME = "manifest.json"
-
 
 def _pep440(value: str) -> str:
     try:
