@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -169,3 +170,38 @@ def test_restart_without_a_supervisor_is_refused_clearly(update_env: UpdateEnv) 
     assert "caio run" in response.json()["error"]["message"]
     assert client.post("/api/v1/restart", headers=update_env.auth("viewer")).status_code == 403
     assert client.post("/api/v1/restart").status_code == 401
+
+
+def _start_slow_request(url: str) -> socket.socket:
+    """A request whose body is still arriving: the server cannot answer it yet."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    head = (
+        "POST /api/v1/update HTTP/1.1\r\nHost: caio\r\nContent-Type: application/json\r\n"
+        "Content-Length: 20\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"target_')
+    return sock
+
+
+@pytest.mark.parametrize("graceful", [True, False])
+def test_graceful_restart_lets_an_in_flight_request_finish(
+    supervised: Supervised, graceful: bool
+) -> None:
+    old = supervised.state()["active"]["pid"]
+    sock = _start_slow_request(supervised.url)
+    time.sleep(0.5)  # the old child has accepted it and is waiting for the body
+    answer = supervised.api("POST", "/api/v1/restart", json={"graceful": graceful})
+    assert answer.status_code == 202
+    supervised.wait_for(lambda: supervised.state()["active"]["pid"] != old)
+    try:
+        sock.sendall(b'version": 1}')  # 20 bytes in all, but not a valid version
+        reply = sock.recv(4096)
+    except OSError:
+        reply = b""
+    finally:
+        sock.close()
+    if graceful:
+        assert reply.startswith(b"HTTP/1.1 4"), reply  # answered by the draining old child
+    else:
+        assert reply == b""  # the old child was killed with the request in flight
