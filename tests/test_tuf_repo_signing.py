@@ -223,3 +223,20 @@ def test_verify_catches_a_signature_that_does_not_verify(published_repo: Publish
     path.write_text(json.dumps(doc))
     with pytest.raises(MetadataError, match="UnsignedMetadataError"):
         verify_repository(published_repo.dir, published_repo.trusted_root)
+
+
+def test_a_key_file_can_name_a_signer_uri_instead_of_a_pem(published_repo: PublishedRepo) -> None:
+    """The KMS/HSM seam: the key file names a securesystemslib signer URI (here file2:)."""
+    path = next(published_repo.keys.glob("targets-*.json"))
+    doc = json.loads(path.read_text())
+    pem = published_repo.work / "targets-private.pem"
+    pem.write_text(doc.pop("private_pem"))
+    doc["uri"] = f"file2:{pem}"
+    path.write_text(json.dumps(doc))
+    assert published_repo.publisher().add_release(published_repo.build("1.0.0"), ["stable"]).changed
+    verify_repository(published_repo.dir, published_repo.trusted_root)
+
+    doc["uri"] = "nosuchkms:projects/x/keys/y"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="cannot open signer"):
+        published_repo.publisher().add_release(published_repo.build("1.1.0"), ["stable"])
