@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -113,18 +112,7 @@ class Supervised:
 
 def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) -> Supervised:
     port = free_port()
-    s = env.settings
-    process_env = {
-        **os.environ,
-        "CAIO_HOME": str(s.home),
-        "CAIO_PORT": str(port),
-        "CAIO_MANIFEST": str(s.manifest),
-        "CAIO_UPDATE_URL": env.repo.url,
-        "CAIO_RETRY_BASE_DELAY": "0.01",
-        "CAIO_PROBATION_SECONDS": "20",
-        "CAIO_DRAIN_SECONDS": "5",
-        **(extra_env or {}),
-    }
+    process_env = env.process_env(port, CAIO_PROBATION_SECONDS="20", **(extra_env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "caio", "run"],
         env=process_env,

@@ -44,16 +44,7 @@ class Service:
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        s = env.settings
-        process_env = {
-            **os.environ,
-            "CAIO_HOME": str(s.home),
-            "CAIO_PORT": str(self.port),
-            "CAIO_MANIFEST": str(s.manifest),
-            "CAIO_UPDATE_URL": env.repo.url,
-            "CAIO_RETRY_BASE_DELAY": "0.01",
-            "CAIO_DRAIN_SECONDS": "3",
-        }
+        process_env = env.process_env(self.port, CAIO_DRAIN_SECONDS="3")
         if fault:
             process_env["CAIO_FAULT_POINT"] = fault
 

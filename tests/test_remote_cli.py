@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -21,14 +20,7 @@ from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 def service(update_env: UpdateEnv) -> Iterator[str]:
     update_env.publish(NEWER)
     port = free_port()
-    s = update_env.settings
-    env = {
-        **os.environ,
-        "CAIO_HOME": str(s.home),
-        "CAIO_PORT": str(port),
-        "CAIO_MANIFEST": str(s.manifest),
-        "CAIO_RETRY_BASE_DELAY": "0.01",
-    }
+    env = update_env.process_env(port)
     proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

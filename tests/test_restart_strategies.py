@@ -27,19 +27,6 @@ from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
 
-def service_env(env: UpdateEnv, port: int, **extra: str) -> dict[str, str]:
-    s = env.settings
-    return {
-        **os.environ,
-        "CAIO_HOME": str(s.home),
-        "CAIO_PORT": str(port),
-        "CAIO_MANIFEST": str(s.manifest),
-        "CAIO_UPDATE_URL": env.repo.url,
-        "CAIO_DRAIN_SECONDS": "5",
-        **extra,
-    }
-
-
 def wait_until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -67,7 +54,7 @@ def test_exec_restarts_in_place_keeping_the_socket(
 ) -> None:
     update_env.publish(NEWER)
     port = free_port()
-    env = service_env(update_env, port, CAIO_RESTART_STRATEGY="exec")
+    env = update_env.process_env(port, CAIO_RESTART_STRATEGY="exec")
     proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
     processes.append(proc)
     url = f"http://127.0.0.1:{port}"
@@ -108,8 +95,7 @@ def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
     activated.listen(16)
     port = activated.getsockname()[1]
     unused = free_port()
-    env = service_env(
-        update_env,
+    env = update_env.process_env(
         unused,
         CAIO_RESTART_STRATEGY="systemd",
         NOTIFY_SOCKET=str(listener.path),
@@ -153,7 +139,7 @@ def test_embedded_exit_code_for_the_host(
     update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     port = free_port()
-    env = service_env(update_env, port, CAIO_RESTART_STRATEGY="embedded")
+    env = update_env.process_env(port, CAIO_RESTART_STRATEGY="embedded")
     proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
     processes.append(proc)
     url = f"http://127.0.0.1:{port}"
@@ -169,8 +155,8 @@ def test_embedded_signal_to_the_parent(
     previous = signal.signal(signal.SIGUSR1, lambda sig, _frame: received.append(sig))
     try:
         port = free_port()
-        env = service_env(
-            update_env, port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
+        env = update_env.process_env(
+            port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
         )
         proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
         processes.append(proc)
@@ -218,7 +204,7 @@ def test_serve_current_runs_the_current_release(
     manifest = Manifest(name="caio", version="1.0.7", update_url=update_env.repo.url)
     seed_release(layout, SOURCE_DIR, manifest)
     port = free_port()
-    env = service_env(update_env, port)
+    env = update_env.process_env(port)
     proc = subprocess.Popen([sys.executable, "-m", "caio", "serve-current"], env=env)
     processes.append(proc)
     url = f"http://127.0.0.1:{port}"

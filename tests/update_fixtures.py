@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +99,20 @@ class UpdateEnv:
         artifact = build_release(SOURCE_DIR, version, self.repo.work / "dist")
         self.repo.publisher().add_release(artifact, channels)
         return artifact
+
+    def process_env(self, port: int, **extra: str) -> dict[str, str]:
+        """Environment for a real CAIO process using this repository and home."""
+        s = self.settings
+        return {
+            **os.environ,
+            "CAIO_HOME": str(s.home),
+            "CAIO_PORT": str(port),
+            "CAIO_MANIFEST": str(s.manifest),
+            "CAIO_UPDATE_URL": self.repo.url,
+            "CAIO_RETRY_BASE_DELAY": "0.01",
+            "CAIO_DRAIN_SECONDS": "5",
+            **extra,
+        }
 
     def client(self) -> TestClient:
         return TestClient(create_app(self.settings))
