@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -39,26 +39,33 @@ def wait_until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-d
     raise AssertionError("condition not met")
 
 
+Start = Callable[..., tuple[subprocess.Popen[bytes], str]]
+
+
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+def start(update_env: UpdateEnv) -> Iterator[Start]:
+    """Start `python -m caio.main` (or another caio command) and wait until it serves."""
     started: list[subprocess.Popen[bytes]] = []
-    yield started
+
+    def starter(*command: str, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        args = list(command) or ["-m", "caio.main"]
+        proc = subprocess.Popen([sys.executable, *args], env=update_env.process_env(port, **extra))
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+        return proc, url
+
+    yield starter
     for proc in started:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
-def test_exec_restarts_in_place_keeping_the_socket(
-    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
-) -> None:
+def test_exec_restarts_in_place_keeping_the_socket(update_env: UpdateEnv, start: Start) -> None:
     update_env.publish(NEWER)
-    port = free_port()
-    env = update_env.process_env(port, CAIO_RESTART_STRATEGY="exec")
-    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
-    processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+    proc, url = start(CAIO_RESTART_STRATEGY="exec")
     auth = update_env.auth()
     assert httpx.post(f"{url}/api/v1/update", json={}, headers=auth).status_code == 202
     wait_until(
@@ -87,7 +94,7 @@ def test_exec_restarts_in_place_keeping_the_socket(
 
 
 def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
-    update_env: UpdateEnv, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+    update_env: UpdateEnv,
 ) -> None:
     listener = NotifyListener(Path(os.environ.get("TMPDIR", "/tmp")) / f"caio-n-{os.getpid()}.sock")
     activated = socket.socket()
@@ -110,7 +117,6 @@ def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
     )
     command = [sys.executable, "-c", launcher, str(fd)]
     proc = subprocess.Popen(command, env=env, pass_fds=(fd,))
-    processes.append(proc)
     try:
         messages: list[dict[str, str]] = []
 
@@ -131,37 +137,24 @@ def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
         assert proc.wait(30) == EXIT_RESTART
         assert got("STOPPING")
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         listener.close()
         activated.close()
 
 
-def test_embedded_exit_code_for_the_host(
-    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
-) -> None:
-    port = free_port()
-    env = update_env.process_env(port, CAIO_RESTART_STRATEGY="embedded")
-    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
-    processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+def test_embedded_exit_code_for_the_host(update_env: UpdateEnv, start: Start) -> None:
+    proc, url = start(CAIO_RESTART_STRATEGY="embedded")
     assert httpx.post(f"{url}/api/v1/restart", headers=update_env.auth()).status_code == 202
     assert proc.wait(30) == EXIT_RESTART
 
 
-def test_embedded_signal_to_the_parent(
-    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
-) -> None:
+def test_embedded_signal_to_the_parent(update_env: UpdateEnv, start: Start) -> None:
     received: list[int] = []
     previous = signal.signal(signal.SIGUSR1, lambda sig, _frame: received.append(sig))
     try:
-        port = free_port()
-        env = update_env.process_env(
-            port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
-        )
-        proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env)
-        processes.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+        proc, url = start(CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1")
         answer = httpx.post(f"{url}/api/v1/restart", headers=update_env.auth())
         assert answer.status_code == 202
         assert "SIGUSR1" in answer.json()["message"]
@@ -196,19 +189,12 @@ def test_exec_and_systemd_need_a_running_server(update_env: UpdateEnv) -> None:
         assert response.json()["error"]["code"] == "restart_failed"
 
 
-def test_serve_current_runs_the_current_release(
-    update_env: UpdateEnv, processes: list[subprocess.Popen[bytes]]
-) -> None:
+def test_serve_current_runs_the_current_release(update_env: UpdateEnv, start: Start) -> None:
     layout = InstallLayout(update_env.settings.home)
     layout.ensure()
     manifest = Manifest(name="caio", version="1.0.7", update_url=update_env.repo.url)
     seed_release(layout, SOURCE_DIR, manifest)
-    port = free_port()
-    env = update_env.process_env(port)
-    proc = subprocess.Popen([sys.executable, "-m", "caio", "serve-current"], env=env)
-    processes.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
+    _, url = start("-m", "caio", "serve-current")
     assert httpx.get(f"{url}/api/v1/version").json()["version"] == "1.0.7"
 
 
