@@ -112,7 +112,7 @@ class Supervised:
 
 def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) -> Supervised:
     port = free_port()
-    process_env = env.process_env(port, CAIO_PROBATION_SECONDS="20", **(extra_env or {}))
+    process_env = env.process_env(port, **{"CAIO_PROBATION_SECONDS": "20", **(extra_env or {})})
     proc = subprocess.Popen(
         [sys.executable, "-m", "caio", "run"],
         env=process_env,
