@@ -486,6 +486,16 @@ class Publisher:
     def _signers_for(self, role: str, changes: dict[str, Metadata[Any]]) -> list[Signer]:
         return self.keyring.signers(sorted(self._allowed_keyids(role, changes)))
 
+    def _delegator(self, role: str, changes: dict[str, Metadata[Any]]) -> Root | Targets:
+        """The metadata that delegates ``role``: top-level targets for a bin, else root.
+
+        The version in ``changes`` wins over the published one, so a rotation's
+        new keys count for the roles it re-signs.
+        """
+        name = Targets.type if role.startswith(BIN_PREFIX) else Root.type
+        md = changes.get(name) or self.store.load(name)
+        return cast(Root | Targets, md.signed)
+
     def _allowed_keyids(self, role: str, changes: dict[str, Metadata[Any]]) -> set[str]:
         """Keys whose signatures count for the new ``role`` (old and new root keys for root)."""
         if role == Root.type:
@@ -493,11 +503,7 @@ class Publisher:
             if self.store.published_version(Root.type):
                 keyids |= set(self.store.load(Root.type).signed.roles[Root.type].keyids)
             return keyids
-        if role.startswith(BIN_PREFIX):
-            top = changes.get(Targets.type) or self.store.load(Targets.type)
-            return set(top.signed.delegations.succinct_roles.keyids)
-        root = changes.get(Root.type) or self.store.load(Root.type)
-        return set(root.signed.roles[role].keyids)
+        return set(self._delegator(role, changes).get_delegated_role(role).keyids)
 
     def _signature_state(
         self, role: str, md: Metadata[Any], changes: dict[str, Metadata[Any]]
@@ -519,12 +525,9 @@ class Publisher:
             have = need - max(r.missing for r in parts)
             unsigned = sorted(set(result.unsigned) - set(result.signed))
         else:
-            delegator: Any
-            if role.startswith(BIN_PREFIX):
-                delegator = (changes.get(Targets.type) or self.store.load(Targets.type)).signed
-            else:
-                delegator = (changes.get(Root.type) or self.store.load(Root.type)).signed
-            single = delegator.get_verification_result(role, md.signed_bytes, md.signatures)
+            single = self._delegator(role, changes).get_verification_result(
+                role, md.signed_bytes, md.signatures
+            )
             have, need, unsigned = (
                 min(len(single.signed), single.threshold),
                 single.threshold,
