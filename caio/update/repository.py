@@ -235,10 +235,8 @@ class TrustedRepository:
                 "downloading the release index",
                 lambda: updater.download_target(index_info, filepath=str(cached)),
             )
-        data = Path(path).read_bytes()
-        return RepositoryView(
-            updater, parse_index(data), view.metadata, view.consistent_snapshot, self.targets_url
-        )
+        view.releases = parse_index(Path(path).read_bytes())
+        return view
 
     def _metadata_info(self) -> tuple[TrustedMetadataInfo, bool]:
         """Versions, expiry and consistent_snapshot from the files ngclient just verified.
