@@ -25,6 +25,8 @@ token_app = typer.Typer(help="Manage API tokens (stored only as hashes).", no_ar
 app.add_typer(token_app, name="token")
 trust_app = typer.Typer(help="Manage the TUF trust anchor.", no_args_is_help=True)
 app.add_typer(trust_app, name="trust")
+audit_app = typer.Typer(help="The audit log ($CAIO_HOME/state/audit.jsonl).", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(remote_app, name="remote")
 
 EXIT_USER_ERROR = 2
@@ -101,7 +103,7 @@ def serve_current() -> None:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="a name to revoke the token by")],
-    role: Annotated[Role, typer.Option(help="what the token may do")] = Role.ADMIN,
+    role: Annotated[Role, typer.Option(help="what the token may do (admin or viewer)")],
 ) -> None:
     """Create a token and print it once on stdout, alone on its line."""
     settings = _settings()
@@ -141,6 +143,20 @@ def trust_install(
     with user_errors():
         summary = install_trusted_root(root, settings.trusted_root_path)
     typer.echo(f"installed {settings.trusted_root_path}: {summary}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain: exit 0 when intact, 1 naming the first bad record."""
+    from caio.core.layout import InstallLayout
+    from caio.core.state import AuditLog
+
+    settings = _settings()
+    log = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl")
+    integrity = log.verify()
+    typer.echo(f"{log.path}: {integrity.describe()}")
+    if not integrity.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

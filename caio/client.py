@@ -89,10 +89,11 @@ class CaioClient:
         result: dict[str, Any] = self._call("GET", "/api/v1/update/check")
         return result
 
-    def history(self, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call(
+    def history(self, limit: int = 100) -> dict[str, Any]:
+        """``{"records": [...], "integrity": {...}}``: audit records and the chain's state."""
+        result: dict[str, Any] = self._call(
             "GET", "/api/v1/update/history", params={"limit": limit}
-        )["records"]
+        )
         return result
 
     def start_update(
@@ -126,6 +127,11 @@ class CaioClient:
                 pass  # restarting: the socket may briefly not answer
             time.sleep(0.2)
         raise CaioApiError(0, "restart_timeout", f"{version} was not running after {timeout:g}s")
+
+    def cancel(self) -> Status:
+        """Cancel the running job. Raises CaioApiError 409 ``no_update_in_progress``."""
+        result: Status = self._call("DELETE", "/api/v1/update")
+        return result
 
     def rollback(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("POST", "/api/v1/rollback")

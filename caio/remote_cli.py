@@ -1,9 +1,15 @@
-"""``caio remote ...``: drive a running CAIO from a shell, with a progress bar."""
+"""``caio remote ...``: drive a running CAIO from a shell, with a progress bar.
+
+Every command takes the same connection options. The token never needs to be
+on a command line (where ``ps`` shows it): use ``CAIO_TOKEN`` or
+``--token-file``.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,14 +21,25 @@ from caio.client import CaioApiError, CaioClient
 remote_app = typer.Typer(help="Talk to a running CAIO over HTTP.", no_args_is_help=True)
 err = Console(stderr=True)
 
-UrlOpt = Annotated[str, typer.Option("--url", envvar="CAIO_URL", help="CAIO base URL")]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="CAIO_URL", help="CAIO base URL [CAIO_URL]")]
 TokenOpt = Annotated[
-    str | None, typer.Option("--token", envvar="CAIO_TOKEN", help="API token [CAIO_TOKEN]")
+    str | None,
+    typer.Option("--token", envvar="CAIO_TOKEN", help="API token [CAIO_TOKEN]; prefer the env"),
+]
+TokenFileOpt = Annotated[
+    Path | None,
+    typer.Option("--token-file", envvar="CAIO_TOKEN_FILE", help="file holding the API token"),
 ]
 EXIT_FAILED, EXIT_API = 1, 2
 
 
-def _client(url: str, token: str | None) -> CaioClient:
+def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
+    if token is None and token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as e:
+            typer.echo(f"caio: cannot read the token file {token_file}: {e.strerror}", err=True)
+            raise typer.Exit(EXIT_API) from e
     return CaioClient(url, token)
 
 
@@ -38,44 +55,64 @@ def _api_call(func: Any) -> Any:
         raise typer.Exit(EXIT_API) from e
 
 
-def _show(url: str, token: str | None, call: Callable[[CaioClient], Any]) -> None:
-    with _client(url, token) as c:
+def _show(
+    url: str, token: str | None, token_file: Path | None, call: Callable[[CaioClient], Any]
+) -> None:
+    with _client(url, token, token_file) as c:
         _print(_api_call(lambda: call(c)))
 
 
 @remote_app.command("version")
-def version(url: UrlOpt) -> None:
+def version(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """The running version (public)."""
-    _show(url, None, CaioClient.version)
+    _show(url, token, token_file, CaioClient.version)
 
 
 @remote_app.command("status")
-def status(url: UrlOpt, token: TokenOpt = None) -> None:
+def status(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """The current or last update job."""
-    _show(url, token, CaioClient.status)
+    _show(url, token, token_file, CaioClient.status)
 
 
 @remote_app.command("check")
-def check(url: UrlOpt, token: TokenOpt = None) -> None:
+def check(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Releases available on the channel."""
-    _show(url, token, CaioClient.check)
+    _show(url, token, token_file, CaioClient.check)
+
+
+@remote_app.command("history")
+def history(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    limit: Annotated[int, typer.Option(help="newest records to show")] = 100,
+) -> None:
+    """Audit records and the integrity of their hash chain."""
+    _show(url, token, token_file, lambda c: c.history(limit))
+
+
+@remote_app.command("cancel")
+def cancel(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
+    """Cancel the running update (its partial download is kept for the next one)."""
+    _show(url, token, token_file, CaioClient.cancel)
 
 
 @remote_app.command("rollback")
-def rollback(url: UrlOpt, token: TokenOpt = None) -> None:
+def rollback(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Activate the previous release (restart to run it)."""
-    _show(url, token, CaioClient.rollback)
+    _show(url, token, token_file, CaioClient.rollback)
 
 
 @remote_app.command("restart")
 def restart(
     url: UrlOpt,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     graceful: Annotated[bool, typer.Option(help="let in-flight requests finish")] = True,
     wait: Annotated[bool, typer.Option(help="wait until the current release serves")] = False,
 ) -> None:
     """Restart into the current release; with --wait, until /api/v1/version reports it."""
-    with _client(url, token) as c:
+    with _client(url, token, token_file) as c:
         answer = _api_call(lambda: c.restart(graceful=graceful))
         if not wait:
             _print(answer)
@@ -88,12 +125,13 @@ def restart(
 def update(
     url: UrlOpt,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     version: Annotated[str | None, typer.Option(help="exact version to install")] = None,
     allow_downgrade: Annotated[bool, typer.Option(help="allow an older version")] = False,
     wait: Annotated[bool, typer.Option(help="follow progress until the job ends")] = False,
 ) -> None:
     """Start an update; with --wait, show progress and exit 1 with the error code on failure."""
-    with _client(url, token) as c:
+    with _client(url, token, token_file) as c:
         started = _api_call(lambda: c.start_update(version, allow_downgrade=allow_downgrade))
         if not wait:
             _print(started)

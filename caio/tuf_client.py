@@ -98,19 +98,21 @@ class ConformanceSession:
             self._publish_metadata()
 
     def download(self, view: RepositoryView, target_name: str, target_dir: Path) -> None:
-        info = view.target_info(target_name)
-        dest = target_dir / quote(target_name, safe="")
-        if dest.exists():
-            try:
-                with dest.open("rb") as f:
-                    info.verify_length_and_hashes(f)
-                return  # already here and verified
-            except tuf.LengthOrHashMismatchError:
-                pass  # the artifact changed upstream: download the new one below
+        # Every role file ngclient verifies on the way, through delegations and
+        # whether or not the lookup finds the target, is kept in METADATA_DIR.
         try:
+            info = view.target_info(target_name)
+            dest = target_dir / quote(target_name, safe="")
+            if dest.exists():
+                try:
+                    with dest.open("rb") as f:
+                        info.verify_length_and_hashes(f)
+                    return  # already here and verified
+                except tuf.LengthOrHashMismatchError:
+                    pass  # the artifact changed upstream: download the new one below
             verified = self.downloader.fetch(view.target_url(info), info, lambda _d, _t: None)
         finally:
-            self._publish_metadata()  # delegated metadata loaded by the lookup
+            self._publish_metadata()
         target_dir.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
         shutil.move(verified, tmp)

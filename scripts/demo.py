@@ -107,7 +107,20 @@ def run_caio(
     )
     step("installing the trust anchor and an admin token")
     run(BIN / "caio", "trust", "install", trusted_root, env=env)
-    token = run(BIN / "caio", "token", "create", "--name", "demo-admin", env=env, capture=True)
+    token = run(
+        BIN / "caio",
+        "token",
+        "create",
+        "--name",
+        "demo-admin",
+        "--role",
+        "admin",
+        env=env,
+        capture=True,
+    )
+    token_file = home / "admin.token"  # the token goes to caio remote in a 0600 file, not argv
+    token_file.touch(mode=0o600)
+    token_file.write_text(token + "\n")
 
     step(f"starting `caio run` on {current}")
     supervisor = subprocess.Popen([BIN / "caio", "run"], env=env)
@@ -118,9 +131,10 @@ def run_caio(
             client.wait_for_version(current, timeout=60)
             print(f"   {url}/api/v1/version -> {json.dumps(client.version())}")
             step(f"updating to {newer} through the API")
-            run(*remote, "update", "--url", url, "--token", token, "--wait", env=env)
+            auth = ["--url", url, "--token-file", token_file]
+            run(*remote, "update", *auth, "--wait", env=env)
             step("restarting into the new release (the old one serves until it is healthy)")
-            run(*remote, "restart", "--url", url, "--token", token, "--wait", env=env)
+            run(*remote, "restart", *auth, "--wait", env=env)
             info = client.version()
         print(f"   {url}/api/v1/version -> {json.dumps(info)}")
         if info["version"] != newer:

@@ -95,7 +95,7 @@ def test_caio_client_follows_the_event_stream(service: str, update_env: UpdateEn
         final = client.wait(seen.append)
         assert final["status"] == "complete"
         assert seen[-1]["stage"] == "complete"
-        assert client.history()[-1]["outcome"] == "activated"
+        assert client.history()["records"][-1]["outcome"] == "activated"
     with CaioClient("http://127.0.0.1:9") as nowhere, pytest.raises(CaioApiError) as down:
         nowhere.version()
     assert down.value.code == "unreachable"

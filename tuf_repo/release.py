@@ -17,7 +17,6 @@ import gzip
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import tarfile
@@ -29,23 +28,25 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from caio.core.release_format import (
+    ARTIFACT_RE,
+    MAX_EXTENDED_TOTAL,
+    PACKAGE,
+    ArchiveRefused,
+    artifact_name,
+    check_member,
+    open_release_archive,
+    target_path,
+)
 from tuf_repo.errors import ReleaseError
 from tuf_repo.files import atomic_write_bytes
 
-PACKAGE = "caio"
-ARTIFACT_RE = re.compile(r"^caio-(?P<version>[^/]+)\.tar\.gz$")
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}
 MAX_MANIFEST_BYTES = 64 * 1024
+MAX_MEMBERS = 100_000
 
-
-def artifact_name(version: str) -> str:
-    return f"caio-{version}.tar.gz"
-
-
-def target_path(version: str) -> str:
-    """The TUF target path of a release (the contract with caio)."""
-    return f"caio/{version}/{artifact_name(version)}"
+__all__ = ["ReleaseInfo", "artifact_name", "build_release", "inspect_release", "target_path"]
 
 
 @dataclass(frozen=True)
@@ -227,15 +228,19 @@ def inspect_release(artifact: Path) -> ReleaseInfo:
     manifest: dict[str, object] | None = None
     has_package = False
     try:
-        with tarfile.open(artifact, mode="r:gz") as tar:
+        with open_release_archive(
+            artifact, max_extended_bytes=MAX_EXTENDED_TOTAL, max_extended_headers=MAX_MEMBERS
+        ) as tar:
             for member in tar:
-                _check_member(artifact.name, top, member)
+                check_member(member, top)
                 if member.name == f"{top}/{PACKAGE}/__init__.py":
                     has_package = True
                 if member.name == f"{top}/manifest.json":
                     manifest = _read_manifest(artifact.name, tar, member)
     except FileNotFoundError as e:
         raise ReleaseError(f"artifact not found: {artifact}") from e
+    except ArchiveRefused as e:
+        raise ReleaseError(f"{artifact.name}: {e}") from e
     except (tarfile.TarError, OSError, EOFError, ValueError) as e:
         raise ReleaseError(f"{artifact.name}: not a valid gzip tarball: {e}") from e
     if manifest is None:
@@ -253,16 +258,6 @@ def inspect_release(artifact: Path) -> ReleaseInfo:
         commit=str(manifest.get("commit", "unknown")),
         channel=str(manifest.get("channel", "stable")),
     )
-
-
-def _check_member(artifact: str, top: str, member: tarfile.TarInfo) -> None:
-    name = member.name
-    if not (member.isfile() or member.isdir()):
-        raise ReleaseError(f"{artifact}: entry {name!r} is not a file or directory")
-    if name.startswith("/") or ".." in Path(name).parts:
-        raise ReleaseError(f"{artifact}: unsafe entry {name!r}")
-    if name != top and not name.startswith(top + "/"):
-        raise ReleaseError(f"{artifact}: entry {name!r} is outside {top}/")
 
 
 def _read_manifest(

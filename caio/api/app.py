@@ -43,9 +43,7 @@ def create_app(
     tokens = TokenStore(settings.tokens_path)
     tokens.records()  # fail at start-up, not on the first request, if unreadable
 
-    update_service, transport = build_update_service(
-        settings, running.manifest, SOURCE_DIR, running.update_url
-    )
+    update_service, transport = build_update_service(settings, running, SOURCE_DIR)
     update_service.recover()
     restart_strategy = make_strategy(
         settings.restart_strategy,
@@ -53,6 +51,7 @@ def create_app(
         current=update_service.layout.current_link,
         on_restart=on_restart,
         parent_signal=settings.restart_signal,
+        parent_pid=os.getppid(),
         listen_fd=listen_fd,
         environ=dict(os.environ),
     )
@@ -60,6 +59,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        update_service.shutdown()  # a restart cancels a running job, and says so
         transport.close()
 
     app = FastAPI(
@@ -74,7 +74,7 @@ def create_app(
         },
     )
     app.state.settings = settings
-    app.state.manifest = running.manifest if running.from_file else None
+    app.state.running = running
     app.state.version_info = version_info
     app.state.tokens = tokens
     app.state.update_service = update_service

@@ -1,38 +1,56 @@
-"""Request dependencies: services from ``app.state`` and role checks."""
+"""Request dependencies: services from ``app.state`` and role checks.
+
+Every dependency is ``async`` and does no blocking work, so that FastAPI runs
+it on the event loop rather than in the worker-thread pool: endpoints that
+read local state (``/health``, version, job status, events) keep answering
+when every worker thread is busy with a slow repository.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from caio.core.errors import AuthError
+from caio.core.running import Running
 from caio.core.tokens import Principal, Role, TokenStore
-from caio.core.version import VersionInfo
+from caio.restart import RestartStrategy
+from caio.update import UpdateService
 
 _bearer = HTTPBearer(auto_error=False, description="token from `caio token create`")
 
 
-def get_version_info(request: Request) -> VersionInfo:
-    info: VersionInfo = request.app.state.version_info
-    return info
+async def get_running(request: Request) -> Running:
+    running: Running = request.app.state.running
+    return running
 
 
-def get_token_store(request: Request) -> TokenStore:
+async def get_token_store(request: Request) -> TokenStore:
     store: TokenStore = request.app.state.tokens
     return store
 
 
-def require_role(role: Role) -> Callable[..., Principal]:
+async def get_update_service(request: Request) -> UpdateService:
+    service: UpdateService = request.app.state.update_service
+    return service
+
+
+async def get_restart_strategy(request: Request) -> RestartStrategy:
+    strategy: RestartStrategy = request.app.state.restart_strategy
+    return strategy
+
+
+def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits a bearer token whose role grants ``role``.
 
     Raises:
         AuthError: 401 without or with an unknown token, 403 without the role.
     """
 
-    def dependency(
+    async def dependency(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         tokens: Annotated[TokenStore, Depends(get_token_store)],
     ) -> Principal:
@@ -54,4 +72,6 @@ def require_role(role: Role) -> Callable[..., Principal]:
 
 AdminDep = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 ViewerDep = Annotated[Principal, Depends(require_role(Role.VIEWER))]
-VersionInfoDep = Annotated[VersionInfo, Depends(get_version_info)]
+RunningDep = Annotated[Running, Depends(get_running)]
+ServiceDep = Annotated[UpdateService, Depends(get_update_service)]
+StrategyDep = Annotated[RestartStrategy, Depends(get_restart_strategy)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caio.core.errors import AuthError, CaioError, ConflictError, ErrorCode, UpdateError
+from caio.core.redact import redact
 
 log = logging.getLogger("caio.api")
 
@@ -31,6 +33,7 @@ _HTTP_CODES = {
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    details: dict[str, Any] | None = None
 
 
 class ErrorBody(BaseModel):
@@ -40,7 +43,7 @@ class ErrorBody(BaseModel):
 
 
 class ApiError(CaioError):
-    """An error raised by a route, with its HTTP status."""
+    """An error raised by the HTTP layer itself (body limits, check timeout), with its status."""
 
     def __init__(self, status_code: int, code: str, message: str) -> None:
         super().__init__(message, code=code)
@@ -48,23 +51,42 @@ class ApiError(CaioError):
 
 
 def error_response(
-    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message))
-    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+    body = ErrorBody(error=ErrorDetail(code=code, message=redact(message), details=details))
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status_code, headers=headers
+    )
+
+
+def _unread_body_headers(request: Request) -> dict[str, str]:
+    """``Connection: close`` when the answer leaves a request body unread.
+
+    The server then drops the connection instead of draining what a client
+    (perhaps a gigabyte) is still sending.
+    """
+    has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+    return {"Connection": "close"} if has_body else {}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the one error body with a stable code."""
 
     @app.exception_handler(AuthError)
-    async def _auth(_: Request, exc: AuthError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
+        headers = _unread_body_headers(request)
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return error_response(exc.status_code, exc.code, exc.message, headers)
 
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        headers = _unread_body_headers(request) if exc.status_code == 413 else None
+        return error_response(exc.status_code, exc.code, exc.message, headers)
 
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
@@ -77,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
             ErrorCode.TRUST_NOT_CONFIGURED: 503,
             ErrorCode.RESTART_FAILED: 409,
         }.get(exc.error_code, 502)
-        return error_response(status, exc.code, exc.message)
+        return error_response(status, exc.code, exc.message, details=exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

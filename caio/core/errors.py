@@ -14,6 +14,7 @@ Codes are a contract with hosts: extend the list, never rename an entry.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -37,6 +38,8 @@ class ErrorCode(StrEnum):
     REPOSITORY_INVALID = "repository_invalid"
     INTERRUPTED = "interrupted"
     INTERNAL_ERROR = "internal_error"
+    SLOW_RETRIEVAL = "slow_retrieval"
+    CANCELLED = "cancelled"
 
 
 class CaioError(Exception):
@@ -75,8 +78,15 @@ class ConflictError(CaioError):
 
 
 class UpdateError(CaioError):
-    """An update job failed; ``code`` is an :class:`ErrorCode` value."""
+    """An update job failed; ``code`` is an :class:`ErrorCode` value.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    ``details`` carries structured facts for the answer (e.g. the trusted
+    metadata's versions and expiry when it has expired).
+    """
+
+    def __init__(
+        self, code: ErrorCode, message: str, *, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message, code=code.value)
         self.error_code = code
+        self.details = details

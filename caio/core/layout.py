@@ -42,8 +42,9 @@ class InstallLayout:
         self.bad_versions_path = self.state_dir / "bad_versions.json"
 
     def ensure(self) -> None:
-        for d in (self.releases, self.tuf_dir, self.downloads, self.state_dir):
+        for d in (self.releases, self.tuf_dir, self.downloads):
             d.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # --- which release is where -------------------------------------------
     def release_dir(self, version: str) -> Path:
@@ -117,7 +118,9 @@ class InstallLayout:
             return set()
 
     def mark_bad(self, version: str) -> None:
-        atomic_write_json(self.bad_versions_path, sorted(self.bad_versions() | {version}))
+        atomic_write_json(
+            self.bad_versions_path, sorted(self.bad_versions() | {version}), mode=0o600
+        )
 
     # --- housekeeping -----------------------------------------------------
     def clean_leftovers(self) -> list[str]:

@@ -28,6 +28,12 @@ def _update_url(value: str) -> str:
     return value.rstrip("/")
 
 
+# One definition of each value type, shared by the manifest, the settings and the API.
+Pep440 = Annotated[str, AfterValidator(_pep440)]
+UpdateUrl = Annotated[str, AfterValidator(_update_url)]
+Channel = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+
+
 class Manifest(BaseModel):
     """The manifest at the project root and inside every release.
 
@@ -38,11 +44,11 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(min_length=1)]
-    version: Annotated[str, AfterValidator(_pep440)]
+    version: Pep440
     build_date: datetime | None = None
     commit: str | None = None
-    update_url: Annotated[str, AfterValidator(_update_url)]
-    channel: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9._-]*$")] = "stable"
+    update_url: UpdateUrl
+    channel: Channel = "stable"
 
 
 def load_manifest(path: Path) -> Manifest:

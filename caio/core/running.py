@@ -11,12 +11,18 @@ from caio.core.version import VersionInfo, resolve_version_info
 
 @dataclass(frozen=True)
 class Running:
-    """``manifest`` is the file's when there is one (``from_file``), else made up from ``info``."""
+    """What runs, resolved once: read by the update wiring and by ``/api/v1/version``.
+
+    ``manifest`` is the file's when there is one (``from_file``), else made up
+    from ``info``. ``channel`` and ``update_url`` are the effective values
+    (settings over manifest); ``update_url`` None means no repository.
+    """
 
     manifest: Manifest
     from_file: bool
     info: VersionInfo
     update_url: str | None
+    channel: str
 
 
 def read_manifest(settings: Settings) -> Manifest | None:
@@ -36,16 +42,17 @@ def load_running(settings: Settings) -> Running:
     manifest = read_manifest(settings)
     info = resolve_version_info(manifest, source_dir=SOURCE_DIR)
     update_url = settings.update_url or (manifest.update_url if manifest else None)
+    channel = settings.channel or (manifest.channel if manifest else "stable")
     made = manifest or Manifest(
         name="caio",
         version=info.version,
         build_date=info.build_date,
         commit=info.commit,
         update_url=update_url or "file:///",
-        channel=settings.channel or "stable",
+        channel=channel,
     )
     if manifest is not None:
         # Keep what was resolved at run time (git, package metadata) so a release
         # seeded from this tree reports the same build date and commit.
         made = made.model_copy(update={"build_date": info.build_date, "commit": info.commit})
-    return Running(made, manifest is not None, info, update_url)
+    return Running(made, manifest is not None, info, update_url, channel)

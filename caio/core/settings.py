@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from caio.core.errors import ConfigError
+from caio.core.manifest import Channel, UpdateUrl
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PACKAGE_DIR.parent
@@ -46,13 +47,13 @@ class Settings(BaseSettings):
     manifest: Path | None = Field(
         default=None, description="manifest.json; default: the one beside the caio package"
     )
-    update_url: str | None = Field(default=None, description="overrides manifest update_url")
+    update_url: UpdateUrl | None = Field(default=None, description="overrides manifest update_url")
     update_token: str | None = Field(default=None, repr=False)
     trusted_root: Path | None = Field(
         default=None, description="trust anchor; default: <home>/trusted_root.json"
     )
     restart_strategy: RestartStrategy = "supervisor"
-    channel: str | None = Field(default=None, description="overrides manifest channel")
+    channel: Channel | None = Field(default=None, description="overrides manifest channel")
     keep_releases: int = Field(default=3, ge=2, description="installed releases kept")
     http_timeout: float = Field(default=30.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1)
@@ -68,6 +69,27 @@ class Settings(BaseSettings):
     )
     restart_signal: str | None = Field(
         default=None, description="embedded: signal to send the parent (e.g. SIGUSR1)"
+    )
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="larger request bodies get 413, unread"
+    )
+    min_speed_bytes: float = Field(
+        default=2048.0, ge=0, description="slow-retrieval floor: average bytes/s over the window"
+    )
+    speed_window_seconds: float = Field(
+        default=30.0, gt=0, description="the sliding window of the slow-retrieval floor"
+    )
+    metadata_deadline_seconds: float = Field(
+        default=60.0, gt=0, description="a metadata file must arrive within this"
+    )
+    check_wait_seconds: float = Field(
+        default=20.0, gt=0, description="how long /update/check waits for the shared refresh"
+    )
+    max_connections: int = Field(
+        default=512, ge=8, description="open client connections; the idlest are shed beyond it"
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a client must send its request head within this"
     )
 
     @field_validator("restart_signal")

@@ -63,13 +63,23 @@ class TokenStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cache: tuple[tuple[int, int, int], list[TokenRecord]] | None = None
 
     def records(self) -> list[TokenRecord]:
-        """All stored tokens (hashes only).
+        """All stored tokens (hashes only); re-read only when the file changed.
 
         Raises:
             ConfigError: the file exists but cannot be read or parsed.
         """
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise ConfigError(f"tokens file {self.path} cannot be read: {e.strerror}") from e
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._cache is not None and self._cache[0] == stamp:
+            return list(self._cache[1])
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -78,11 +88,13 @@ class TokenStore:
             raise ConfigError(f"tokens file {self.path} cannot be read: {e.strerror}") from e
         try:
             entries = json.loads(raw)["tokens"]
-            return [
+            records = [
                 TokenRecord(e["name"], Role(e["role"]), e["sha256"], e["created"]) for e in entries
             ]
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"tokens file {self.path} is corrupt: {e!r}") from e
+        self._cache = (stamp, records)
+        return list(records)
 
     def create(self, name: str, role: Role) -> str:
         """Store a new token and return its secret (shown once, never stored).

@@ -130,20 +130,30 @@ class EmbeddedRestart(RestartStrategy):
         control: ServiceControl,
         callback: RestartCallback | None,
         parent_signal: signal.Signals | None,
+        parent_pid: int,
     ) -> None:
         self._control = control
         self._callback = callback
         self._signal = parent_signal
+        self._host_pid = parent_pid  # the host that started CAIO, remembered at start
 
     def check(self) -> None:
         if self._callback is None and self._signal is None and not self._control.serving:
             raise restart_failed("embedded: no on_restart callback, signal, or server to stop")
+        if self._callback is None and self._signal is not None:
+            parent = os.getppid()
+            if parent != self._host_pid:
+                raise restart_failed(
+                    f"the host process that started CAIO (pid {self._host_pid}) is gone; "
+                    f"CAIO's parent is now pid {parent}, which is not signalled"
+                )
 
     def restart(self, graceful: bool) -> None:
         if self._callback is not None:
             self._callback(graceful)
         elif self._signal is not None:
-            os.kill(os.getppid(), self._signal)
+            if os.getppid() == self._host_pid:  # checked again: the host may have died since
+                os.kill(self._host_pid, self._signal)
         else:
             self._control.exit_code = EXIT_RESTART
             self._control.stop(graceful=graceful)
@@ -163,6 +173,7 @@ def make_strategy(
     current: Path,
     on_restart: RestartCallback | None,
     parent_signal: str | None,
+    parent_pid: int,
     listen_fd: int | None,
     environ: dict[str, str],
 ) -> RestartStrategy:
@@ -173,4 +184,4 @@ def make_strategy(
     if name == "exec":
         return ExecRestart(control, current, listen_fd)
     sig = signal.Signals[parent_signal] if parent_signal else None
-    return EmbeddedRestart(control, on_restart, sig)
+    return EmbeddedRestart(control, on_restart, sig, parent_pid)

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -37,7 +38,7 @@ from caio.core.files import atomic_write_json
 from caio.core.layout import InstallLayout
 from caio.core.manifest import Manifest
 from caio.core.settings import Settings
-from caio.core.state import AuditLog, JobError, JobStatus, StateStore, utcnow
+from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.main import CONTROL_FD_ENV, bind
 from caio.restart.control import boot_command
 from caio.restart.notify import NotifyListener
@@ -84,6 +85,7 @@ class Supervisor:
         self.layout = InstallLayout(settings.home)
         self.audit = AuditLog(self.layout.state_dir / "audit.jsonl")
         self.state = StateStore(self.layout.state_dir / "update.json")
+        self.job_lock = JobLock(self.layout.state_dir / "job.lock")
         self._status_path = self.layout.state_dir / "supervisor.json"
         self._children = 0
         self._active: Child | None = None
@@ -300,8 +302,18 @@ class Supervisor:
         )
 
     def _record_failure(self, code: str, message: str, good: str, bad: str | None) -> None:
+        """Show the failure in ``GET /api/v1/update``, unless a child runs a job (it owns it)."""
         log.error("%s: %s", code, message)
         now = utcnow()
+        with self.job_lock.probe() as nobody_runs_a_job:
+            if not nobody_runs_a_job:
+                log.warning("an update job is running; the failure is in the audit log only")
+                return
+            self._save_failure(code, message, good, bad, now)
+
+    def _save_failure(
+        self, code: str, message: str, good: str, bad: str | None, now: datetime
+    ) -> None:
         self.state.save(
             JobStatus(
                 status="failed",
@@ -358,6 +370,7 @@ class Supervisor:
                 if self._starting is None
                 else {"pid": self._starting.pid, "version": self._starting.version},
             },
+            mode=0o600,
         )
 
 

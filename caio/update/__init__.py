@@ -10,13 +10,14 @@ from pathlib import Path
 
 from caio.core.errors import ErrorCode, UpdateError
 from caio.core.layout import InstallLayout
-from caio.core.manifest import Manifest
+from caio.core.redact import register_secret, split_userinfo
+from caio.core.running import Running
 from caio.core.settings import Settings
 from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, ReleaseInstaller
 from caio.update.repository import Release, RetryPolicy, TrustedRepository
 from caio.update.service import CheckResult, RollbackResult, UpdateRequest, UpdateService
-from caio.update.transport import Transport, make_transport
+from caio.update.transport import SpeedLimits, Transport, make_transport
 
 __all__ = [
     "CheckResult",
@@ -29,7 +30,7 @@ __all__ = [
 
 
 def build_update_service(
-    settings: Settings, running: Manifest, source_dir: Path, base_url: str | None
+    settings: Settings, running: Running, source_dir: Path
 ) -> tuple[UpdateService, Transport]:
     """The update service for these settings, and the transport to close on shutdown.
 
@@ -37,12 +38,22 @@ def build_update_service(
     every update answers ``trust_not_configured``.
     """
     layout = InstallLayout(settings.home)
-    user_agent = f"caio/{running.version}"
+    base_url, userinfo = split_userinfo(running.update_url) if running.update_url else (None, None)
+    register_secret(settings.update_token)
+    if userinfo is not None:
+        register_secret(userinfo[1])
+    user_agent = f"caio/{running.manifest.version}"
     transport = make_transport(
         base_url or "file:///",
         user_agent=user_agent,
         token=settings.update_token,
+        userinfo=userinfo,
         timeout=settings.http_timeout,
+        limits=SpeedLimits(
+            min_bytes_per_second=settings.min_speed_bytes,
+            window_seconds=settings.speed_window_seconds,
+            metadata_deadline=settings.metadata_deadline_seconds,
+        ),
     )
     retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
 
@@ -77,8 +88,8 @@ def build_update_service(
 
     service = UpdateService(
         layout=layout,
-        running=running,
-        channel=settings.channel or running.channel,
+        running=running.manifest,
+        channel=running.channel,
         repository=repository,
         downloader=ArtifactDownloader(transport, layout.downloads, retry),
         installer=ReleaseInstaller(

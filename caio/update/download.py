@@ -49,6 +49,25 @@ class ArtifactDownloader:
         self._dir = downloads_dir
         self._retry = retry
 
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    def prune(self, keep: list[Path]) -> list[str]:
+        """Remove every file in ``downloads/`` but ``keep``; returns the names removed.
+
+        Called when a job ends, so the directory holds at most the one partial
+        download a later job can resume.
+        """
+        removed: list[str] = []
+        if not self._dir.is_dir():
+            return removed
+        for path in self._dir.iterdir():
+            if path not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
     def paths(self, info: TargetFile) -> tuple[Path, Path]:
         """(verified file, partial file) for a target; named by hash, so never confused."""
         digest = info.hashes.get("sha256") or next(iter(info.hashes.values()))

@@ -7,6 +7,11 @@ import errno
 from tuf.api import exceptions as tuf
 
 from caio.core.errors import ErrorCode, UpdateError
+from caio.core.redact import redact
+
+
+class SlowRetrievalError(tuf.DownloadError):
+    """The repository sends too slowly (slow-retrieval attack or a sick link): retryable."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -20,7 +25,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 def from_tuf(exc: Exception, what: str) -> UpdateError:
     """The ``UpdateError`` for a python-tuf exception raised while handling ``what``."""
-    detail = f"{what}: {type(exc).__name__}: {exc}"
+    detail = redact(f"{what}: {type(exc).__name__}: {exc}")
     table: list[tuple[type[Exception], ErrorCode]] = [
         (tuf.ExpiredMetadataError, ErrorCode.METADATA_EXPIRED),
         (tuf.BadVersionNumberError, ErrorCode.METADATA_ROLLBACK),
@@ -28,6 +33,7 @@ def from_tuf(exc: Exception, what: str) -> UpdateError:
         (tuf.LengthOrHashMismatchError, ErrorCode.HASH_MISMATCH),
         (tuf.DownloadLengthMismatchError, ErrorCode.LENGTH_MISMATCH),
         (tuf.RepositoryError, ErrorCode.REPOSITORY_INVALID),
+        (SlowRetrievalError, ErrorCode.SLOW_RETRIEVAL),
         (tuf.DownloadError, ErrorCode.REPOSITORY_UNREACHABLE),
     ]
     for kind, code in table:

@@ -20,12 +20,18 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from caio.core.errors import ConfigError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import STAGING_PREFIX, InstallLayout, make_read_only, remove_tree
 from caio.core.manifest import Manifest, load_manifest, save_manifest
+from caio.core.release_format import (
+    ArchiveRefused,
+    ExtendedHeaderBudget,
+    check_member,
+    open_release_archive,
+)
 from caio.update.errors import from_os_error
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,12 @@ import caio.api.app
 import caio.main
 from pathlib import Path
 from caio.core.manifest import Manifest, load_manifest, save_manifest
+from caio.core.release_format import (
+    ArchiveRefused,
+    ExtendedHeaderBudget,
+    check_member,
+    open_release_archive,
+)
 print(json.dumps({"version": load_manifest(Path(release) / "manifest.json").version}))
 """
 
@@ -107,12 +119,18 @@ class ReleaseInstaller:
     # --- extraction -------------------------------------------------------
     def _extract(self, artifact: Path, staging: Path, top: str) -> Path:
         try:
-            with tarfile.open(artifact, mode="r:gz") as tar:
+            with open_release_archive(
+                artifact,
+                max_extended_bytes=self.limits.max_unpacked_bytes,
+                max_extended_headers=self.limits.max_files,
+            ) as tar:
                 members = self._checked_members(tar, top)
                 for number, member in enumerate(members):
                     tar.extract(member, staging, filter="data")
                     if number == len(members) // 2:
                         fault_point("during_extraction")
+        except ArchiveRefused as e:
+            raise UpdateError(ErrorCode.PACKAGE_INVALID, str(e)) from e
         except tarfile.TarError as e:  # includes the data filter's refusals
             raise UpdateError(ErrorCode.PACKAGE_INVALID, f"archive refused: {e}") from e
         except (EOFError, ValueError, UnicodeError) as e:
@@ -125,29 +143,16 @@ class ReleaseInstaller:
     def _checked_members(self, tar: tarfile.TarFile, top: str) -> list[tarfile.TarInfo]:
         members: list[tarfile.TarInfo] = []
         total = 0
+        budget: ExtendedHeaderBudget = tar.extended_budget  # type: ignore[attr-defined]
         for member in tar:
-            name = member.name
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or "\\" in name or ".." in parts:
-                raise UpdateError(ErrorCode.PACKAGE_INVALID, f"unsafe path in archive: {name!r}")
-            if not parts or parts[0] != top:
-                raise UpdateError(
-                    ErrorCode.PACKAGE_INVALID, f"entry {name!r} is outside the top directory {top}/"
-                )
-            if member.issym() or member.islnk():
-                raise UpdateError(ErrorCode.PACKAGE_INVALID, f"links are not allowed: {name!r}")
-            if not (member.isfile() or member.isdir()):
-                raise UpdateError(
-                    ErrorCode.PACKAGE_INVALID,
-                    f"devices and special files are not allowed: {name!r}",
-                )
+            check_member(member, top)
             total += member.size
-            if total > self.limits.max_unpacked_bytes:
+            if total + budget.bytes > self.limits.max_unpacked_bytes:
                 raise UpdateError(
                     ErrorCode.PACKAGE_INVALID,
                     f"archive unpacks to more than {self.limits.max_unpacked_bytes} bytes",
                 )
-            if len(members) >= self.limits.max_files:
+            if len(members) + budget.headers >= self.limits.max_files:
                 raise UpdateError(
                     ErrorCode.PACKAGE_INVALID,
                     f"archive has more than {self.limits.max_files} entries",

@@ -22,6 +22,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from caio.core.errors import ErrorCode, UpdateError
+from caio.core.release_format import target_path
 from caio.update.errors import from_tuf, is_retryable
 from caio.update.transport import Transport
 
@@ -92,6 +93,9 @@ def parse_index(data: bytes) -> list[Release]:
                 Version(e["version"])
             except InvalidVersion:
                 log.warning("release index: skipping invalid version %r", e.get("version"))
+                continue
+            if e["target"] != target_path(str(e["version"])):
+                log.warning("release index: skipping %r at the unexpected path %r", *e.values())
                 continue
             releases.append(
                 Release(
@@ -207,7 +211,7 @@ class TrustedRepository:
             return updater
 
         updater = self._retry.run("refreshing metadata", attempt)
-        info, consistent_snapshot = self._metadata_info()
+        info, consistent_snapshot = self._read_trusted()
         return RepositoryView(updater, [], info, consistent_snapshot, self.targets_url)
 
     def refresh(self) -> RepositoryView:
@@ -238,7 +242,11 @@ class TrustedRepository:
         view.releases = parse_index(Path(path).read_bytes())
         return view
 
-    def _metadata_info(self) -> tuple[TrustedMetadataInfo, bool]:
+    def trusted_metadata(self) -> TrustedMetadataInfo:
+        """Versions and expiry of what the local cache trusts now (no network)."""
+        return self._read_trusted()[0]
+
+    def _read_trusted(self) -> tuple[TrustedMetadataInfo, bool]:
         """Versions, expiry and consistent_snapshot from the files ngclient just verified.
 
         Plain JSON reads of three fields: ngclient has checked these files, and
@@ -249,9 +257,10 @@ class TrustedRepository:
         consistent = False
         for role in ("root", "timestamp", "snapshot", "targets"):
             path = self.metadata_dir / f"{role}.json"
-            if not path.exists():
+            try:
+                signed = json.loads(path.read_bytes())["signed"]
+            except (OSError, ValueError, KeyError):
                 continue
-            signed = json.loads(path.read_bytes())["signed"]
             versions[role] = int(signed["version"])
             expires[role] = datetime.fromisoformat(signed["expires"].replace("Z", "+00:00"))
             if role == "root":

@@ -3,6 +3,12 @@
 The job runs in a worker thread; every status change is saved atomically to
 ``state/update.json``, published to subscribers (the SSE route), and the
 outcome is appended to the audit log. Failures leave ``current`` untouched.
+
+One job at a time, across processes: the process running a job holds
+``state/job.lock`` (see :class:`~caio.core.state.JobLock`), and only the
+current, uncancelled job of that process may write the status. A cancelled
+job's thread is fenced out: its next write raises :class:`JobCancelled`, and
+it can no longer activate anything. Checks share one in-flight refresh.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,8 @@ from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout
 from caio.core.manifest import Manifest
-from caio.core.state import AuditLog, JobError, JobStatus, StateStore, utcnow
+from caio.core.redact import redact
+from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
 from caio.update.install import ReleaseInstaller, seed_release
@@ -78,6 +87,28 @@ class StatusFeed:
 
 RepositoryFactory = Callable[[], TrustedRepository]
 
+# A transfer cut by these may resume: its partial download is kept for the next job.
+RESUMABLE = frozenset(
+    {
+        ErrorCode.CANCELLED.value,
+        ErrorCode.INTERRUPTED.value,
+        ErrorCode.REPOSITORY_UNREACHABLE.value,
+        ErrorCode.SLOW_RETRIEVAL.value,
+    }
+)
+
+
+class JobCancelled(Exception):
+    """Raised in a job thread that was cancelled or superseded: stop, write nothing."""
+
+
+@dataclass(eq=False)
+class _Job:
+    id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    partial: Path | None = None  # the .part file of the artifact being downloaded
+    thread: threading.Thread | None = None
+
 
 class UpdateService:
     """Runs update jobs and rollbacks against one install layout."""
@@ -103,57 +134,87 @@ class UpdateService:
         self._keep = keep_releases
         self._source_dir = source_dir
         self._state = StateStore(layout.state_dir / "update.json")
+        self._job_lock = JobLock(layout.state_dir / "job.lock")
         self.audit = AuditLog(layout.state_dir / "audit.jsonl")
         self.feed = StatusFeed()
-        self._lock = threading.Lock()  # guards _status and job start
+        self._lock = threading.Lock()  # guards _status, _job and the job lock
         self._tuf_lock = threading.Lock()  # ngclient's cache is single-user
-        self._thread: threading.Thread | None = None
+        self._job: _Job | None = None
         self._status = JobStatus()
+        self._check_lock = threading.Lock()
+        self._check_flight: Future[CheckResult] | None = None
 
     # --- start-up ---------------------------------------------------------
     def recover(self) -> None:
-        """After a crash: remove leftovers, and close a job that was cut off."""
+        """After a crash: remove leftovers, and close a job that was cut off.
+
+        Nothing is touched while another process (an old child during a
+        restart) runs a job: its staging tree and its status are its own.
+        """
         self.layout.ensure()
-        removed = self.layout.clean_leftovers()
-        if removed:
-            log.warning("removed leftovers of an interrupted install: %s", ", ".join(removed))
+        with self._job_lock.probe() as nobody_runs_a_job:
+            if nobody_runs_a_job:
+                removed = self.layout.clean_leftovers()
+                if removed:
+                    log.warning(
+                        "removed leftovers of an interrupted install: %s", ", ".join(removed)
+                    )
+            self._status = self._load_checked(nobody_runs_a_job)
+
+    def _load_checked(self, nobody_runs_a_job: bool) -> JobStatus:
+        """The saved status; a "running" job that no process owns is closed as interrupted."""
         status = self._state.load()
-        if status.running:
-            status = status.model_copy(
-                update={
-                    "status": "failed",
-                    "stage": "failed",
-                    "error": JobError(
-                        code=ErrorCode.INTERRUPTED.value,
-                        message="the service stopped while this update ran; nothing was activated"
-                        if self.layout.current_version != status.to_version
-                        else "the service stopped after activating; restart to run it",
-                    ),
-                    "message": "interrupted",
-                    "finished_at": utcnow(),
-                }
-            )
-            self._state.save(status)
-            self.audit.append("update", outcome="interrupted", to=status.to_version)
-        self._status = status
+        if not status.running or not nobody_runs_a_job:
+            return status
+        activated = self.layout.current_version == status.to_version
+        status = status.model_copy(
+            update={
+                "status": "failed",
+                "stage": "failed",
+                "error": JobError(
+                    code=ErrorCode.INTERRUPTED.value,
+                    message="the service stopped after activating; restart to run it"
+                    if activated
+                    else "the service stopped while this update ran; nothing was activated",
+                ),
+                "message": "interrupted",
+                "finished_at": utcnow(),
+            }
+        )
+        self._state.save(status)
+        self.audit.append("update", outcome="interrupted", to=status.to_version)
+        return status
 
     # --- queries ----------------------------------------------------------
     def status(self) -> JobStatus:
-        """The running job, or the last one saved (possibly by the supervisor after a restart)."""
+        """The job of this process, else the last one saved (by another process too).
+
+        Never reports a running stage with nothing running: a saved "updating"
+        whose owner is gone is closed as interrupted first.
+        """
+        job = self._job
+        if job is not None and job.thread is not None and job.thread.is_alive():
+            return self._status  # no lock: a job's write (with fsync) must not delay readers
         with self._lock:
-            job_here = self._thread is not None and self._thread.is_alive()
-            if not job_here:
-                self._status = self._state.load()
+            with self._job_lock.probe() as nobody_runs_a_job:
+                self._status = self._load_checked(nobody_runs_a_job)
             return self._status
 
     def check(self) -> CheckResult:
         """What the repository offers now (a fresh verified refresh).
 
         Raises:
-            UpdateError: trust not configured, or a TUF/network failure.
+            UpdateError: trust not configured, or a TUF/network failure;
+                metadata_expired carries the last trusted versions and expiry.
         """
         with self._tuf_lock:
-            view = self._repository().refresh()
+            repository = self._repository()
+            try:
+                view = repository.refresh()
+            except UpdateError as e:
+                if e.error_code is ErrorCode.METADATA_EXPIRED:
+                    raise _explain_expired(e, repository.trusted_metadata()) from e
+                raise
         releases = releases_for_channel(view.releases, self.channel)
         available = choose_release(
             view.releases,
@@ -170,19 +231,55 @@ class UpdateService:
             metadata=view.metadata,
         )
 
+    def shared_check(self) -> Future[CheckResult]:
+        """A check that callers arriving while it runs share (single flight).
+
+        The refresh runs in its own thread, so waiting callers hold no worker
+        thread; a caller may stop waiting and the refresh still completes.
+        """
+        with self._check_lock:
+            flight = self._check_flight
+            if flight is None:
+                flight = Future()
+                self._check_flight = flight
+                threading.Thread(
+                    target=self._run_check, args=(flight,), name="caio-check", daemon=True
+                ).start()
+            return flight
+
+    def _run_check(self, flight: Future[CheckResult]) -> None:
+        try:
+            result = self.check()
+        except BaseException as e:
+            with self._check_lock:
+                self._check_flight = None
+            flight.set_exception(e)
+        else:
+            with self._check_lock:
+                self._check_flight = None
+            flight.set_result(result)
+
     # --- the job ----------------------------------------------------------
     def start(self, request: UpdateRequest, requested_by: str) -> JobStatus:
         """Start a job in a worker thread and return its first status.
 
         Raises:
-            ConflictError: a job is already running.
+            ConflictError: a job is already running, here or in another process.
         """
         with self._lock:
-            if self._status.running:
+            if self._status.running and self._job is not None:
                 raise ConflictError(
                     f"an update to {self._status.to_version or 'the newest release'} is running",
                     code="update_in_progress",
                 )
+            if not self._job_lock.try_acquire():
+                raise ConflictError(
+                    "an update is running in another CAIO process (a restart is under way); "
+                    "try again when it ends",
+                    code="update_in_progress",
+                )
+            previous = self._job
+            job = _Job(id=uuid.uuid4().hex)
             now = utcnow()
             self._status = JobStatus(
                 status="updating",
@@ -191,47 +288,136 @@ class UpdateService:
                 message="checking for updates",
                 from_version=self.running.version,
                 requested_by=requested_by,
+                job_id=job.id,
                 started_at=now,
                 updated_at=now,
             )
             self._state.save(self._status)
             first = self._status
-            self._thread = threading.Thread(
-                target=self._run, args=(request,), name="caio-update", daemon=True
+            self._job = job
+            job.thread = threading.Thread(
+                target=self._run, args=(job, request, previous), name="caio-update", daemon=True
             )
-            self._thread.start()
+            job.thread.start()
         self.feed.publish(first)
         return first
 
+    def cancel(self, requested_by: str, *, reason: str | None = None) -> JobStatus:
+        """Stop the running job: it ends ``failed`` with ``cancelled`` at once.
+
+        ``current`` and ``previous`` are untouched; the partial download stays
+        in ``downloads/`` and the next job resumes it. The job's thread is
+        fenced and stops at its next step.
+
+        Raises:
+            ConflictError: no update is running in this process.
+        """
+        with self._lock:
+            job = self._job
+            if job is None or job.cancel.is_set() or not self._status.running:
+                raise ConflictError("no update is running", code="no_update_in_progress")
+            job.cancel.set()
+            message = reason or f"cancelled by {requested_by}; nothing was activated"
+            self._status = self._status.model_copy(
+                update={
+                    "status": "failed",
+                    "stage": "failed",
+                    "message": message,
+                    "error": JobError(code=ErrorCode.CANCELLED.value, message=message),
+                    "updated_at": utcnow(),
+                    "finished_at": utcnow(),
+                }
+            )
+            self._state.save(self._status)
+            status = self._status
+        self.feed.publish(status)
+        self.audit.append(
+            "update",
+            outcome="cancelled",
+            by=requested_by,
+            to=status.to_version,
+            **{"from": self.running.version},
+        )
+        return status
+
+    def shutdown(self) -> None:
+        """The service is stopping (restart or shutdown): cancel a running job, saying why."""
+        try:
+            self.cancel(
+                "service",
+                reason="the service stopped (restart or shutdown) while this update ran; "
+                "nothing was activated; start the update again",
+            )
+        except ConflictError:
+            return  # nothing running: nothing to say
+
     def wait(self, timeout: float | None = None) -> JobStatus:
-        """Block until the running job ends (for tests and the CLI)."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        """Block until the job's thread ends (for tests and the CLI)."""
+        job = self._job
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
         return self.status()
 
-    def _update(self, **changes: Any) -> None:
-        with self._lock:  # memory and file change together, so readers never see them differ
+    def _update(self, job: _Job, **changes: Any) -> None:
+        """Change the job's status; memory and file change together.
+
+        Raises:
+            JobCancelled: ``job`` was cancelled or superseded; nothing is written.
+        """
+        if "message" in changes:
+            changes["message"] = redact(changes["message"])
+        with self._lock:
+            self._fence(job)
             self._status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
             status = self._status
             self._state.save(status)
         self.feed.publish(status)
 
-    def _run(self, request: UpdateRequest) -> None:
+    def _fence(self, job: _Job) -> None:
+        """Raises JobCancelled unless ``job`` is this process's live job (call under _lock)."""
+        if job is not self._job or job.cancel.is_set():
+            raise JobCancelled(job.id)
+
+    def _run(self, job: _Job, request: UpdateRequest, previous: _Job | None) -> None:
         facts: dict[str, Any] = {}
+        outcome = ErrorCode.INTERNAL_ERROR.value
         try:
-            self._job(request, facts)
+            old_thread = previous.thread if previous is not None else None
+            if old_thread is not None and old_thread.is_alive():
+                self._update(job, message="waiting for the cancelled job to stop")
+                old_thread.join()
+            self._job_steps(job, request, facts)
+            outcome = "complete"
+        except JobCancelled:
+            outcome = ErrorCode.CANCELLED.value
         except UpdateError as e:
-            self._fail(e.code, e.message, facts)
+            outcome = e.code
+            self._fail(job, e.code, e.message, facts)
         except OSError as e:
             err = from_os_error(e, "update")
-            self._fail(err.code, err.message, facts)
+            outcome = err.code
+            self._fail(job, err.code, err.message, facts)
         except Exception as e:
             log.exception("update job crashed")
-            self._fail(ErrorCode.INTERNAL_ERROR.value, f"{type(e).__name__}: {e}", facts)
+            self._fail(job, outcome, f"{type(e).__name__}: {e}", facts)
+        finally:
+            self._end(job, outcome)
 
-    def _job(self, request: UpdateRequest, facts: dict[str, Any]) -> None:
+    def _end(self, job: _Job, outcome: str) -> None:
+        """Bound ``downloads/`` and give up the job lock, unless a newer job took over."""
+        with self._lock:
+            if job is not self._job:
+                return  # a newer job owns the lock and downloads/ now
+            keep = [job.partial] if job.partial is not None and outcome in RESUMABLE else []
+            try:
+                self._downloader.prune(keep)
+            except OSError as e:
+                log.warning("could not tidy %s: %s", self._downloader.directory, e)
+            self._job_lock.release()
+
+    def _job_steps(self, job: _Job, request: UpdateRequest, facts: dict[str, Any]) -> None:
         with self._tuf_lock:
+            self._fence_now(job)
             view = self._repository().refresh()
             facts["metadata_versions"] = view.metadata.versions
             release = choose_release(
@@ -243,8 +429,10 @@ class UpdateService:
                 bad_versions=frozenset(self.layout.bad_versions()),
             )
             if release is None:
-                self._finish(f"already up to date: {self.running.version} is the newest", False)
-                self.audit.append("update", outcome="up_to_date", **self._who(), **facts)
+                self._finish(
+                    job, f"already up to date: {self.running.version} is the newest", False
+                )
+                self._audit(job, "update", outcome="up_to_date", **self._who(), **facts)
                 return
             info = view.target_info(release.target)
         facts["to"] = release.version
@@ -257,42 +445,75 @@ class UpdateService:
             )
         facts["sha256"] = info.hashes.get("sha256")
         if self.layout.current_version == release.version:
-            self._finish(f"{release.version} is installed; restart to run it", True)
+            self._finish(job, f"{release.version} is installed; restart to run it", True)
             return
 
         self._update(
+            job,
             stage="downloading",
             to_version=release.version,
             bytes_total=info.length,
             message=f"downloading {release.version}",
         )
-        artifact = self._downloader.fetch(view.target_url(info), info, self._on_bytes)
+        job.partial = self._downloader.paths(info)[1]
+        artifact = self._downloader.fetch(
+            view.target_url(info), info, lambda done, total: self._on_bytes(job, done, total)
+        )
         fault_point("after_download")
-        self._update(stage="installing", progress=50, message=f"installing {release.version}")
+        self._update(job, stage="installing", progress=50, message=f"installing {release.version}")
         self._installer.install(
-            artifact, release.version, lambda f: self._update(progress=50 + int(f * 45))
+            artifact, release.version, lambda f: self._update(job, progress=50 + int(f * 45))
         )
         seed_release(self.layout, self._source_dir, self.running)
         fault_point("before_activation")
-        previous = self.layout.activate(release.version)
-        fault_point("after_switch")
+        with self._lock:  # activation and its status change as one step: cancel cannot split them
+            self._fence(job)
+            previous = self.layout.activate(release.version)
+            fault_point("after_switch")
+            self._status = self._status.model_copy(
+                update={
+                    "status": "complete",
+                    "stage": "complete",
+                    "progress": 100,
+                    "message": f"{release.version} is installed and active; restart to run it",
+                    "requires_restart": True,
+                    "updated_at": utcnow(),
+                    "finished_at": utcnow(),
+                }
+            )
+            self._state.save(self._status)
+            final = self._status
+        self.feed.publish(final)
         artifact.unlink(missing_ok=True)
         self.audit.append("update", outcome="activated", previous=previous, **self._who(), **facts)
         pruned = self.layout.prune(self._keep)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
-        self._finish(f"{release.version} is installed and active; restart to run it", True)
 
-    def _on_bytes(self, done: int, total: int) -> None:
+    def _fence_now(self, job: _Job) -> None:
+        with self._lock:
+            self._fence(job)
+
+    def _audit(self, job: _Job, event: str, **fields: Any) -> None:
+        """An audit record for ``job``, unless it was cancelled (its canceller wrote one)."""
+        with self._lock:
+            if job is not self._job or job.cancel.is_set():
+                return
+        self.audit.append(event, **fields)
+
+    def _on_bytes(self, job: _Job, done: int, total: int) -> None:
         stage = "verifying" if done >= total else "downloading"
         progress = int(50 * done / total) if total else 50
         if stage == "verifying":
-            self._update(stage=stage, bytes_done=done, progress=50, message="verifying")
+            self._update(job, stage=stage, bytes_done=done, progress=50, message="verifying")
         elif progress != self._status.progress or done == 0:
-            self._update(bytes_done=done, progress=progress)
+            self._update(job, bytes_done=done, progress=progress)
+        elif job.cancel.is_set():
+            raise JobCancelled(job.id)
 
-    def _finish(self, message: str, requires_restart: bool) -> None:
+    def _finish(self, job: _Job, message: str, requires_restart: bool) -> None:
         self._update(
+            job,
             status="complete",
             stage="complete",
             progress=100,
@@ -301,15 +522,20 @@ class UpdateService:
             finished_at=utcnow(),
         )
 
-    def _fail(self, code: str, message: str, facts: dict[str, Any]) -> None:
+    def _fail(self, job: _Job, code: str, message: str, facts: dict[str, Any]) -> None:
+        message = redact(message)
+        try:
+            self._update(
+                job,
+                status="failed",
+                stage="failed",
+                message=message,
+                error=JobError(code=code, message=message),
+                finished_at=utcnow(),
+            )
+        except JobCancelled:
+            return  # cancelled meanwhile: the canceller has said what happened
         log.warning("update failed [%s]: %s", code, message)
-        self._update(
-            status="failed",
-            stage="failed",
-            message=message,
-            error=JobError(code=code, message=message),
-            finished_at=utcnow(),
-        )
         self.audit.append("update", outcome="failed", code=code, **self._who(), **facts)
 
     def _who(self) -> dict[str, Any]:
@@ -322,9 +548,9 @@ class UpdateService:
         Raises:
             ConflictError: a job is running, or there is no previous release.
         """
+        if self.status().running:
+            raise ConflictError("an update is running", code="update_in_progress")
         with self._lock:
-            if self._status.running:
-                raise ConflictError("an update is running", code="update_in_progress")
             try:
                 old, new = self.layout.swap_to_previous()
             except FileNotFoundError as e:
@@ -333,3 +559,21 @@ class UpdateService:
             "rollback", outcome="activated", by=requested_by, **{"from": old, "to": new}
         )
         return RollbackResult(from_version=old, to_version=new)
+
+
+def _explain_expired(error: UpdateError, trusted: TrustedMetadataInfo) -> UpdateError:
+    """``metadata_expired`` with the last trusted version and expiry of every role."""
+    roles = ", ".join(
+        f"{role} v{trusted.versions[role]} (expires {trusted.expires[role]:%Y-%m-%dT%H:%M:%SZ})"
+        for role in trusted.versions
+    )
+    return UpdateError(
+        ErrorCode.METADATA_EXPIRED,
+        f"{error.message}; last trusted: {roles or 'nothing'}",
+        details={
+            "metadata": {
+                "versions": trusted.versions,
+                "expires": {r: t.isoformat() for r, t in trusted.expires.items()},
+            }
+        },
+    )

@@ -5,13 +5,21 @@ through ``fetch``) plus ``open_range`` for the artifact downloader, which
 streams from an offset so an interrupted transfer resumes. Every transport
 failure surfaces as tuf's ``DownloadError`` (retryable); HTTP errors as
 ``DownloadHTTPError`` with the status.
+
+Slow retrieval (TUF's slow-retrieval attack, or a sick link): every transfer
+must keep an average speed above a floor over a sliding window, and a
+metadata file must arrive within an overall deadline; otherwise the transfer
+fails with :class:`SlowRetrievalError` (retried like any network error).
 """
 
 from __future__ import annotations
 
 import abc
+import base64
+import collections
 import contextlib
-from collections.abc import Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -20,7 +28,58 @@ import httpx
 from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.ngclient import FetcherInterface
 
+from caio.core.release_format import is_safe_target_path
+from caio.update.errors import SlowRetrievalError
+
 CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SpeedLimits:
+    """The slow-retrieval floor: bytes per second averaged over a sliding window.
+
+    ``metadata_deadline`` bounds the whole transfer of one metadata file.
+    """
+
+    min_bytes_per_second: float = 2048.0
+    window_seconds: float = 30.0
+    metadata_deadline: float = 60.0
+
+
+def guard_speed(
+    chunks: Iterator[bytes],
+    url: str,
+    limits: SpeedLimits,
+    *,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bytes]:
+    """Pass ``chunks`` through, failing when the transfer is too slow.
+
+    Raises:
+        SlowRetrievalError: the average speed over the last window fell below
+            the floor, or the transfer outlived ``deadline`` seconds.
+    """
+    start = clock()
+    samples: collections.deque[tuple[float, int]] = collections.deque([(start, 0)])
+    total = 0
+    for chunk in chunks:
+        now = clock()
+        total += len(chunk)
+        samples.append((now, total))
+        if deadline is not None and now - start > deadline:
+            raise SlowRetrievalError(f"{url}: not received within {deadline:g}s")
+        while len(samples) > 2 and samples[1][0] <= now - limits.window_seconds:
+            samples.popleft()
+        if now - start >= limits.window_seconds:
+            since, base = samples[0]
+            speed = (total - base) / max(now - since, 1e-9)
+            if speed < limits.min_bytes_per_second:
+                raise SlowRetrievalError(
+                    f"{url}: {speed:.0f} bytes/s over the last {limits.window_seconds:g}s, "
+                    f"below the floor of {limits.min_bytes_per_second:g} bytes/s"
+                )
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -47,16 +106,26 @@ def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
     return (u.scheme, u.host, u.port)
 
 
-class _RepositoryTokenAuth(httpx.Auth):
-    """Adds the bearer token only to requests for the repository's own origin."""
+def authorization(token: str | None, userinfo: tuple[str, str] | None) -> str | None:
+    """The ``Authorization`` value for the repository: its token, else URL userinfo as Basic."""
+    if token:
+        return f"Bearer {token}"
+    if userinfo is not None:
+        pair = f"{userinfo[0]}:{userinfo[1]}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+    return None
 
-    def __init__(self, token: str, origin: tuple[str, str, int | None]) -> None:
-        self._token = token
+
+class _RepositoryOriginAuth(httpx.Auth):
+    """Adds the repository credentials only to requests for the repository's own origin."""
+
+    def __init__(self, header: str, origin: tuple[str, str, int | None]) -> None:
+        self._header = header
         self._origin = origin
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if _origin(request.url) == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._token}"
+            request.headers["Authorization"] = self._header
         yield request
 
 
@@ -75,10 +144,14 @@ class HttpTransport(Transport):
         *,
         user_agent: str,
         token: str | None = None,
+        userinfo: tuple[str, str] | None = None,
         timeout: float = 30.0,
+        limits: SpeedLimits | None = None,
         client: httpx.Client | None = None,
     ) -> None:
-        self._auth = _RepositoryTokenAuth(token, _origin(base_url)) if token else None
+        header = authorization(token, userinfo)
+        self._auth = _RepositoryOriginAuth(header, _origin(base_url)) if header else None
+        self._limits = limits or SpeedLimits()
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": user_agent},
@@ -114,7 +187,12 @@ class HttpTransport(Transport):
         if response.status_code != 200:
             response.close()
             raise DownloadHTTPError(f"HTTP {response.status_code} for {url}", response.status_code)
-        return self._stream(response, url)
+        return guard_speed(
+            self._stream(response, url),
+            url,
+            self._limits,
+            deadline=self._limits.metadata_deadline,
+        )
 
     @contextlib.contextmanager
     def open_range(self, url: str, offset: int) -> Iterator[RangeResponse]:
@@ -131,7 +209,7 @@ class HttpTransport(Transport):
                 raise DownloadHTTPError(
                     f"HTTP {response.status_code} for {url}", response.status_code
                 )
-            yield RangeResponse(offset, self._stream(response, url))
+            yield RangeResponse(offset, guard_speed(self._stream(response, url), url, self._limits))
         finally:
             response.close()
 
@@ -148,10 +226,19 @@ def _content_range_start(header: str) -> int | None:
 
 
 class FileTransport(Transport):
-    """A ``file://`` mirror (air-gapped installations); same semantics as HTTP."""
+    """A ``file://`` mirror (air-gapped installations); same semantics as HTTP.
+
+    Reads stay inside the mirror: a path that would climb out of it (a signed
+    target ``caio/../../x``, or a percent-encoded ``..``) is refused, never opened.
+    """
 
     def _path(self, url: str) -> Path:
-        return Path(unquote(urlsplit(url).path))
+        raw = unquote(urlsplit(url).path)
+        if not raw.startswith("/") or not is_safe_target_path(raw.lstrip("/")):
+            raise DownloadHTTPError(
+                f"refusing to read {raw!r}: not a plain path in the mirror", 404
+            )
+        return Path(raw)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         return self._read(url, 0)
@@ -179,9 +266,22 @@ class FileTransport(Transport):
 
 
 def make_transport(
-    base_url: str, *, user_agent: str, token: str | None, timeout: float
+    base_url: str,
+    *,
+    user_agent: str,
+    token: str | None,
+    timeout: float,
+    userinfo: tuple[str, str] | None = None,
+    limits: SpeedLimits | None = None,
 ) -> Transport:
-    """The transport for a repository URL (``http(s)://`` or ``file://``)."""
+    """The transport for a repository URL (``http(s)://`` or ``file://``) without userinfo."""
     if base_url.startswith("file://"):
         return FileTransport()
-    return HttpTransport(base_url, user_agent=user_agent, token=token, timeout=timeout)
+    return HttpTransport(
+        base_url,
+        user_agent=user_agent,
+        token=token,
+        userinfo=userinfo,
+        timeout=timeout,
+        limits=limits,
+    )

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from caio.api.deps import VersionInfoDep
+from caio.api.deps import RunningDep
 
 router = APIRouter(tags=["service"])
 
@@ -18,5 +18,5 @@ class Health(BaseModel):
 
 
 @router.get("/health", response_model=Health, summary="Liveness and running version")
-def health(info: VersionInfoDep) -> Health:
-    return Health(status="ok", version=info.version)
+async def health(running: RunningDep) -> Health:
+    return Health(status="ok", version=running.info.version)

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, BackgroundTasks, Depends, status
+from pydantic import BaseModel, ConfigDict, StrictBool
 
-from caio.api.deps import AdminDep
+from caio.api.body import body_schema, json_body
+from caio.api.deps import AdminDep, ServiceDep, StrategyDep
 from caio.api.errors import ErrorBody
-from caio.api.routes.update import ServiceDep
 from caio.core.errors import ConflictError
-from caio.restart import RestartStrategy
 
 router = APIRouter(tags=["restart"])
-
-
-def get_restart_strategy(request: Request) -> RestartStrategy:
-    strategy: RestartStrategy = request.app.state.restart_strategy
-    return strategy
 
 
 class RestartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    graceful: bool = True
+    graceful: StrictBool = True
 
 
 class RestartOut(BaseModel):
@@ -39,30 +33,37 @@ class RestartOut(BaseModel):
     "/restart",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RestartOut,
-    responses={409: {"model": ErrorBody, "description": "restart_failed or update_in_progress"}},
+    responses={
+        409: {"model": ErrorBody, "description": "restart_failed or update_in_progress"},
+        413: {"model": ErrorBody, "description": "payload_too_large: the body exceeds the limit"},
+    },
     summary="Restart into the current release (admin)",
+    openapi_extra=body_schema(RestartIn),
 )
 def restart(
     who: AdminDep,
     service: ServiceDep,
-    strategy: Annotated[RestartStrategy, Depends(get_restart_strategy)],
+    strategy: StrategyDep,
     background: BackgroundTasks,
-    body: RestartIn | None = None,
+    body: Annotated[RestartIn, Depends(json_body(RestartIn))],
 ) -> RestartOut:
-    graceful = (body or RestartIn()).graceful
     if service.status().running:
-        raise ConflictError("an update is running; restart when it ends", code="update_in_progress")
+        raise ConflictError(
+            "an update is running; wait for it to end, or cancel it (DELETE /api/v1/update) "
+            "and then restart",
+            code="update_in_progress",
+        )
     strategy.check()
     service.audit.append(
         "restart",
         outcome="requested",
         by=who.name,
         strategy=strategy.name,
-        graceful=graceful,
+        graceful=body.graceful,
         running=service.running.version,
         current=service.layout.current_version,
     )
-    background.add_task(strategy.restart, graceful)
+    background.add_task(strategy.restart, body.graceful)
     return RestartOut(
         status="restarting",
         strategy=strategy.name,

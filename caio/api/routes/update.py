@@ -1,4 +1,4 @@
-"""Update routes: start, status, events (SSE), check, history, rollback."""
+"""Update routes: start, cancel, status, events (SSE), check, history, rollback."""
 
 from __future__ import annotations
 
@@ -8,44 +8,26 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
-from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from caio.api.deps import AdminDep, ViewerDep
-from caio.api.errors import ErrorBody
+from caio.api.body import body_schema, json_body
+from caio.api.deps import AdminDep, ServiceDep, ViewerDep
+from caio.api.errors import ApiError, ErrorBody
+from caio.core.manifest import Pep440
 from caio.core.state import JobStatus
-from caio.update import Release, UpdateRequest, UpdateService
+from caio.update import Release, UpdateRequest
 
 router = APIRouter(tags=["update"])
 
 HEARTBEAT_SECONDS = 15
 
 
-def get_update_service(request: Request) -> UpdateService:
-    service: UpdateService = request.app.state.update_service
-    return service
-
-
-ServiceDep = Annotated[UpdateService, Depends(get_update_service)]
-
-
 class UpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target_version: str | None = None
-    allow_downgrade: bool = False
-
-    @field_validator("target_version")
-    @classmethod
-    def _pep440(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            return str(Version(value))
-        except InvalidVersion as e:
-            raise ValueError(f"not a PEP 440 version: {value!r}") from e
+    target_version: Pep440 | None = None
+    allow_downgrade: StrictBool = False
 
 
 class ReleaseOut(BaseModel):
@@ -90,12 +72,25 @@ class RollbackOut(BaseModel):
     message: str
 
 
+class IntegrityOut(BaseModel):
+    """The audit log's hash chain: ``ok``, or the first record where it breaks."""
+
+    ok: bool
+    records: int
+    first_bad: int | None
+    reason: str | None
+
+
 class HistoryOut(BaseModel):
     records: list[dict[str, Any]]
+    integrity: IntegrityOut
 
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "a job is running"}
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorBody, "description": "payload_too_large: the body exceeds the limit"},
 }
 
 
@@ -103,19 +98,33 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     "/update",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobStatus,
-    responses=CONFLICT,
+    responses={**CONFLICT, **BODY_ERRORS},
     summary="Start an update (admin)",
+    openapi_extra=body_schema(UpdateIn),
 )
-def start_update(who: AdminDep, service: ServiceDep, body: UpdateIn | None = None) -> JobStatus:
-    body = body or UpdateIn()
+def start_update(
+    who: AdminDep,
+    service: ServiceDep,
+    body: Annotated[UpdateIn, Depends(json_body(UpdateIn))],
+) -> JobStatus:
     return service.start(
         UpdateRequest(target_version=body.target_version, allow_downgrade=body.allow_downgrade),
         requested_by=who.name,
     )
 
 
+@router.delete(
+    "/update",
+    response_model=JobStatus,
+    responses={409: {"model": ErrorBody, "description": "no_update_in_progress"}},
+    summary="Cancel the running update (admin)",
+)
+async def cancel_update(who: AdminDep, service: ServiceDep) -> JobStatus:
+    return service.cancel(who.name)
+
+
 @router.get("/update", response_model=JobStatus, summary="Current or last job")
-def update_status(_: ViewerDep, service: ServiceDep) -> JobStatus:
+async def update_status(_: ViewerDep, service: ServiceDep) -> JobStatus:
     return service.status()
 
 
@@ -149,11 +158,22 @@ async def update_events(_: ViewerDep, service: ServiceDep) -> EventSourceRespons
     responses={
         502: {"model": ErrorBody, "description": "the repository failed (network or TUF error)"},
         503: {"model": ErrorBody, "description": "no trust anchor or repository configured"},
+        504: {"model": ErrorBody, "description": "check_timeout: the repository is slow"},
     },
     summary="Available releases",
 )
-async def check(_: ViewerDep, service: ServiceDep) -> CheckOut:
-    result = await run_in_threadpool(service.check)
+async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut:
+    wait: float = request.app.state.settings.check_wait_seconds
+    flight = asyncio.wrap_future(service.shared_check())
+    try:
+        result = await asyncio.wait_for(asyncio.shield(flight), wait)
+    except TimeoutError as e:
+        raise ApiError(
+            504,
+            "check_timeout",
+            f"the repository did not answer within {wait:g}s; the check goes on in the "
+            "background (the slow-retrieval limits end it); ask again later",
+        ) from e
     return CheckOut(
         running_version=result.running_version,
         channel=result.channel,
@@ -168,7 +188,16 @@ async def check(_: ViewerDep, service: ServiceDep) -> CheckOut:
 def history(
     _: ViewerDep, service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> HistoryOut:
-    return HistoryOut(records=service.audit.records(limit))
+    integrity = service.audit.verify()
+    return HistoryOut(
+        records=service.audit.records(limit),
+        integrity=IntegrityOut(
+            ok=integrity.ok,
+            records=integrity.records,
+            first_bad=integrity.first_bad,
+            reason=integrity.reason,
+        ),
+    )
 
 
 @router.post(

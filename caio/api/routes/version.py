@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from caio.api.deps import VersionInfoDep
+from caio.api.deps import RunningDep
 
 router = APIRouter(tags=["service"])
 
@@ -16,15 +16,15 @@ class VersionOut(BaseModel):
     version: str
     build_date: datetime
     commit: str
-    channel: str | None
+    channel: str
 
 
 @router.get("/version", response_model=VersionOut, summary="Running version (public)")
-def version(info: VersionInfoDep, request: Request) -> VersionOut:
-    manifest = request.app.state.manifest
+async def version(running: RunningDep) -> VersionOut:
+    info = running.info
     return VersionOut(
         version=info.version,
         build_date=info.build_date,
         commit=info.commit,
-        channel=manifest.channel if manifest is not None else None,
+        channel=running.channel,
     )

@@ -1,0 +1,125 @@
+"""The release contract shared by the publisher (``tuf_repo``) and the client (``caio``).
+
+A release is ``caio-<version>.tar.gz`` with one top directory ``caio-<version>/``
+holding ``manifest.json``, the ``caio/`` package and optionally ``wheels/``.
+It is published as the TUF target ``caio/<version>/caio-<version>.tar.gz``.
+Archives are read through :func:`open_release_archive`, which bounds what a
+hostile archive can make the reader hold in memory, and every member must
+pass :func:`check_member`.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+PACKAGE = "caio"
+ARTIFACT_RE = re.compile(r"^caio-(?P<version>[^/\\]+)\.tar\.gz$")
+# PAX and GNU long-name headers are read whole into memory by tarfile: cap each one.
+MAX_EXTENDED_HEADER = 64 * 1024
+MAX_EXTENDED_TOTAL = 16 * 1024 * 1024  # tarfile keeps every member's PAX headers in memory
+_EXTENDED_TYPES = frozenset(
+    {
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+    }
+)
+
+
+class ArchiveRefused(ValueError):
+    """A release archive breaks the contract (unsafe member, over a limit)."""
+
+
+def artifact_name(version: str) -> str:
+    return f"caio-{version}.tar.gz"
+
+
+def top_directory(version: str) -> str:
+    return f"caio-{version}"
+
+
+def target_path(version: str) -> str:
+    """The TUF target path of a release."""
+    return f"{PACKAGE}/{version}/{artifact_name(version)}"
+
+
+def is_safe_target_path(path: str) -> bool:
+    """A relative POSIX path without ``..``, ``.``, empty parts or backslashes."""
+    if not path or path.startswith("/") or "\\" in path or "\0" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses oversized extended headers before tarfile reads them into memory.
+
+    ``_proc_member`` is the documented extension point of ``tarfile.TarInfo``
+    (see the comment above it in CPython's tarfile.py).
+    """
+
+    def _proc_member(self, archive: tarfile.TarFile) -> Any:
+        if self.type in _EXTENDED_TYPES:
+            if self.size > MAX_EXTENDED_HEADER:
+                raise tarfile.HeaderError(
+                    f"extended header of {self.size} bytes (at most {MAX_EXTENDED_HEADER})"
+                )
+            budget = getattr(archive, "extended_budget", None)
+            if budget is not None:
+                budget.charge(self.size)
+        return super()._proc_member(archive)  # type: ignore[misc]
+
+
+class ExtendedHeaderBudget:
+    """Counts extended-header bytes and headers against the archive's limits."""
+
+    def __init__(self, max_bytes: int, max_headers: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_headers = max_headers
+        self.bytes = 0
+        self.headers = 0
+
+    def charge(self, size: int) -> None:
+        self.bytes += size
+        self.headers += 1
+        if self.bytes > self.max_bytes or self.headers > self.max_headers:
+            raise tarfile.HeaderError("extended headers exceed the archive's limits")
+
+
+def open_release_archive(
+    source: Path, *, max_extended_bytes: int, max_extended_headers: int
+) -> tarfile.TarFile:
+    """Open a gzip release archive for reading with bounded extended headers.
+
+    Raises:
+        tarfile.TarError: not a gzip tarball, or an extended header over the limits.
+        OSError: the file cannot be read.
+    """
+    tar = tarfile.open(source, mode="r:gz", tarinfo=_BoundedTarInfo)  # noqa: SIM115 (returned)
+    tar.extended_budget = ExtendedHeaderBudget(  # type: ignore[attr-defined]
+        min(max_extended_bytes, MAX_EXTENDED_TOTAL), max_extended_headers
+    )
+    return tar
+
+
+def check_member(member: tarfile.TarInfo, top: str) -> None:
+    """A member may only be a regular file or a directory under ``top``.
+
+    Raises:
+        ArchiveRefused: absolute path, ``..``, backslash, outside ``top``, a link,
+            a device, a fifo or a sparse file.
+    """
+    name = member.name
+    parts = PurePosixPath(name).parts
+    if name.startswith("/") or "\\" in name or ".." in parts:
+        raise ArchiveRefused(f"unsafe path in archive: {name!r}")
+    if not parts or parts[0] != top:
+        raise ArchiveRefused(f"entry {name!r} is outside the top directory {top}/")
+    if member.issym() or member.islnk():
+        raise ArchiveRefused(f"links are not allowed: {name!r}")
+    if not (member.isfile() or member.isdir()) or member.issparse():
+        raise ArchiveRefused(f"devices and special files are not allowed: {name!r}")
