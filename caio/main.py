@@ -10,6 +10,8 @@ strategy's code or execs into the current release.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import sys
@@ -22,6 +24,11 @@ from caio.core.errors import ConfigError
 from caio.core.logs import configure_logging
 from caio.core.settings import Settings, load_settings
 from caio.restart import notify
+from caio.restart.connections import (
+    RateLimitedLoopErrors,
+    guarded_protocol,
+    raise_open_file_limit,
+)
 from caio.restart.control import ServiceControl
 from caio.restart.strategies import LISTEN_FD_ENV
 
@@ -38,6 +45,7 @@ class NotifyingServer(uvicorn.Server):
         self.version = version
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(RateLimitedLoopErrors())
         await super().startup(sockets)
         if self.started:
             notify.send(
@@ -87,6 +95,7 @@ def serve(settings: Settings) -> int:
         ConfigError: settings, manifest or tokens file are invalid.
     """
     configure_logging(settings.log_level, settings.log_format)
+    raise_open_file_limit()
     sockets = inherited_sockets(dict(os.environ))
     if not sockets or sockets[0].family == socket.AF_UNIX:
         try:
@@ -105,8 +114,13 @@ def serve(settings: Settings) -> int:
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.drain_seconds),
+        http=guarded_protocol(settings.max_connections, settings.header_timeout_seconds),
     )
     server = NotifyingServer(config, app.state.version_info.version)
+    host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)
+    logging.getLogger("caio").info(
+        "caio %s serving on %s:%s", app.state.version_info.version, host, port
+    )
     control.server = server
     stop_watchdog = threading.Event()
     threading.Thread(target=_watchdog, args=(stop_watchdog,), daemon=True).start()

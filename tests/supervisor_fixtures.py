@@ -46,7 +46,7 @@ SICK = {
     "never ready": {"caio/main.py": (SERVE, SERVE + "    __import__('time').sleep(3600)\n")},
     "wrong version": {
         "caio/api/routes/health.py": (
-            'Health(status="ok", version=info.version)',
+            'Health(status="ok", version=running.info.version)',
             'Health(status="ok", version="6.6.6")',
         )
     },

@@ -36,6 +36,7 @@ def test_every_operation_answers_within_its_schema(update_env: UpdateEnv, who: s
         "GET /health",
         "GET /api/v1/version",
         "POST /api/v1/update",
+        "DELETE /api/v1/update",
         "GET /api/v1/update",
         "GET /api/v1/update/events",
         "GET /api/v1/update/check",

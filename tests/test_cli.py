@@ -47,6 +47,9 @@ def test_token_create_prints_only_the_token_on_stdout(home: Path) -> None:
     ("args", "env", "message"),
     [
         (["token", "create", "--name", "x", "--role", "root"], {}, "root"),
+        (["token", "create", "--name", "x"], {}, "--role"),
+        (["serve"], {"CAIO_UPDATE_URL": "ftp://mirror.invalid/"}, "CAIO_UPDATE_URL"),
+        (["serve"], {"CAIO_CHANNEL": "Beta Channel"}, "CAIO_CHANNEL"),
         (["token", "revoke", "ghost"], {}, "no token named 'ghost'"),
         (["serve", "--port", "0"], {}, "CAIO_PORT"),
         (["serve"], {"CAIO_PORT": "65536"}, "CAIO_PORT"),

@@ -172,13 +172,13 @@ def test_restart_without_a_supervisor_is_refused_clearly(update_env: UpdateEnv) 
     assert client.post("/api/v1/restart").status_code == 401
 
 
-def _start_slow_request(url: str) -> socket.socket:
-    """A request whose body is still arriving: the server cannot answer it yet."""
+def _start_slow_request(url: str, token: str) -> socket.socket:
+    """An authorised request whose body is still arriving: the server cannot answer it yet."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)), timeout=30)
     head = (
         "POST /api/v1/update HTTP/1.1\r\nHost: caio\r\nContent-Type: application/json\r\n"
-        "Content-Length: 20\r\n\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: 20\r\n\r\n"
     )
     sock.sendall(head.encode() + b'{"target_')
     return sock
@@ -189,7 +189,7 @@ def test_graceful_restart_lets_an_in_flight_request_finish(
     supervised: Supervised, graceful: bool
 ) -> None:
     old = supervised.state()["active"]["pid"]
-    sock = _start_slow_request(supervised.url)
+    sock = _start_slow_request(supervised.url, supervised.env.admin)
     time.sleep(0.5)  # the old child has accepted it and is waiting for the body
     answer = supervised.api("POST", "/api/v1/restart", json={"graceful": graceful})
     assert answer.status_code == 202

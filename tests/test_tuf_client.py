@@ -164,3 +164,107 @@ def test_delegated_hash_bins_are_followed_and_kept(tmp_path: Path) -> None:
 def test_every_failure_exits_exactly_1(tmp_path: Path, args: list[str]) -> None:
     done = client(*[a.format(tmp=tmp_path) for a in args])
     assert done.returncode == 1, done.stderr
+
+
+DELEGATED = ["a?b", "c#d", "e/f", "../g"]
+
+
+def _delegating_repository() -> dict[str, bytes]:
+    """Metadata whose targets delegate (non-terminating) to roles with awkward names."""
+    from datetime import UTC, datetime, timedelta
+
+    from securesystemslib.signer import CryptoSigner
+    from tuf.api.metadata import (
+        DelegatedRole,
+        Delegations,
+        Metadata,
+        MetaFile,
+        Root,
+        Snapshot,
+        Targets,
+        Timestamp,
+    )
+
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=7)
+    signers = {
+        name: CryptoSigner.generate_ed25519()
+        for name in ["root", "timestamp", "snapshot", "targets", *DELEGATED]
+    }
+    root = Root(expires=expires, consistent_snapshot=True)
+    for role in ("root", "timestamp", "snapshot", "targets"):
+        root.add_key(signers[role].public_key, role)
+    targets = Targets(expires=expires)
+    targets.delegations = Delegations(
+        keys={signers[n].public_key.keyid: signers[n].public_key for n in DELEGATED},
+        roles={
+            n: DelegatedRole(n, [signers[n].public_key.keyid], 1, False, paths=["*"])
+            for n in DELEGATED
+        },
+    )
+    snapshot = Snapshot(expires=expires)
+    files: dict[str, bytes] = {}
+
+    def put(url_name: str, role: str, signed: object) -> bytes:
+        md = Metadata(signed)  # type: ignore[arg-type]
+        md.sign(signers[role])
+        files[f"/metadata/{url_name}"] = md.to_bytes()
+        return files[f"/metadata/{url_name}"]
+
+    put("1.root.json", "root", root)
+    put("1.targets.json", "targets", targets)
+    for name in DELEGATED:
+        put(f"1.{quote(name, safe='')}.json", name, Targets(expires=expires))
+        snapshot.meta[f"{name}.json"] = MetaFile(1)
+    put("1.snapshot.json", "snapshot", snapshot)
+    timestamp = Timestamp(expires=expires, snapshot_meta=MetaFile(1))
+    put("timestamp.json", "timestamp", timestamp)
+    return files
+
+
+def test_a_failed_lookup_through_delegations_keeps_every_verified_role(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    files = _delegating_repository()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the raw path, percent-encoding and all
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        mdir, root = tmp_path / "md", tmp_path / "root.json"
+        root.write_bytes(files["/metadata/1.root.json"])
+        assert client("--metadata-dir", mdir, "init", root).returncode == 0
+        done = client(
+            "--metadata-url",
+            f"{url}/metadata/",
+            "--metadata-dir",
+            mdir,
+            "--target-dir",
+            tmp_path / "t",
+            "--target-base-url",
+            f"{url}/targets/",
+            "--target-name",
+            "not-there.txt",
+            "download",
+        )
+        assert done.returncode == 1
+        assert "not a signed target" in done.stderr
+        expected = {f"{quote(n, safe='')}.json" for n in DELEGATED}
+        assert expected <= {p.name for p in mdir.iterdir()}
+        for name in DELEGATED:
+            stored = (mdir / f"{quote(name, safe='')}.json").read_bytes()
+            assert stored == files[f"/metadata/1.{quote(name, safe='')}.json"]
+    finally:
+        server.shutdown()
+        server.server_close()

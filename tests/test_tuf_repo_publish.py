@@ -130,8 +130,8 @@ GOOD_MANIFEST = json.dumps({"version": "2.0.0"}).encode()
         ),
         ({"caio-2.0.0/../evil": b"", "caio-2.0.0/manifest.json": GOOD_MANIFEST}, None, "unsafe"),
         ({"/etc/evil": b""}, None, "unsafe"),
-        ({"other/file": b""}, None, "outside caio-2.0.0/"),
-        ({}, {"caio-2.0.0/link": "/etc/passwd"}, "not a file or directory"),
+        ({"other/file": b""}, None, "outside the top directory caio-2.0.0/"),
+        ({}, {"caio-2.0.0/link": "/etc/passwd"}, "links are not allowed"),
     ],
 )
 def test_invalid_release_is_refused_and_nothing_changes(

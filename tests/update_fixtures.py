@@ -58,6 +58,34 @@ def endless(handler: RepoRequestHandler) -> None:
     handler.close_connection = True
 
 
+def trickle(interval: float, *, max_seconds: float = 120.0) -> Behaviour:
+    """Serve the file with its full length, one byte every ``interval`` seconds (slow retrieval).
+
+    Stops when the client hangs up, or after ``max_seconds`` for the test's sake.
+    """
+
+    def behaviour(handler: RepoRequestHandler) -> None:
+        path = handler._resolve()
+        assert path is not None
+        data = path.read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        deadline = time.monotonic() + max_seconds
+        try:
+            for i in range(len(data)):
+                if time.monotonic() > deadline:
+                    break
+                handler.wfile.write(data[i : i + 1])
+                handler.wfile.flush()
+                time.sleep(interval)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up on us, as it should
+        handler.close_connection = True
+
+    return behaviour
+
+
 def cut_after(limit: int) -> Behaviour:
     """Serve the first ``limit`` bytes of the file with its full length, then drop the line."""
     used: list[bool] = []

@@ -40,6 +40,7 @@ from caio.core.manifest import Manifest
 from caio.core.settings import Settings
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.main import CONTROL_FD_ENV, bind
+from caio.restart.connections import raise_open_file_limit
 from caio.restart.control import boot_command
 from caio.restart.notify import NotifyListener
 from caio.restart.strategies import LISTEN_FD_ENV, RESTART_MESSAGE, SUPERVISED_ENV
@@ -104,6 +105,7 @@ class Supervisor:
         self.layout.ensure()
         self.layout.clean_leftovers()
         seed_release(self.layout, self.source_dir, self.running)
+        raise_open_file_limit()
         self._sock = bind(self.settings.host, self.settings.port)
         self._sock.set_inheritable(True)
         self._rundir = Path(tempfile.mkdtemp(prefix="caio-run-"))

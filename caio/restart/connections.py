@@ -1,0 +1,142 @@
+"""Connection hygiene for the serving process: survive floods of idle or slow clients.
+
+uvicorn waits for a request head for ever, and accepts connections until the
+process runs out of file descriptors; a stranger holding a thousand slow
+connections then locks everybody out, ``/health`` included. This module:
+
+* raises the soft ``RLIMIT_NOFILE`` to the hard limit at start;
+* gives every connection ``header_timeout`` seconds to send each request
+  head (after connecting, and again after each response on a kept-alive
+  connection), then closes it;
+* caps open connections: past ``max_connections`` the connection that has
+  waited longest for a request head is closed to make room, so a flood of
+  idle connections cannot keep a real request out;
+* logs the same event-loop error at most once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import time
+from typing import Any
+
+import h11
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+log = logging.getLogger("caio.connections")
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Set the soft ``RLIMIT_NOFILE`` to the hard limit; returns (old soft, new soft)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, e)
+            return soft, soft
+        return soft, hard
+    return soft, soft
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a request-head timeout and a shared connection cap."""
+
+    max_connections = 512
+    header_timeout = 10.0
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._awaiting_head_since: float | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+        if len(self.connections) > self.max_connections:
+            self._shed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:
+            self._stop_head_timer()  # a request head arrived: the app's turn now
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.our_state is h11.IDLE:
+            self._await_head()
+
+    def _await_head(self) -> None:
+        self._stop_head_timer()
+        self._awaiting_head_since = time.monotonic()
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        self._awaiting_head_since = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _shed(self) -> None:
+        """Close the connection that has waited longest for a request head."""
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, GuardedH11Protocol) and c._awaiting_head_since is not None
+        ]
+        if not waiting:
+            self.transport.close()  # every other connection is mid-request: refuse this one
+            return
+        victim = min(waiting, key=lambda c: c._awaiting_head_since or 0.0)
+        victim._stop_head_timer()
+        victim.transport.close()
+
+
+def guarded_protocol(max_connections: int, header_timeout: float) -> type[GuardedH11Protocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with these limits."""
+    return type(
+        "CaioH11Protocol",
+        (GuardedH11Protocol,),
+        {"max_connections": max_connections, "header_timeout": header_timeout},
+    )
+
+
+class RateLimitedLoopErrors:
+    """An event-loop exception handler that reports each kind of error once a second."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        key = f"{context.get('message')}|{type(exc).__name__ if exc else ''}"
+        now = time.monotonic()
+        if now - self._last.get(key, -self._interval) < self._interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        self._last[key] = now
+        dropped = self._suppressed.pop(key, 0)
+        suffix = f" ({dropped} more like it in the last second)" if dropped else ""
+        log.error("%s: %s%s", context.get("message"), exc or "", suffix)
