@@ -35,6 +35,7 @@ from caio.restart.strategies import LISTEN_FD_ENV
 SD_LISTEN_FDS_START = 3
 CONTROL_FD_ENV = "CAIO_CONTROL_FD"
 BACKLOG = 2048
+ACCEPT_BURST = 64
 
 
 class NotifyingServer(uvicorn.Server):
@@ -115,6 +116,9 @@ def serve(settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.drain_seconds),
         http=guarded_protocol(settings.max_connections, settings.header_timeout_seconds),
+        # Connections asyncio accepts per wake-up, before the cap can shed any: small, so
+        # a burst cannot overshoot the cap by thousands of descriptors.
+        backlog=ACCEPT_BURST,
     )
     server = NotifyingServer(config, app.state.version_info.version)
     host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)

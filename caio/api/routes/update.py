@@ -16,7 +16,7 @@ from caio.api.deps import AdminDep, ServiceDep, ViewerDep
 from caio.api.errors import ApiError, ErrorBody
 from caio.core.manifest import Pep440
 from caio.core.state import JobStatus
-from caio.update import Release, UpdateRequest
+from caio.update import CheckResult, Release, UpdateRequest
 
 router = APIRouter(tags=["update"])
 
@@ -165,6 +165,7 @@ async def update_events(_: ViewerDep, service: ServiceDep) -> EventSourceRespons
 async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut:
     wait: float = request.app.state.settings.check_wait_seconds
     flight = asyncio.wrap_future(service.shared_check())
+    flight.add_done_callback(_retrieve)  # a caller that stopped waiting still reads the outcome
     try:
         result = await asyncio.wait_for(asyncio.shield(flight), wait)
     except TimeoutError as e:
@@ -182,6 +183,11 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
         update_available=ReleaseOut.of(result.update_available),
         metadata=MetadataOut(versions=result.metadata.versions, expires=result.metadata.expires),
     )
+
+
+def _retrieve(future: asyncio.Future[CheckResult]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 @router.get("/update/history", response_model=HistoryOut, summary="Audit records")
