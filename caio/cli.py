@@ -136,12 +136,18 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
 
 @trust_app.command("install")
 def trust_install(
-    root: Annotated[Path, typer.Argument(help="root metadata from the key ceremony (1.root.json)")],
+    root: Annotated[Path, typer.Argument(help="the newest root, from `tuf-repo export-root`")],
+    force: Annotated[
+        bool, typer.Option(help="install even if older than the installed one")
+    ] = False,
 ) -> None:
-    """Install ROOT as the trust anchor ($CAIO_HOME/trusted_root.json or CAIO_TRUSTED_ROOT)."""
+    """Install ROOT as the trust anchor ($CAIO_HOME/trusted_root.json or CAIO_TRUSTED_ROOT).
+
+    CAIO then advances it to every newer root it verifies.
+    """
     settings = _settings()
     with user_errors():
-        summary = install_trusted_root(root, settings.trusted_root_path)
+        summary = install_trusted_root(root, settings.trusted_root_path, force=force)
     typer.echo(f"installed {settings.trusted_root_path}: {summary}")
 
 

@@ -1,12 +1,16 @@
 """``tuf-repo``: publish CAIO releases as signed TUF targets.
 
-Exit codes: 0 done (or nothing to do), 1 failed and nothing changed,
-2 usage error, 3 staged: more signatures are needed (``tuf-repo sign``).
+Exit codes (stable; for cron and monitoring): 0 done (or nothing to do),
+1 failed and nothing changed (for ``refresh``: also "an offline role has
+expired, clients are failing"), 2 usage error, 3 staged: signatures are
+needed (``tuf-repo sign``); ``refresh`` exits 3 every day they are.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,7 +21,7 @@ import typer
 
 from tuf_repo.errors import SignaturesNeeded, TufRepoError
 from tuf_repo.keys import PASSPHRASE_ENV, Keyring
-from tuf_repo.publisher import Publisher
+from tuf_repo.publisher import Publisher, StagedReview
 from tuf_repo.release import build_release
 from tuf_repo.server import RepoServer
 from tuf_repo.store import RepoStore
@@ -31,7 +35,15 @@ app = typer.Typer(
 )
 
 RepoOpt = Annotated[Path, typer.Option("--repo", help="repository directory")]
-KeysOpt = Annotated[Path, typer.Option("--keys", help="key directory")]
+KeysOpt = Annotated[Path, typer.Option("--keys", help="key directory (read recursively)")]
+LiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--check-live",
+        help="URL of the live repository: never publish a version at or below what it serves",
+    ),
+]
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
 @contextmanager
@@ -47,10 +59,10 @@ def outcome() -> Iterator[None]:
         raise typer.Exit(TufRepoError.exit_code) from e
 
 
-def _publisher(repo: Path, keys: Path | None) -> Publisher:
+def _publisher(repo: Path, keys: Path | None, live: str | None = None) -> Publisher:
     store = RepoStore(repo)
     store.require()
-    return Publisher(store, Keyring.from_dir(keys))
+    return Publisher(store, Keyring.from_dir(keys), live_url=live)
 
 
 def _parse_expiry(values: list[str]) -> dict[str, float]:
@@ -76,6 +88,9 @@ def init(
         list[str] | None, typer.Option(help="ROLE=DAYS (root, targets, snapshot, timestamp, bins)")
     ] = None,
     bins: Annotated[int, typer.Option(help="hash bins for large repositories (power of 2)")] = 0,
+    online_bins: Annotated[
+        bool, typer.Option(help="keep the bins key online: an online key can then ship code")
+    ] = False,
 ) -> None:
     """Generate keys and publish the first version of every role."""
     with outcome():
@@ -86,9 +101,23 @@ def init(
             root_threshold=root_threshold,
             expiry_days=_parse_expiry(expiry or []),
             bins=bins,
+            online_bins=online_bins,
             passphrase=os.environ.get(PASSPHRASE_ENV) or None,
         )
-    typer.echo(f"initialised {repo}; keys in {keys} (move offline keys offline)", err=True)
+    typer.echo(
+        f"initialised {repo}\n"
+        f"  {keys / 'online'}: timestamp, snapshot{', bins' if online_bins else ''}"
+        " -> the publishing host (cron: tuf-repo refresh)\n"
+        f"  {keys / 'offline'}: root, targets{', bins' if bins and not online_bins else ''}"
+        " -> offline media, one root key per holder",
+        err=True,
+    )
+    if online_bins:
+        typer.echo(
+            "WARNING: --online-bins: the bins key lives with the online keys, so whoever "
+            "holds the publishing host can publish a release that clients install.",
+            err=True,
+        )
     typer.echo(trusted)
 
 
@@ -116,10 +145,11 @@ def add(
     keys: KeysOpt,
     artifact: Annotated[Path, typer.Argument(help="caio-<version>.tar.gz")],
     channel: Annotated[list[str] | None, typer.Option(help="channel(s); default stable")] = None,
+    check_live: LiveOpt = None,
 ) -> None:
     """Publish a release: target, release index, snapshot and timestamp."""
     with outcome():
-        result = _publisher(repo, keys).add_release(artifact, channel or ["stable"])
+        result = _publisher(repo, keys, check_live).add_release(artifact, channel or ["stable"])
     typer.echo(result.message)
 
 
@@ -131,16 +161,52 @@ def sign(
     keys: Annotated[
         Path | None, typer.Option("--keys", help="directory of online keys, to publish")
     ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            help="sign only if the staged content has this sha256 (announced by its author)"
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="sign without asking (after the review)")
+    ] = False,
+    check_live: LiveOpt = None,
 ) -> None:
-    """Add your signature to staged metadata; publish once every threshold is met."""
+    """Review staged metadata (changes, digest, signatures), then add your signature.
+
+    Publishes once every threshold is met. Without --yes or --digest, asks
+    for confirmation on a terminal and refuses otherwise.
+    """
     with outcome():
-        message = _publisher(repo, keys).sign(role, key)
+        publisher = _publisher(repo, keys, check_live)
+        _show_review(publisher.review(role))
+    if digest is None and not yes:
+        if not sys.stdin.isatty():
+            typer.echo("tuf-repo: not a terminal: pass --yes or --digest SHA256 to sign", err=True)
+            raise typer.Exit(EXIT_USAGE)
+        if not typer.confirm("sign this?", default=False):
+            typer.echo("not signed", err=True)
+            raise typer.Exit(EXIT_FAILED)
+    with outcome():
+        message = publisher.sign(role, key, expect_digest=digest)
     typer.echo(message)
+
+
+def _show_review(review: StagedReview) -> None:
+    typer.echo(f"staged {review.role} v{review.version}, changes against the published version:")
+    for line in review.changes:
+        typer.echo(f"  {line}")
+    typer.echo(f"digest (sha256 of what is signed): {review.digest}")
+    status = review.status
+    typer.echo(f"signatures: {status.have} of {status.need}")
+    for check in review.signatures:
+        note = "" if check.state == "valid" else "  <- will be dropped"
+        typer.echo(f"  {check.keyid[:12]}  {check.state}{note}")
 
 
 @app.command()
 def status(repo: RepoOpt) -> None:
-    """Each role's version, expiry and signatures, and what is staged."""
+    """Each role's version, expiry and signatures, what is staged, and what is urgent."""
     with outcome():
         report = _publisher(repo, None).status()
     now = datetime.now(UTC)
@@ -151,15 +217,31 @@ def status(repo: RepoOpt) -> None:
             f"{r.role:<10} {r.version:>7}  {r.expires:%Y-%m-%d %H:%M:%S} {left:>7.1f}d  "
             f"{r.signed} of {r.keys} keys, threshold {r.threshold}"
         )
-    if report.bins:
-        typer.echo(f"hash bins: {report.bins}")
+    if report.bin_summary is not None:
+        b = report.bin_summary
+        left = (b.earliest_expiry - now).total_seconds() / 86400
+        versions = f"v{b.min_version}" + (
+            f"-{b.max_version}" if b.max_version != b.min_version else ""
+        )
+        typer.echo(
+            f"{'bin-* (' + str(b.count) + ')':<10} {versions:>7}  "
+            f"{b.earliest_expiry:%Y-%m-%d %H:%M:%S} {left:>7.1f}d  "
+            f"{'online' if b.online else 'offline'} release key"
+        )
     if not report.staged:
         typer.echo("staged: nothing")
-    for s in report.staged:
-        waiting = ", ".join(k[:12] for k in s.missing_keyids) or "-"
+    for review in report.staged:
+        waiting = ", ".join(k[:12] for k in review.status.missing_keyids) or "-"
         typer.echo(
-            f"staged: {s.role} v{s.version}: {s.have} of {s.need} signatures; waiting for {waiting}"
+            f"staged: {review.role} v{review.version}: {review.status.have} of "
+            f"{review.status.need} signatures; waiting for {waiting}; digest {review.digest}"
         )
+        for line in review.changes:
+            typer.echo(f"  {line}")
+        for bad in review.bad_signatures:
+            typer.echo(f"  signature of {bad.keyid[:12]} is {bad.state}: it will be dropped")
+    for warning in report.warnings:
+        typer.echo(f"WARNING: {warning}")
 
 
 @app.command()
@@ -167,11 +249,21 @@ def rotate(
     repo: RepoOpt,
     keys: KeysOpt,
     role: Annotated[str, typer.Argument(help="root, targets, snapshot, timestamp or bins")],
-    threshold: Annotated[int | None, typer.Option(help="new threshold")] = None,
+    threshold: Annotated[int | None, typer.Option(help="new threshold (at least 1)")] = None,
+    keep_retired_private: Annotated[
+        bool,
+        typer.Option(help="keep the old private keys in retired/ (default: destroy them)"),
+    ] = False,
+    check_live: LiveOpt = None,
 ) -> None:
     """Replace the keys of ROLE; a new root, signed by old and new keys, announces them."""
+    if threshold is not None and threshold < 1:
+        typer.echo(f"tuf-repo: --threshold must be at least 1, got {threshold}", err=True)
+        raise typer.Exit(EXIT_USAGE)
     with outcome():
-        message = _publisher(repo, keys).rotate(role, keys, threshold)
+        message = _publisher(repo, keys, check_live).rotate(
+            role, keys, threshold, keep_retired_private=keep_retired_private
+        )
     typer.echo(message)
 
 
@@ -182,14 +274,44 @@ def refresh(
     within: Annotated[
         float | None, typer.Option(help="refresh what expires within DAYS (default: half life)")
     ] = None,
+    check_live: LiveOpt = None,
 ) -> None:
-    """Re-sign what expires soon. For cron: 0 ok, 3 an offline signature is needed."""
+    """The heartbeat (cron, daily or more): keep every role fresh, whatever is staged.
+
+    Exit 0: fine. 3: signatures are needed (every day they are). 1: an offline
+    role has expired and clients are failing, or the refresh failed.
+    """
     with outcome():
-        refreshed = _publisher(repo, keys).refresh(within)
-    if refreshed:
-        typer.echo(f"refreshed {', '.join(refreshed)}")
-    else:
+        report = _publisher(repo, keys, check_live).refresh(within)
+    if report.refreshed:
+        typer.echo(f"refreshed {', '.join(report.refreshed)}")
+    elif not report.published_staged:
         typer.echo("nothing needs refreshing", err=True)
+    for message in report.messages:
+        typer.echo(f"tuf-repo: {message}", err=True)
+    if report.expired:
+        raise typer.Exit(EXIT_FAILED)
+    if report.awaiting:
+        raise typer.Exit(SignaturesNeeded.exit_code)
+
+
+@app.command("export-root")
+def export_root(
+    repo: RepoOpt,
+    out: Annotated[
+        Path | None, typer.Option(help="write it here (default: print the path)")
+    ] = None,
+) -> None:
+    """The newest published root: the trust anchor to ship with new installations."""
+    with outcome():
+        newest = Publisher(RepoStore(repo), Keyring([])).export_root()
+        if not newest.is_file():
+            raise TufRepoError(f"{repo} has no published root")
+    if out is None:
+        typer.echo(newest)
+        return
+    shutil.copyfile(newest, out)
+    typer.echo(f"wrote {out} ({newest.name})")
 
 
 @app.command()

@@ -1,4 +1,9 @@
-"""Key files and signers.
+"""Key files, signers, and where keys live.
+
+``tuf-repo init --keys DIR`` writes ``DIR/online/`` (timestamp and snapshot:
+the only keys the publishing host keeps) and ``DIR/offline/`` (root, targets,
+and the hash-bin release key). A key directory is read recursively, except
+``retired/`` subdirectories, which hold only public halves of rotated keys.
 
 One JSON file per key (mode 0600)::
 
@@ -29,10 +34,55 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
 
+from caio.core.files import atomic_write_bytes
 from tuf_repo.errors import KeyFileError
-from tuf_repo.files import atomic_write_bytes
 
 PASSPHRASE_ENV = "TUF_REPO_PASSPHRASE"  # noqa: S105 (a variable name)
+ONLINE_DIR, OFFLINE_DIR, RETIRED_DIR = "online", "offline", "retired"
+
+
+def key_home(keydir: Path, online: bool) -> Path:
+    """Where a new key goes: ``online/`` or ``offline/`` in a ceremony layout, else ``keydir``."""
+    if (keydir / ONLINE_DIR).is_dir() or (keydir / OFFLINE_DIR).is_dir():
+        return keydir / (ONLINE_DIR if online else OFFLINE_DIR)
+    return keydir
+
+
+def key_files(keydir: Path) -> list[Path]:
+    """Every key file under ``keydir``, ``retired/`` directories excluded."""
+    return sorted(
+        p for p in keydir.rglob("*.json") if RETIRED_DIR not in p.relative_to(keydir).parts[:-1]
+    )
+
+
+def retire_key_file(path: Path, keydir: Path, *, keep_private: bool) -> Path:
+    """Move a rotated key out of use into ``keydir/retired/``.
+
+    By default only the public half is kept: a retired root key that still
+    exists can sign a forged next root for a client that trusts an old root.
+    """
+    retired = keydir / RETIRED_DIR
+    retired.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dest = retired / path.name
+    if keep_private:
+        path.replace(dest)
+        return dest
+    data = json.loads(path.read_bytes())
+    public = {k: data[k] for k in ("role", "keyid", "public")}
+    public["retired"] = "private key destroyed by tuf-repo rotate"
+    atomic_write_bytes(dest, (json.dumps(public, indent=2) + "\n").encode(), mode=0o600)
+    _destroy(path)
+    return dest
+
+
+def _destroy(path: Path) -> None:
+    """Overwrite, then delete, a private key file (best effort on journaling filesystems)."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.write(os.urandom(size))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
 
 
 @dataclass(frozen=True)
@@ -136,7 +186,7 @@ class Keyring:
             return cls([], passphrase)
         if not keydir.is_dir():
             raise KeyFileError(f"key directory not found: {keydir}")
-        return cls((read_key_file(p) for p in sorted(keydir.glob("*.json"))), passphrase)
+        return cls((read_key_file(p) for p in key_files(keydir)), passphrase)
 
     @property
     def passphrase(self) -> str | None:

@@ -5,20 +5,29 @@ has, and then either publishes it (new files first, ``timestamp.json`` last,
 each written atomically) or, when an offline role lacks signatures, stages it
 under ``staged/`` for other key holders (``tuf-repo sign``). Snapshot and
 timestamp are online roles: they are made fresh at every publication and
-never staged.
+never staged. Hash bins are offline (signed by the release key) unless the
+repository was created with ``--online-bins``.
+
+Two rules keep clients safe from the publisher's own mistakes: nothing is
+published on top of an expired offline role, and no role is ever published
+at a version at or below one published before (the high-water mark).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from securesystemslib.signer import Signer
+from securesystemslib.exceptions import UnverifiedSignatureError
+from securesystemslib.signer import Key, Signature, Signer
 from tuf.api.metadata import (
     Delegations,
     Metadata,
@@ -31,14 +40,23 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
+from caio.core.release_format import is_safe_target_path
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
 from tuf_repo.index import INDEX_PATH, IndexEntry, parse_index, render_index
-from tuf_repo.keys import KeyFile, Keyring, generate_key, read_key_file
+from tuf_repo.keys import (
+    KeyFile,
+    Keyring,
+    generate_key,
+    key_files,
+    key_home,
+    read_key_file,
+    retire_key_file,
+)
 from tuf_repo.release import ReleaseInfo, inspect_release, target_path
-from tuf_repo.store import DEFAULT_EXPIRY_DAYS, RepoPolicy, RepoStore
+from tuf_repo.store import DEFAULT_EXPIRY_DAYS, HighWaterMark, RepoPolicy, RepoStore
 
 TOP_ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
-OFFLINE_ROLES = (Root.type, Targets.type)
+ONLINE_TOP_ROLES = (Snapshot.type, Timestamp.type)
 BIN_PREFIX = "bin"
 BINS = "bins"
 HASH_ALGORITHMS = ["sha256"]
@@ -63,11 +81,63 @@ class StagedStatus:
     missing_keyids: list[str]
 
 
+SignatureState = Literal["valid", "invalid", "malformed", "not_a_key_of_the_role"]
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    keyid: str
+    state: SignatureState
+
+
+@dataclass(frozen=True)
+class StagedReview:
+    """What a signer must see before signing a staged role."""
+
+    role: str
+    version: int
+    digest: str  # sha256 of the canonical bytes being signed
+    changes: list[str]  # against the published version
+    signatures: list[SignatureCheck]
+    status: StagedStatus
+
+    @property
+    def bad_signatures(self) -> list[SignatureCheck]:
+        return [s for s in self.signatures if s.state != "valid"]
+
+
+@dataclass(frozen=True)
+class BinSummary:
+    count: int
+    min_version: int
+    max_version: int
+    earliest_expiry: datetime
+    online: bool
+
+
 @dataclass(frozen=True)
 class RepoStatus:
     roles: list[RoleStatus]
-    staged: list[StagedStatus]
+    staged: list[StagedReview]
     bins: int
+    bin_summary: BinSummary | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What a refresh did and what still needs people.
+
+    ``awaiting`` is every staged role short of signatures (exit code 3, every
+    day it is so); ``expired`` names published roles past their expiry that
+    only offline signers can renew (clients are failing: exit code 1).
+    """
+
+    refreshed: list[str]
+    published_staged: list[str]
+    awaiting: list[StagedStatus]
+    expired: list[str]
+    messages: list[str]
 
 
 @dataclass(frozen=True)
@@ -83,11 +153,27 @@ def _now() -> datetime:
 
 
 class Publisher:
-    """Changes one repository directory using the keys of one keyring."""
+    """Changes one repository directory using the keys of one keyring.
 
-    def __init__(self, store: RepoStore, keyring: Keyring) -> None:
+    ``live_url``: the repository as clients see it; its versions count in the
+    high-water mark too (``--check-live``). ``clock`` gives the current time.
+    """
+
+    def __init__(
+        self,
+        store: RepoStore,
+        keyring: Keyring,
+        *,
+        live_url: str | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
         self.store = store
         self.keyring = keyring
+        self.live_url = live_url.rstrip("/") if live_url else None
+        self._clock = clock
+
+    def _time(self) -> datetime:
+        return self._clock().replace(microsecond=0)
 
     # ------------------------------------------------------------------ init
     def init(
@@ -98,10 +184,13 @@ class Publisher:
         root_threshold: int = 2,
         expiry_days: dict[str, float] | None = None,
         bins: int = 0,
+        online_bins: bool = False,
         passphrase: str | None = None,
     ) -> Path:
         """Generate keys and publish root v1, targets, snapshot and timestamp.
 
+        Keys go to ``keydir/online/`` (timestamp, snapshot; the bins key only
+        with ``online_bins``) and ``keydir/offline/`` (root, targets, bins).
         Returns the path of the trusted root to hand to clients.
 
         Raises:
@@ -113,12 +202,21 @@ class Publisher:
             raise TufRepoError("--root-threshold must be between 1 and --root-keys")
         if bins and (bins < 2 or bins & (bins - 1) or bins > 2**16):
             raise TufRepoError("--bins must be a power of two between 2 and 65536")
-        policy = RepoPolicy(expiry_days={**DEFAULT_EXPIRY_DAYS, **(expiry_days or {})}, bins=bins)
+        if online_bins and not bins:
+            raise TufRepoError("--online-bins needs --bins")
+        policy = RepoPolicy(
+            expiry_days={**DEFAULT_EXPIRY_DAYS, **(expiry_days or {})},
+            bins=bins,
+            online_bins=online_bins,
+        )
         for role, days in policy.expiry_days.items():
             if role not in DEFAULT_EXPIRY_DAYS or days <= 0:
                 raise TufRepoError(f"--expiry {role}={days}: unknown role or not positive")
 
         root = Root(expires=self._expiry(policy, Root.type), consistent_snapshot=True)
+        online, offline = keydir / "online", keydir / "offline"
+        for d in (online, offline):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
         keys: list[KeyFile] = []
         for role, count in (
             (Root.type, root_keys),
@@ -127,14 +225,15 @@ class Publisher:
             ("timestamp", 1),
         ):
             for _ in range(count):
-                key = generate_key(keydir, role, passphrase)
+                home = online if role in ONLINE_TOP_ROLES else offline
+                key = generate_key(home, role, passphrase)
                 root.add_key(key.public, role)
                 keys.append(key)
         root.roles[Root.type].threshold = root_threshold
         targets = Targets(expires=self._expiry(policy, Targets.type))
         bin_roles: dict[str, Metadata[Targets]] = {}
         if bins:
-            bins_key = generate_key(keydir, BINS, passphrase)
+            bins_key = generate_key(online if online_bins else offline, BINS, passphrase)
             keys.append(bins_key)
             succinct = SuccinctRoles([bins_key.keyid], 1, bins.bit_length() - 1, BIN_PREFIX)
             targets.delegations = Delegations(
@@ -236,6 +335,8 @@ class Publisher:
         changes: dict[str, Metadata[Any]] = {}
         top = self.store.load(Targets.type)
         for target_file in files:
+            if not is_safe_target_path(target_file.path):
+                raise TufRepoError(f"unsafe target path {target_file.path!r}: no .., / or \\")
             self._editable_role_for(target_file.path, top, changes).signed.targets[
                 target_file.path
             ] = target_file
@@ -274,55 +375,134 @@ class Publisher:
             raise MetadataError(f"published release index {path} is missing or corrupt: {e}") from e
 
     # ------------------------------------------------------------------ sign
-    def sign(self, role: str, key_path: Path) -> str:
+    def review(self, role: str) -> StagedReview:
+        """What the staged ``role`` changes, the digest being signed, and its signatures.
+
+        Raises:
+            TufRepoError: nothing is staged for ``role``.
+        """
+        staged_changes = self._staged_changes()
+        if role not in staged_changes:
+            raise TufRepoError(f"nothing is staged for {role} (see `tuf-repo status`)")
+        md = staged_changes[role]
+        published = self.store.load(role) if self.store.published_version(role) else None
+        return StagedReview(
+            role=role,
+            version=md.signed.version,
+            digest=hashlib.sha256(md.signed_bytes).hexdigest(),
+            changes=_describe_changes(role, published, md),
+            signatures=self._check_signatures(role, md, staged_changes),
+            status=self._signature_state(role, md, staged_changes),
+        )
+
+    def sign(self, role: str, key_path: Path, *, expect_digest: str | None = None) -> str:
         """Add the signature of the key in ``key_path`` to the staged ``role``.
 
+        Signatures that no longer verify over the staged content (it changed
+        after they were made) or are corrupt are dropped first, and reported.
         Publishes everything staged once every staged role meets its threshold.
 
         Raises:
             KeyFileError: the key is missing or is not a key of ``role``.
-            TufRepoError: nothing is staged for ``role``.
+            TufRepoError: nothing is staged for ``role``, or the staged content's
+                digest is not ``expect_digest``.
             SignaturesNeeded: more signatures are still needed.
         """
         key = read_key_file(key_path)
-        staged_changes = {r: self.store.load_staged(r) for r in self.store.staged_roles()}
-        if role not in staged_changes:
-            raise TufRepoError(f"nothing is staged for {role} (see `tuf-repo status`)")
+        review = self.review(role)
+        if expect_digest is not None and expect_digest.lower() != review.digest:
+            raise TufRepoError(
+                f"staged {role} v{review.version} has digest {review.digest}, not the "
+                f"{expect_digest} you were given: it changed; do not sign it"
+            )
+        staged_changes = self._staged_changes()
         staged = staged_changes[role]
         if key.keyid not in self._allowed_keyids(role, staged_changes):
             raise KeyFileError(f"key {key_path.name} ({key.keyid[:12]}) is not a key of {role}")
+        dropped = _drop_bad_signatures(staged, review.bad_signatures)
         staged.sign(key.signer(self.keyring.passphrase), append=True)
         self.store.stage(role, staged)
         self.keyring = self.keyring.with_key(key)
-        return self.publish_staged()
+        try:
+            published = self.publish_staged()
+        except SignaturesNeeded as e:
+            raise SignaturesNeeded(dropped + str(e), e.roles) from None
+        return dropped + published
 
     def publish_staged(self) -> str:
         """Publish the staged roles if all of them are signed to threshold.
 
         Raises:
             SignaturesNeeded: some staged role still lacks signatures.
+            TufRepoError: nothing is staged, or publishing is refused (see _publish).
         """
-        roles = self.store.staged_roles()
-        if not roles:
+        changes = self._staged_changes()
+        if not changes:
             raise TufRepoError("nothing is staged")
-        changes = {role: self.store.load_staged(role) for role in roles}
+        dropped = ""
+        for role, md in changes.items():
+            dropped += _drop_bad_signatures(md, self._bad_signatures(role, md, changes))
         missing = self._unverified(changes)
         if missing:
-            raise SignaturesNeeded(self._describe_missing(missing), sorted(missing))
-        policy = self.store.read_policy()
-        self._publish(changes, policy)
-        for role in roles:
+            raise SignaturesNeeded(dropped + self._describe_missing(missing), sorted(missing))
+        self._publish(changes, self.store.read_policy())
+        for role in changes:
             self.store.unstage(role)
-        return f"published {', '.join(f'{r} v{changes[r].signed.version}' for r in roles)}"
+        names = ", ".join(f"{r} v{changes[r].signed.version}" for r in changes)
+        return f"{dropped}published {names}"
+
+    def _staged_changes(self) -> dict[str, Metadata[Any]]:
+        return {r: self.store.load_staged(r) for r in self.store.staged_roles()}
+
+    def _allowed_keys(self, role: str, changes: dict[str, Metadata[Any]]) -> dict[str, Key]:
+        """Keys whose signatures count for the new ``role`` (old and new root keys for root)."""
+        if role == Root.type:
+            new_root = cast(Root, changes[Root.type].signed)
+            keys = {k: new_root.get_key(k) for k in new_root.roles[Root.type].keyids}
+            if self.store.published_version(Root.type):
+                old = cast(Root, self.store.load(Root.type).signed)
+                keys.update({k: old.get_key(k) for k in old.roles[Root.type].keyids})
+            return keys
+        delegator = self._delegator(role, changes)
+        delegated = delegator.get_delegated_role(role)
+        return {k: delegator.get_key(k) for k in delegated.keyids}
+
+    def _check_signatures(
+        self, role: str, md: Metadata[Any], changes: dict[str, Metadata[Any]]
+    ) -> list[SignatureCheck]:
+        allowed = self._allowed_keys(role, changes)
+        checks = []
+        for keyid, signature in md.signatures.items():
+            checks.append(
+                SignatureCheck(keyid, _check_one_signature(allowed, keyid, signature, md))
+            )
+        return checks
+
+    def _bad_signatures(
+        self, role: str, md: Metadata[Any], changes: dict[str, Metadata[Any]]
+    ) -> list[SignatureCheck]:
+        return [c for c in self._check_signatures(role, md, changes) if c.state != "valid"]
 
     # ------------------------------------------------------------------ rotate
-    def rotate(self, role: str, keydir: Path, threshold: int | None = None) -> str:
+    def rotate(
+        self,
+        role: str,
+        keydir: Path,
+        threshold: int | None = None,
+        *,
+        keep_retired_private: bool = False,
+    ) -> str:
         """Replace every key of ``role`` with new ones; a new root announces them.
+
+        The old key files move to ``keydir/retired/`` holding only their public
+        half, unless ``keep_retired_private``.
 
         Raises:
             TufRepoError: unknown role, bad threshold, or work is staged.
             SignaturesNeeded: the new root needs more signatures from the old keys.
         """
+        if threshold is not None and threshold < 1:
+            raise TufRepoError(f"--threshold must be at least 1, got {threshold}")
         self._refuse_if_staged()
         policy = self.store.read_policy()
         root_md = self.store.load(Root.type)
@@ -332,25 +512,24 @@ class Publisher:
         changes: dict[str, Metadata[Any]] = {Root.type: new_root_md}
 
         if role == BINS:
-            return self._rotate_bins(keydir, threshold, policy, changes)
+            return self._rotate_bins(keydir, threshold, policy, changes, keep_retired_private)
         if role not in TOP_ROLES:
             raise TufRepoError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}, {BINS}")
         old_keyids = list(old_root.roles[role].keyids)
         new_threshold = threshold or old_root.roles[role].threshold
         count = max(new_threshold, len(old_keyids))
-        if new_threshold < 1:
-            raise TufRepoError("--threshold must be at least 1")
         for keyid in old_keyids:
             new_root.revoke_key(keyid, role)
+        home = key_home(keydir, online=role in ONLINE_TOP_ROLES)
         for _ in range(count):
-            key = generate_key(keydir, role, self.keyring.passphrase)
+            key = generate_key(home, role, self.keyring.passphrase)
             new_root.add_key(key.public, role)
             self.keyring = self.keyring.with_key(key)
         new_root.roles[role].threshold = new_threshold
         if role == Targets.type:
             changes[Targets.type] = self.store.load(Targets.type)
         self._commit(changes, policy)
-        retired = _retire_keys(keydir, old_keyids)
+        retired = _retire_keys(keydir, old_keyids, keep_retired_private)
         return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
 
     def _rotate_bins(
@@ -359,6 +538,7 @@ class Publisher:
         threshold: int | None,
         policy: RepoPolicy,
         changes: dict[str, Metadata[Any]],
+        keep_retired_private: bool,
     ) -> str:
         top = self.store.load(Targets.type)
         delegations = top.signed.delegations
@@ -373,8 +553,9 @@ class Publisher:
         for keyid in old_keyids:
             delegations.keys.pop(keyid, None)
         succinct.keyids = []
+        home = key_home(keydir, online=policy.online_bins)
         for _ in range(count):
-            key = generate_key(keydir, BINS, self.keyring.passphrase)
+            key = generate_key(home, BINS, self.keyring.passphrase)
             delegations.keys[key.keyid] = key.public
             succinct.keyids.append(key.keyid)
             self.keyring = self.keyring.with_key(key)
@@ -384,38 +565,95 @@ class Publisher:
         for name in succinct.get_roles():
             changes[name] = self.store.load(name)
         self._commit(changes, policy)
-        retired = _retire_keys(keydir, old_keyids)
+        retired = _retire_keys(keydir, old_keyids, keep_retired_private)
         return f"rotated {BINS}: {count} new key(s), threshold {new_threshold}{retired}"
 
     # ------------------------------------------------------------------ refresh
-    def refresh(self, within_days: float | None = None) -> list[str]:
-        """Re-sign every role that expires within the window.
+    def refresh(self, within_days: float | None = None) -> RefreshReport:
+        """The daily heartbeat: keep the repository from lapsing, whatever is staged.
 
-        The default window for a role is half its expiry period. Returns the
-        refreshed roles (empty when nothing was needed).
+        1. Staged work that has all its signatures is published.
+        2. Snapshot and timestamp (and online bins) due within the window are
+           re-signed against the *published* top-level metadata, even while
+           offline changes await signatures.
+        3. An offline role that is due is re-signed when its keys are here,
+           else staged for its holders (unless other work is already staged).
 
-        Raises:
-            SignaturesNeeded: an offline role needs signatures (staged).
+        The default window for a role is half its expiry period.
         """
-        self._refuse_if_staged()
         policy = self.store.read_policy()
-        now = _now()
-        due: list[str] = []
-        for role in self._all_roles():
-            days = within_days
-            if days is None:
-                days = policy.expiry_days[BINS if role.startswith(BIN_PREFIX) else role] / 2
-            if self.store.load(role).signed.expires <= now + timedelta(days=days):
-                due.append(role)
-        if not due:
-            return []
-        changes: dict[str, Metadata[Any]] = {
-            role: self.store.load(role)
-            for role in due
-            if role not in (Snapshot.type, Timestamp.type)
-        }
-        self._commit(changes, policy)
-        return due
+        now = self._time()
+        messages: list[str] = []
+        published_staged: list[str] = []
+        if self.store.staged_roles():
+            try:
+                messages.append(self.publish_staged())
+                published_staged = list(self._last_published)
+            except SignaturesNeeded:
+                pass  # reported below, with how long is left
+        due = [role for role in self._all_roles() if self._is_due(role, policy, now, within_days)]
+        staged_now = set(self.store.staged_roles())
+        changes: dict[str, Metadata[Any]] = {}
+        to_stage: dict[str, Metadata[Any]] = {}
+        for role in due:
+            if role in ONLINE_TOP_ROLES or role in staged_now:
+                continue
+            candidate = {role: self.store.load(role)}
+            self._sign_changes(candidate, policy)
+            if self._unverified(candidate) and not self._is_online(role, policy):
+                if not staged_now:
+                    to_stage.update(candidate)
+            else:
+                changes.update(candidate)
+        missing_online = [r for r in self._unverified(changes) if self._is_online(r, policy)]
+        if missing_online:
+            raise KeyFileError(
+                f"no key for the online role {missing_online[0]} in the key directory"
+            )
+        refreshed: list[str] = []
+        if changes or any(r in ONLINE_TOP_ROLES for r in due):
+            self._publish(changes, policy, heartbeat=True)
+            refreshed = sorted(set(changes) | {Snapshot.type, Timestamp.type})
+        for role, md in to_stage.items():
+            self.store.stage(role, md)
+        awaiting = [
+            self._signature_state(role, md, self._staged_changes())
+            for role, md in self._staged_changes().items()
+        ]
+        awaiting = [a for a in awaiting if a.have < a.need]
+        for state in awaiting:
+            published = (
+                self.store.load(state.role) if self.store.published_version(state.role) else None
+            )
+            left = (published.signed.expires - now) if published is not None else None
+            when = f"; the published {state.role} expires in {left.days} days" if left else ""
+            messages.append(
+                f"{state.role} v{state.version} awaits signatures: {state.have} of {state.need}"
+                f"{when}. Holders run `tuf-repo sign --repo DIR --key KEYFILE {state.role}`."
+            )
+        expired = [
+            role
+            for role in self._all_roles()
+            if not self._is_online(role, policy) and self.store.load(role).signed.expires <= now
+        ]
+        for role in expired:
+            messages.append(
+                f"{role} has EXPIRED: clients refuse the repository until it is signed "
+                f"(tuf-repo sign ... {role})"
+            )
+        return RefreshReport(refreshed, published_staged, awaiting, expired, messages)
+
+    def _is_due(
+        self, role: str, policy: RepoPolicy, now: datetime, within_days: float | None
+    ) -> bool:
+        days = within_days
+        if days is None:
+            days = policy.expiry_days[BINS if role.startswith(BIN_PREFIX) else role] / 2
+        return bool(self.store.load(role).signed.expires <= now + timedelta(days=days))
+
+    @staticmethod
+    def _is_online(role: str, policy: RepoPolicy) -> bool:
+        return role in ONLINE_TOP_ROLES or (role.startswith(BIN_PREFIX) and policy.online_bins)
 
     def _all_roles(self) -> list[str]:
         roles = list(TOP_ROLES)
@@ -426,13 +664,23 @@ class Publisher:
 
     # ------------------------------------------------------------------ status
     def status(self) -> RepoStatus:
-        """Every published role's version, expiry and signatures, and what is staged."""
+        """Every role's version, expiry and signatures, what is staged, and what is urgent."""
         policy = self.store.read_policy()
+        now = self._time()
         root = cast(Root, self.store.load(Root.type).signed)
         roles: list[RoleStatus] = []
         for role in TOP_ROLES:
             md = self.store.load(role)
-            result = root.get_verification_result(role, md.signed_bytes, md.signatures)
+            valid = self._check_signatures(role, md, {}) if role != Root.type else None
+            signed = (
+                sum(c.state == "valid" for c in valid)
+                if valid is not None
+                else sum(
+                    _check_one_signature(self._allowed_keys(role, {Root.type: md}), k, s, md)
+                    == "valid"
+                    for k, s in md.signatures.items()
+                )
+            )
             roles.append(
                 RoleStatus(
                     role,
@@ -440,14 +688,38 @@ class Publisher:
                     md.signed.expires,
                     root.roles[role].threshold,
                     len(root.roles[role].keyids),
-                    len(result.signed),
+                    signed,
                 )
             )
-        staged: list[StagedStatus] = []
-        if self.store.staged_roles():
-            changes = {r: self.store.load_staged(r) for r in self.store.staged_roles()}
-            staged = [self._signature_state(role, md, changes) for role, md in changes.items()]
-        return RepoStatus(roles, staged, policy.bins)
+        bins = self._bin_summary(policy)
+        staged = [self.review(role) for role in self.store.staged_roles()]
+        warnings = []
+        for r in roles:
+            if r.expires <= now:
+                warnings.append(f"{r.role} v{r.version} has EXPIRED: clients refuse the repository")
+            elif r.role not in ONLINE_TOP_ROLES and self._is_due(r.role, policy, now, None):
+                left = (r.expires - now).total_seconds() / 86400
+                warnings.append(f"{r.role} expires in {left:.1f} days: it needs signing")
+        if bins is not None and bins.earliest_expiry <= now:
+            warnings.append("a hash bin has EXPIRED: clients cannot find the targets it lists")
+        return RepoStatus(roles, staged, policy.bins, bins, warnings)
+
+    def _bin_summary(self, policy: RepoPolicy) -> BinSummary | None:
+        names = [r for r in self._all_roles() if r.startswith(BIN_PREFIX)]
+        if not names:
+            return None
+        mds = [self.store.load(n).signed for n in names]
+        return BinSummary(
+            count=len(names),
+            min_version=min(m.version for m in mds),
+            max_version=max(m.version for m in mds),
+            earliest_expiry=min(m.expires for m in mds),
+            online=policy.online_bins,
+        )
+
+    def export_root(self) -> Path:
+        """The newest published root: the trust anchor to ship with new installations."""
+        return self.store.metadata_path(Root.type, self.store.published_version(Root.type))
 
     # ------------------------------------------------------------------ internals
     def _refuse_if_staged(self) -> None:
@@ -460,10 +732,10 @@ class Publisher:
 
     def _expiry(self, policy: RepoPolicy, role: str) -> datetime:
         key = BINS if role.startswith(BIN_PREFIX) else role
-        return _now() + timedelta(days=policy.expiry_days[key])
+        return self._time() + timedelta(days=policy.expiry_days[key])
 
-    def _commit(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
-        """Bump, sign and publish ``changes``; stage them when signatures are missing."""
+    def _sign_changes(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
+        """Bump version and expiry of ``changes`` and sign them with the keys at hand."""
         for role, md in changes.items():
             published = self.store.published_version(role)
             if published:
@@ -473,9 +745,13 @@ class Publisher:
         for role, md in changes.items():
             for signer in self._signers_for(role, changes):
                 md.sign(signer, append=True)
+
+    def _commit(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
+        """Bump, sign and publish ``changes``; stage them when signatures are missing."""
+        self._sign_changes(changes, policy)
         missing = self._unverified(changes)
         if missing:
-            online = [role for role in missing if role not in OFFLINE_ROLES]
+            online = [role for role in missing if self._is_online(role, policy)]
             if online:
                 raise KeyFileError(f"no key for the online role {online[0]} in the key directory")
             for role, md in changes.items():
@@ -497,18 +773,23 @@ class Publisher:
         return cast(Root | Targets, md.signed)
 
     def _allowed_keyids(self, role: str, changes: dict[str, Metadata[Any]]) -> set[str]:
-        """Keys whose signatures count for the new ``role`` (old and new root keys for root)."""
-        if role == Root.type:
-            keyids = set(changes[Root.type].signed.roles[Root.type].keyids)
-            if self.store.published_version(Root.type):
-                keyids |= set(self.store.load(Root.type).signed.roles[Root.type].keyids)
-            return keyids
-        return set(self._delegator(role, changes).get_delegated_role(role).keyids)
+        return set(self._allowed_keys(role, changes))
 
     def _signature_state(
         self, role: str, md: Metadata[Any], changes: dict[str, Metadata[Any]]
     ) -> StagedStatus:
-        """How far ``md`` is from its threshold (both old and new root for root)."""
+        """How far ``md`` is from its threshold (both old and new root for root).
+
+        Only signatures that verify count; corrupt ones are ignored here (and
+        reported by :meth:`review`).
+        """
+        allowed = self._allowed_keys(role, changes)
+        md = copy.copy(md)
+        md.signatures = {
+            k: s
+            for k, s in md.signatures.items()
+            if _check_one_signature(allowed, k, s, md) == "valid"
+        }
         if role == Root.type:
             previous = (
                 cast(Root, self.store.load(Root.type).signed)
@@ -551,14 +832,23 @@ class Publisher:
             + ". Each key holder runs `tuf-repo sign --repo DIR --key KEYFILE ROLE`."
         )
 
-    def _publish(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
+    def _publish(
+        self, changes: dict[str, Metadata[Any]], policy: RepoPolicy, *, heartbeat: bool = False
+    ) -> None:
         """Publish ``changes`` with a new snapshot and timestamp.
 
         Everything is serialised and signed in memory first, so a missing online
         key changes nothing; then files are written in the order that keeps every
         published file's references valid: targets roles, snapshot, root, and
         timestamp last.
+
+        Raises:
+            TufRepoError: a published offline role that this leaves in force has
+                expired (except for the ``heartbeat`` refresh, which must go on),
+                or a version would not be above every version ever published.
         """
+        if not heartbeat:
+            self._refuse_expired(changes, policy)
         serialised = {role: self.store.serialise(md) for role, md in changes.items()}
         root = cast(Root, (changes.get(Root.type) or self.store.load(Root.type)).signed)
 
@@ -575,6 +865,15 @@ class Publisher:
         timestamp_md.signed.snapshot_meta = _metafile(snapshot_md.signed.version, snapshot_bytes)
         self._sign_online(Timestamp.type, timestamp_md, root)
 
+        versions = {role: md.signed.version for role, md in changes.items()}
+        versions[Snapshot.type] = snapshot_md.signed.version
+        versions[Timestamp.type] = timestamp_md.signed.version
+        first_root = serialised.get(Root.type) if root.version == 1 else None
+        high_water = HighWaterMark.for_root(
+            first_root or self.store.metadata_path(Root.type, 1).read_bytes()
+        )
+        high_water.check(versions, self._live_versions() if self.live_url else None)
+
         for role, data in serialised.items():
             if role != Root.type:
                 self.store.write(role, changes[role].signed.version, data)
@@ -584,6 +883,45 @@ class Publisher:
         self.store.write(
             Timestamp.type, timestamp_md.signed.version, self.store.serialise(timestamp_md)
         )
+        high_water.record(versions)
+        self._last_published = sorted(changes)
+
+    _last_published: list[str] = []  # noqa: RUF012 (per instance once set)
+
+    def _refuse_expired(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
+        """Refuse to publish on top of an expired offline role that stays in force."""
+        now = self._time()
+        for role in self._all_roles() if self.store.published_version(Root.type) else []:
+            if role in changes or self._is_online(role, policy):
+                continue
+            md = self.store.load(role)
+            if md.signed.expires <= now:
+                raise TufRepoError(
+                    f"{role} v{md.signed.version} expired on {md.signed.expires:%Y-%m-%d %H:%M} "
+                    "UTC, so clients would refuse what this publishes. Renew it first: "
+                    f"`tuf-repo refresh --repo {self.store.root} --keys KEYDIR` with the {role} "
+                    f"key(s), then `tuf-repo sign --repo {self.store.root} --key KEYFILE {role}` "
+                    "for any signature still missing."
+                )
+
+    def _live_versions(self) -> dict[str, int]:
+        """Versions the live repository serves (``--check-live``): they count as published.
+
+        Raises:
+            TufRepoError: the live repository cannot be read.
+        """
+        base = f"{self.live_url}/metadata"
+        timestamp = _fetch_json(f"{base}/timestamp.json")["signed"]
+        snapshot_version = int(timestamp["meta"]["snapshot.json"]["version"])
+        versions = {Timestamp.type: int(timestamp["version"]), Snapshot.type: snapshot_version}
+        snapshot = _fetch_json(f"{base}/{snapshot_version}.snapshot.json")["signed"]
+        for name, meta in snapshot["meta"].items():
+            versions[name.removesuffix(".json")] = int(meta["version"])
+        root_version = self.store.published_version(Root.type)
+        while _exists(f"{base}/{root_version + 1}.root.json"):
+            root_version += 1
+        versions[Root.type] = root_version
+        return versions
 
     def _next_online(self, role: str, policy: RepoPolicy) -> Metadata[Any]:
         if self.store.published_version(role):
@@ -617,17 +955,130 @@ def _metafile(version: int, data: bytes) -> MetaFile:
     )
 
 
-def _retire_keys(keydir: Path, keyids: Iterable[str]) -> str:
-    """Move the key files of ``keyids`` to ``keydir/retired/`` once they no longer sign."""
+def _retire_keys(keydir: Path, keyids: Iterable[str], keep_private: bool) -> str:
+    """Retire the key files of ``keyids`` (anywhere under ``keydir``) once they no longer sign."""
     wanted = set(keyids)
     moved = 0
-    for path in sorted(keydir.glob("*.json")):
+    for path in key_files(keydir):
         try:
             key = read_key_file(path)
         except KeyFileError:
             continue
         if key.keyid in wanted:
-            (keydir / "retired").mkdir(mode=0o700, exist_ok=True)
-            path.replace(keydir / "retired" / path.name)
+            retire_key_file(path, keydir, keep_private=keep_private)
             moved += 1
-    return f"; {moved} old key file(s) moved to {keydir / 'retired'}" if moved else ""
+    if not moved:
+        return ""
+    kept = "kept" if keep_private else "destroyed; public halves kept"
+    return f"; {moved} old key(s) retired to {keydir / 'retired'} (private keys {kept})"
+
+
+def _check_one_signature(
+    allowed: dict[str, Key], keyid: str, signature: Signature, md: Metadata[Any]
+) -> SignatureState:
+    """Whether one signature on ``md`` counts, and if not, why."""
+    if keyid not in allowed:
+        return "not_a_key_of_the_role"
+    try:
+        if not signature.signature or bytes.fromhex(signature.signature) == b"":
+            return "malformed"
+    except ValueError:
+        return "malformed"
+    try:
+        allowed[keyid].verify_signature(signature, md.signed_bytes)
+    except UnverifiedSignatureError:
+        return "invalid"
+    except Exception:  # securesystemslib raises VerificationError and others for junk
+        return "malformed"
+    return "valid"
+
+
+_WHY = {
+    "invalid": "does not verify over the staged content (it changed after signing)",
+    "malformed": "is corrupt (not a signature value)",
+    "not_a_key_of_the_role": "is by a key that does not sign this role",
+}
+
+
+def _drop_bad_signatures(md: Metadata[Any], bad: list[SignatureCheck]) -> str:
+    """Remove ``bad`` signatures from ``md``; returns what was dropped, for the signer."""
+    lines = []
+    for check in bad:
+        md.signatures.pop(check.keyid, None)
+        lines.append(f"dropped the signature of {check.keyid[:12]}: it {_WHY[check.state]}\n")
+    return "".join(lines)
+
+
+def _describe_changes(
+    role: str, published: Metadata[Any] | None, staged: Metadata[Any]
+) -> list[str]:
+    """What a staged role changes against its published version, one line per change."""
+    new = staged.signed
+    if published is None:
+        return [f"new {role} v{new.version}, expires {new.expires:%Y-%m-%d %H:%M} UTC"]
+    old = published.signed
+    lines = [
+        f"version {old.version} -> {new.version}",
+        f"expires {old.expires:%Y-%m-%d %H:%M} -> {new.expires:%Y-%m-%d %H:%M} UTC",
+    ]
+    if isinstance(new, Root) and isinstance(old, Root):
+        lines += _root_changes(old, new)
+    if isinstance(new, Targets) and isinstance(old, Targets):
+        lines += _targets_changes(old, new)
+    if len(lines) == 2:
+        lines.append("no other change (a re-signing before expiry)")
+    return lines
+
+
+def _root_changes(old: Root, new: Root) -> list[str]:
+    lines = []
+    for name in sorted(set(old.roles) | set(new.roles)):
+        before, after = old.roles.get(name), new.roles.get(name)
+        if before is None or after is None:
+            lines.append(f"role {name} {'added' if before is None else 'removed'}")
+            continue
+        if before.threshold != after.threshold:
+            lines.append(f"{name} threshold {before.threshold} -> {after.threshold}")
+        lines += [
+            f"{name} key added {k[:12]}" for k in sorted(set(after.keyids) - set(before.keyids))
+        ]
+        lines += [
+            f"{name} key removed {k[:12]}" for k in sorted(set(before.keyids) - set(after.keyids))
+        ]
+    if old.consistent_snapshot != new.consistent_snapshot:
+        lines.append(f"consistent_snapshot -> {new.consistent_snapshot}")
+    return lines
+
+
+def _targets_changes(old: Targets, new: Targets) -> list[str]:
+    lines = [f"target added {p}" for p in sorted(set(new.targets) - set(old.targets))]
+    lines += [f"target removed {p}" for p in sorted(set(old.targets) - set(new.targets))]
+    lines += [
+        f"target changed {p}"
+        for p in sorted(set(old.targets) & set(new.targets))
+        if old.targets[p] != new.targets[p]
+    ]
+    if old.delegations != new.delegations:
+        lines.append("delegations changed (keys or thresholds of the hash bins)")
+    return lines
+
+
+def _fetch_json(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 (http(s) only)
+            data: dict[str, Any] = json.loads(response.read(16 * 1024 * 1024))
+            return data
+    except (OSError, ValueError, KeyError) as e:
+        raise TufRepoError(f"--check-live: cannot read {url}: {e}") from e
+
+
+def _exists(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=15):  # noqa: S310 (http(s) only)
+            return True
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise TufRepoError(f"--check-live: {url}: HTTP {e.code}") from e
+    except OSError as e:
+        raise TufRepoError(f"--check-live: cannot read {url}: {e}") from e

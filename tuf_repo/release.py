@@ -28,6 +28,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from caio.core.files import atomic_write_bytes
 from caio.core.release_format import (
     ARTIFACT_RE,
     MAX_EXTENDED_TOTAL,
@@ -39,7 +40,6 @@ from caio.core.release_format import (
     target_path,
 )
 from tuf_repo.errors import ReleaseError
-from tuf_repo.files import atomic_write_bytes
 
 _SKIP_DIRS = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo"}

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -22,8 +24,8 @@ from tuf.api.metadata import Metadata, Timestamp
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
+from caio.core.files import atomic_write_bytes, fsync_dir
 from tuf_repo.errors import MetadataError, TufRepoError
-from tuf_repo.files import atomic_write_bytes, fsync_dir
 
 DEFAULT_EXPIRY_DAYS = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1, "bins": 90}
 _VERSIONED = re.compile(r"^(?P<version>[1-9][0-9]*)\.(?P<role>.+)\.json$")
@@ -32,17 +34,90 @@ _SERIALIZER = JSONSerializer(compact=False)
 
 @dataclass
 class RepoPolicy:
-    """What ``init`` decided and later commands follow."""
+    """What ``init`` decided and later commands follow.
+
+    ``online_bins``: the hash bins are signed by a key kept with the online
+    keys (PyPI's trade-off for high publish rates: an online key compromise
+    can then ship code). Off by default: bins are signed by the offline
+    release key.
+    """
 
     expiry_days: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EXPIRY_DAYS))
     bins: int = 0
+    online_bins: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"expiry_days": self.expiry_days, "bins": self.bins}
+        return {"expiry_days": self.expiry_days, "bins": self.bins, "online_bins": self.online_bins}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RepoPolicy:
-        return cls(expiry_days={**DEFAULT_EXPIRY_DAYS, **data["expiry_days"]}, bins=data["bins"])
+        return cls(
+            expiry_days={**DEFAULT_EXPIRY_DAYS, **data["expiry_days"]},
+            bins=data["bins"],
+            online_bins=bool(data.get("online_bins", False)),
+        )
+
+
+STATE_ENV = "TUF_REPO_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Where tuf-repo keeps what must outlive a repository directory (high-water marks)."""
+    if env := os.environ.get(STATE_ENV):
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tuf-repo"
+
+
+class HighWaterMark:
+    """The highest version of every role ever published for one repository.
+
+    Kept outside the repository directory (``$TUF_REPO_STATE_DIR``), keyed by
+    the repository's identity (the hash of its first root), so a repository
+    restored from a backup cannot re-publish versions that clients have
+    already seen: they would reject them as a rollback, or silently keep a
+    stale view.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_root(cls, first_root: bytes) -> HighWaterMark:
+        identity = hashlib.sha256(first_root).hexdigest()[:24]
+        return cls(state_dir() / f"{identity}.json")
+
+    def load(self) -> dict[str, int]:
+        try:
+            data = json.loads(self.path.read_bytes())
+            return {str(k): int(v) for k, v in data["versions"].items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise MetadataError(f"high-water mark {self.path} is corrupt: {e}") from e
+
+    def check(self, versions: dict[str, int], seen: dict[str, int] | None = None) -> None:
+        """Raises TufRepoError when a version is at or below one ever published."""
+        marks = self.load()
+        for role, version in (seen or {}).items():
+            marks[role] = max(marks.get(role, 0), version)
+        stale = {r: (v, marks[r]) for r, v in versions.items() if v <= marks.get(r, 0)}
+        if stale:
+            detail = ", ".join(f"{r} v{v} (v{m} was published)" for r, (v, m) in stale.items())
+            raise TufRepoError(
+                f"refusing to publish {detail}: this repository is older than what clients "
+                "have seen (restored from a backup, or a stale copy). Copy the live "
+                "metadata/ and targets/ back into it first; see the README, 'Restoring "
+                "a repository'."
+            )
+
+    def record(self, versions: dict[str, int]) -> None:
+        marks = self.load()
+        for role, version in versions.items():
+            marks[role] = max(marks.get(role, 0), version)
+        atomic_write_bytes(
+            self.path, (json.dumps({"versions": marks}, indent=2) + "\n").encode(), mode=0o600
+        )
 
 
 class RepoStore:

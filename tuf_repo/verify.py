@@ -14,6 +14,7 @@ from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata
 from tuf.ngclient import FetcherInterface, Updater
 
+from caio.core.release_format import is_safe_target_path, target_path
 from tuf_repo.errors import MetadataError
 from tuf_repo.index import INDEX_PATH, parse_index
 
@@ -21,10 +22,16 @@ _CHUNK = 64 * 1024
 
 
 class DirectoryFetcher(FetcherInterface):
-    """Serves ``file://`` URLs to ngclient, so a directory can be checked without a server."""
+    """Serves ``file://`` URLs to ngclient, so a directory can be checked without a server.
+
+    A path that would climb out of the repository (``..``) is refused, never opened.
+    """
 
     def _fetch(self, url: str) -> Iterator[bytes]:
-        path = Path(unquote(urlparse(url).path))
+        raw = unquote(urlparse(url).path)
+        if not is_safe_target_path(raw.lstrip("/")):
+            raise tuf_exceptions.DownloadHTTPError(f"refusing {raw!r}: not a plain path", 404)
+        path = Path(raw)
         try:
             f = path.open("rb")
         except FileNotFoundError as e:
@@ -80,6 +87,11 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
             if index_info is not None:
                 index_file = updater.download_target(index_info)
                 for entry in parse_index(Path(index_file).read_bytes()):
+                    if entry.target != target_path(entry.version):
+                        raise MetadataError(
+                            f"the index lists {entry.version} at {entry.target!r}, not at "
+                            f"{target_path(entry.version)!r}: refusing an unsafe target path"
+                        )
                     info = updater.get_targetinfo(entry.target)
                     if info is None:
                         raise MetadataError(f"index lists {entry.target}, which is not signed")

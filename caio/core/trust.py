@@ -1,7 +1,16 @@
-"""Installing the trust anchor: checked TUF root metadata, written atomically."""
+"""The trust anchor: checked TUF root metadata, installed atomically, only ever advanced.
+
+A host that trusted an old root could be captured by anyone holding that
+root's retired keys (a forged next root). So the anchor handed to a new host
+is the newest root (``tuf-repo export-root``), and CAIO advances its stored
+anchor to every newer root it has verified: wiping the TUF cache never puts
+a host back on an old root.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from tuf.api.metadata import Metadata, Root
@@ -10,14 +19,59 @@ from tuf.api.serialization import DeserializationError
 from caio.core.errors import ConfigError
 from caio.core.files import atomic_write_bytes
 
+log = logging.getLogger(__name__)
 
-def install_trusted_root(source: Path, destination: Path) -> str:
+
+def root_version(data: bytes) -> int | None:
+    """The version of serialised root metadata, None when it is not readable as such."""
+    try:
+        version = json.loads(data)["signed"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, int) else None
+
+
+class TrustAnchor:
+    """The stored trust anchor (``trusted_root.json``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> bytes:
+        """Raises: OSError: missing or unreadable."""
+        return self.path.read_bytes()
+
+    def advance(self, verified_root: bytes) -> bool:
+        """Store ``verified_root`` (already verified by ngclient) if it is newer; never older.
+
+        Returns whether the anchor changed. A read-only anchor is left as it is,
+        with a warning: the host still verifies from it, only less far ahead.
+        """
+        new = root_version(verified_root)
+        try:
+            current = root_version(self.path.read_bytes())
+        except OSError:
+            current = None
+        if new is None or (current is not None and new <= current):
+            return False
+        try:
+            atomic_write_bytes(self.path, verified_root)
+        except OSError as e:
+            log.warning("cannot advance the trust anchor %s to root v%d: %s", self.path, new, e)
+            return False
+        log.info("trust anchor %s advanced to root v%d", self.path, new)
+        return True
+
+
+def install_trusted_root(source: Path, destination: Path, *, force: bool = False) -> str:
     """Check that ``source`` is root metadata signed to its own threshold, then install it.
 
+    An anchor older than the one installed is refused unless ``force``.
     Returns a one-line summary (version, threshold, expiry).
 
     Raises:
-        ConfigError: unreadable, not root metadata, or not self-signed to threshold.
+        ConfigError: unreadable, not root metadata, not self-signed to
+            threshold, or older than the installed anchor.
     """
     try:
         data = source.read_bytes()
@@ -34,6 +88,16 @@ def install_trusted_root(source: Path, destination: Path) -> str:
         raise ConfigError(
             f"{source} is not signed by {result.threshold} of its own root keys "
             f"({len(result.signed)} valid signatures)"
+        )
+    try:
+        installed = root_version(destination.read_bytes())
+    except OSError:
+        installed = None
+    if installed is not None and md.signed.version < installed and not force:
+        raise ConfigError(
+            f"{source} is root v{md.signed.version}, older than the installed anchor "
+            f"v{installed}; an old root can be captured with retired keys (use --force "
+            "only if you know why)"
         )
     atomic_write_bytes(destination, data)
     return (

@@ -13,6 +13,7 @@ from caio.core.layout import InstallLayout
 from caio.core.redact import register_secret, split_userinfo
 from caio.core.running import Running
 from caio.core.settings import Settings
+from caio.core.trust import TrustAnchor
 from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, ReleaseInstaller
 from caio.update.repository import Release, RetryPolicy, TrustedRepository
@@ -56,6 +57,7 @@ def build_update_service(
         ),
     )
     retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
+    anchor = TrustAnchor(settings.trusted_root_path)
 
     def repository() -> TrustedRepository:
         if base_url is None:
@@ -64,7 +66,7 @@ def build_update_service(
                 "no repository configured: set update_url in manifest.json or CAIO_UPDATE_URL",
             )
         try:
-            trusted_root = settings.trusted_root_path.read_bytes()
+            trusted_root = anchor.read()
         except FileNotFoundError as e:
             raise UpdateError(
                 ErrorCode.TRUST_NOT_CONFIGURED,
@@ -84,6 +86,7 @@ def build_update_service(
             transport=transport,
             retry=retry,
             user_agent=user_agent,
+            on_verified_root=anchor.advance,
         )
 
     service = UpdateService(

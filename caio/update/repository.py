@@ -172,8 +172,10 @@ class TrustedRepository:
         transport: Transport,
         retry: RetryPolicy,
         user_agent: str,
+        on_verified_root: Callable[[bytes], object] | None = None,
     ) -> None:
         self.metadata_url = metadata_url.rstrip("/") + "/"
+        self._on_verified_root = on_verified_root
         self.targets_url = targets_url.rstrip("/") + "/"
         self.metadata_dir = metadata_dir
         self._trusted_root = trusted_root
@@ -211,6 +213,8 @@ class TrustedRepository:
             return updater
 
         updater = self._retry.run("refreshing metadata", attempt)
+        if self._on_verified_root is not None:
+            self._on_verified_root((self.metadata_dir / "root.json").read_bytes())
         info, consistent_snapshot = self._read_trusted()
         return RepositoryView(updater, [], info, consistent_snapshot, self.targets_url)
 
