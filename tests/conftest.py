@@ -30,10 +30,13 @@ CAIO_ENV_KEYS = (
 
 
 @pytest.fixture(autouse=True)
-def _clean_caio_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see the developer's own CAIO_* environment."""
+def _clean_caio_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests never see the developer's own CAIO_* environment nor tuf-repo's high-water marks."""
     for key in CAIO_ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TUF_REPO_STATE_DIR", str(tmp_path_factory.mktemp("tuf-repo-state")))
 
 
 @pytest.fixture

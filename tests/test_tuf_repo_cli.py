@@ -58,7 +58,7 @@ def test_a_release_engineers_session(tmp_path: Path) -> None:
     assert "nothing needs refreshing" in nothing.stderr
     refreshed = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "3")
     assert refreshed.returncode == 0
-    assert refreshed.stdout.strip() == "refreshed timestamp"
+    assert refreshed.stdout.strip() == "refreshed snapshot, timestamp"
 
 
 def test_offline_signature_needed_has_its_own_exit_code(tmp_path: Path) -> None:
@@ -71,7 +71,12 @@ def test_offline_signature_needed_has_its_own_exit_code(tmp_path: Path) -> None:
     status = tuf_repo("status", "--repo", repo)
     assert "staged: targets v2: 0 of 1 signatures" in status.stdout
     vault_key = next((tmp_path / "vault").iterdir())
-    signed = tuf_repo("sign", "--repo", repo, "--key", vault_key, "--keys", keys, "targets")
+    unconfirmed = tuf_repo("sign", "--repo", repo, "--key", vault_key, "--keys", keys, "targets")
+    assert unconfirmed.returncode == 2  # not a terminal: --yes or --digest is needed
+    assert "digest (sha256 of what is signed)" in unconfirmed.stdout
+    signed = tuf_repo(
+        "sign", "--repo", repo, "--key", vault_key, "--keys", keys, "--yes", "targets"
+    )
     assert signed.returncode == 0, signed.stderr
     assert "published" in signed.stdout
     assert (

@@ -35,8 +35,18 @@ def test_init_publishes_every_role_with_the_documented_defaults(
         assert (len(root.roles[role].keyids), root.roles[role].threshold) == (1, 1)
     names = sorted(p.name for p in (published_repo.dir / "metadata").iterdir())
     assert names == ["1.root.json", "1.snapshot.json", "1.targets.json", "timestamp.json"]
-    for key in published_repo.keys.iterdir():
+    for key in published_repo.keys.rglob("*.json"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    for where in ("online", "offline"):
+        assert stat.S_IMODE((published_repo.keys / where).stat().st_mode) == 0o700
+    placed = {
+        where: sorted(p.name.split("-")[0] for p in (published_repo.keys / where).iterdir())
+        for where in ("online", "offline")
+    }
+    assert placed == {
+        "online": ["snapshot", "timestamp"],
+        "offline": ["root", "root", "root", "targets"],
+    }
     days = {
         role: (published_repo.store.load(role).signed.expires - root.expires).days
         for role in ("targets", "snapshot", "timestamp")

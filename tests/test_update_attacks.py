@@ -193,7 +193,7 @@ def test_root_signed_below_threshold_is_refused(env: UpdateEnv) -> None:
     root = Metadata.from_file(str(latest(env, "root")))
     root.signed.version += 1
     root.signatures.clear()
-    one_key = next(env.repo.keys.glob("root-*.json"))
+    one_key = next(env.repo.keys.rglob("root-*.json"))
     from tuf_repo import read_key_file
 
     root.sign(read_key_file(one_key).signer())  # 1 of the 2 required

@@ -106,7 +106,8 @@ def move_key(keys: Path, role: str, dest: Path, count: int = 1) -> list[Path]:
     """Take ``count`` keys of ``role`` out of the key directory (to another holder)."""
     dest.mkdir(parents=True, exist_ok=True)
     moved = []
-    for path in sorted(keys.glob(f"{role}-*.json"))[:count]:
+    in_use = [p for p in sorted(keys.rglob(f"{role}-*.json")) if "retired" not in p.parts]
+    for path in in_use[:count]:
         moved.append(Path(shutil.move(path, dest / path.name)))
     return moved
 

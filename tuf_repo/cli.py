@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from tuf_repo.errors import SignaturesNeeded, TufRepoError
-from tuf_repo.keys import PASSPHRASE_ENV, Keyring
+from tuf_repo.keys import PASSPHRASE_ENV, Keyring, read_key_file
 from tuf_repo.publisher import Publisher, StagedReview
 from tuf_repo.release import build_release
 from tuf_repo.server import RepoServer
@@ -178,6 +178,7 @@ def sign(
     for confirmation on a terminal and refuses otherwise.
     """
     with outcome():
+        read_key_file(key)  # a missing or malformed key file is the first thing to hear
         publisher = _publisher(repo, keys, check_live)
         _show_review(publisher.review(role))
     if digest is None and not yes:
