@@ -34,4 +34,4 @@ def test_demo_updates_and_restarts_into_the_newer_release(tmp_path: Path) -> Non
     home = tmp_path / "demo" / "home"
     assert os.readlink(home / "current") == "releases/1.1.0"
     assert os.readlink(home / "previous") == "releases/1.0.0"
-    assert len(list((tmp_path / "keys").glob("root-*.json"))) == 3
+    assert len(list((tmp_path / "keys").rglob("root-*.json"))) == 3

@@ -423,11 +423,25 @@ class Publisher:
         staged.sign(key.signer(self.keyring.passphrase), append=True)
         self.store.stage(role, staged)
         self.keyring = self.keyring.with_key(key)
+        if not self._has_online_keys():
+            missing = self._unverified(self._staged_changes())
+            if missing:
+                raise SignaturesNeeded(dropped + self._describe_missing(missing), sorted(missing))
+            return (
+                f"{dropped}signed {role}; every signature is there. The next "
+                "`tuf-repo refresh` (or `tuf-repo sign` with --keys ONLINE-KEYS) publishes it."
+            )
         try:
             published = self.publish_staged()
         except SignaturesNeeded as e:
             raise SignaturesNeeded(dropped + str(e), e.roles) from None
         return dropped + published
+
+    def _has_online_keys(self) -> bool:
+        root = cast(Root, self.store.load(Root.type).signed)
+        return all(
+            any(self.keyring.has(k) for k in root.roles[role].keyids) for role in ONLINE_TOP_ROLES
+        )
 
     def publish_staged(self) -> str:
         """Publish the staged roles if all of them are signed to threshold.

@@ -95,7 +95,11 @@ def parse_index(data: bytes) -> list[Release]:
                 log.warning("release index: skipping invalid version %r", e.get("version"))
                 continue
             if e["target"] != target_path(str(e["version"])):
-                log.warning("release index: skipping %r at the unexpected path %r", *e.values())
+                log.warning(
+                    "release index: skipping %s at the unexpected path %r",
+                    e["version"],
+                    e["target"],
+                )
                 continue
             releases.append(
                 Release(

@@ -470,6 +470,9 @@ class UpdateService:
             self._fence(job)
             previous = self.layout.activate(release.version)
             fault_point("after_switch")
+            self.audit.append(
+                "update", outcome="activated", previous=previous, **self._who(), **facts
+            )
             self._status = self._status.model_copy(
                 update={
                     "status": "complete",
@@ -485,7 +488,6 @@ class UpdateService:
             final = self._status
         self.feed.publish(final)
         artifact.unlink(missing_ok=True)
-        self.audit.append("update", outcome="activated", previous=previous, **self._who(), **facts)
         pruned = self.layout.prune(self._keep)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
