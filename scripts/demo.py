@@ -85,13 +85,15 @@ def main() -> int:
 def publish(repo: Path, dist: Path, keys: Path, versions: tuple[str, str]) -> str:
     """What a release engineer does: key ceremony, build, add, verify."""
     step(f"key ceremony (dev keys in {keys}) and an empty TUF repository")
-    trusted_root = run(BIN / "tuf-repo", "init", "--repo", repo, "--keys", keys, capture=True)
+    run(BIN / "tuf-repo", "init", "--repo", repo, "--keys", keys, capture=True)
     step(f"building and publishing releases {' and '.join(versions)}")
     for version in versions:
         artifact = run(
             BIN / "tuf-repo", "build", ROOT, "--version", version, "--out", dist, capture=True
         )
         run(BIN / "tuf-repo", "add", "--repo", repo, "--keys", keys, artifact)
+    # Hosts get the newest root (here still v1): an old root can be captured with retired keys.
+    trusted_root = run(BIN / "tuf-repo", "export-root", "--repo", repo, capture=True)
     run(BIN / "tuf-repo", "verify", "--repo", repo, "--trusted-root", trusted_root)
     return trusted_root
 

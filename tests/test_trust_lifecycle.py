@@ -494,3 +494,20 @@ def test_small_ones_retired_timestamp_key_threshold_zero_and_bins_in_status(
     zero = tuf_repo("rotate", "--repo", repo, "--keys", keys, "targets", "--threshold", "0")
     assert zero.returncode == EXIT_USAGE
     assert "at least 1" in zero.stderr
+
+
+def test_the_file_mirror_never_opens_a_path_that_climbs_out(tmp_path: Path) -> None:
+    from tuf.api.exceptions import DownloadHTTPError
+
+    from caio.update.transport import FileTransport
+
+    outside = tmp_path / "outside.tar.gz"
+    outside.write_bytes(b"secret")
+    mirror = tmp_path / "mirror" / "targets" / "caio"
+    mirror.mkdir(parents=True)
+    for url in (
+        f"file://{mirror}/../../../outside.tar.gz",
+        f"file://{mirror}/%2e%2e/%2e%2e/%2e%2e/outside.tar.gz",
+    ):
+        with pytest.raises(DownloadHTTPError):
+            b"".join(FileTransport().fetch(url))

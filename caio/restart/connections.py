@@ -11,6 +11,10 @@ connections then locks everybody out, ``/health`` included. This module:
 * caps open connections: past ``max_connections`` the connection that has
   waited longest for a request head is closed to make room, so a flood of
   idle connections cannot keep a real request out;
+* at a graceful shutdown, answers connections that were accepted but had
+  not sent their first request yet (uvicorn closes them unanswered, which
+  breaks a zero-downtime restart): they get ``DRAIN_GRACE`` seconds to send
+  it, and are closed after that one answer;
 * logs the same event-loop error at most once a second.
 """
 
@@ -28,6 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 log = logging.getLogger("caio.connections")
+DRAIN_GRACE = 2.0
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -59,6 +64,8 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, server_state, app_state, _loop)
         self._head_timer: asyncio.TimerHandle | None = None
         self._awaiting_head_since: float | None = None
+        self._served = False  # has this connection had a request yet
+        self._draining = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -75,6 +82,19 @@ class GuardedH11Protocol(H11Protocol):
         super().handle_events()
         if self.cycle is not before:
             self._stop_head_timer()  # a request head arrived: the app's turn now
+            self._served = True
+            if self._draining and self.cycle is not None:
+                self.cycle.keep_alive = False  # one answer, then close
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: a fresh connection still gets its first request answered."""
+        if self.cycle is None and not self._served and not self.transport.is_closing():
+            self._draining = True
+            self._stop_head_timer()
+            self._awaiting_head_since = time.monotonic()
+            self._head_timer = self.loop.call_later(DRAIN_GRACE, self._head_timed_out)
+            return
+        super().shutdown()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
