@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -15,6 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from caio.core.tokens import Role, TokenStore
+from tuf_repo import Keyring, Publisher, RepoStore
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -113,6 +117,20 @@ def write_random(path: Path, size: int) -> Path:
             f.write(os.urandom(n))
             left -= n
     return path
+
+
+def new_repository(repo: Path, keys: Path) -> Publisher:
+    """`tuf-repo init` into ``repo``; the publisher holding every key of ``keys``."""
+    Publisher(RepoStore(repo), Keyring([])).init(keys)
+    return Publisher(RepoStore(repo), Keyring.from_dir(keys))
+
+
+def caio_home(home: Path, repo: Path) -> dict[str, str]:
+    """A CAIO home trusting ``repo``'s root, with an admin token; returns its auth header."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(repo / "metadata" / "1.root.json", home / "trusted_root.json")
+    token = TokenStore(home / "tokens.json").create("bench", Role.ADMIN)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def caio_env(home: Path, port: int, repo_url: str, **extra: str) -> dict[str, str]:

@@ -25,10 +25,18 @@ from pathlib import Path
 
 import httpx
 
-from bench._common import caio_env, free_port, machine, percentile, table, wait_http
+from bench._common import (
+    caio_env,
+    caio_home,
+    free_port,
+    machine,
+    new_repository,
+    percentile,
+    table,
+    wait_http,
+)
 from caio.core.settings import SOURCE_DIR
-from caio.core.tokens import Role, TokenStore
-from tuf_repo import Keyring, Publisher, RepoServer, RepoStore, build_release
+from tuf_repo import RepoServer, build_release
 from tuf_repo.server import RepoRequestHandler
 
 PATHS = ("/health", "/api/v1/version", "/api/v1/update")
@@ -112,15 +120,10 @@ def main() -> None:
     server = proc = None
     try:
         repo = work / "repo"
-        Publisher(RepoStore(repo), Keyring([])).init(work / "keys")
-        publisher = Publisher(RepoStore(repo), Keyring.from_dir(work / "keys"))
+        publisher = new_repository(repo, work / "keys")
         publisher.add_release(build_release(SOURCE_DIR, "1.1.0", work / "dist"), ["stable"])
         home = work / "home"
-        home.mkdir()
-        shutil.copy(repo / "metadata" / "1.root.json", home / "trusted_root.json")
-        auth = {
-            "Authorization": f"Bearer {TokenStore(home / 'tokens.json').create('b', Role.ADMIN)}"
-        }
+        auth = caio_home(home, repo)
         server = RepoServer(repo, quiet=True, handler_class=TricklingHandler).start()
         port = free_port()
         env = caio_env(

@@ -19,10 +19,19 @@ from pathlib import Path
 
 import httpx
 
-from bench._common import caio_env, free_port, machine, percentile, repo_server, table, wait_http
+from bench._common import (
+    caio_env,
+    caio_home,
+    free_port,
+    machine,
+    new_repository,
+    percentile,
+    repo_server,
+    table,
+    wait_http,
+)
 from caio.core.settings import SOURCE_DIR
-from caio.core.tokens import Role, TokenStore
-from tuf_repo import Keyring, Publisher, RepoStore, build_release
+from tuf_repo import build_release
 
 Sample = tuple[float, float, int | str]  # (start, latency, status or error)
 
@@ -49,14 +58,10 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     supervisor = None
     try:
         repo = work / "repo"
-        Publisher(RepoStore(repo), Keyring([])).init(work / "keys")
-        publisher = Publisher(RepoStore(repo), Keyring.from_dir(work / "keys"))
+        publisher = new_repository(repo, work / "keys")
         publisher.add_release(build_release(SOURCE_DIR, "1.1.0", work / "dist"), ["stable"])
         home = work / "home"
-        home.mkdir()
-        shutil.copy(repo / "metadata" / "1.root.json", home / "trusted_root.json")
-        token = TokenStore(home / "tokens.json").create("bench", Role.ADMIN)
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = caio_home(home, repo)
         with repo_server(repo) as repo_url:
             port = free_port()
             env = caio_env(home, port, repo_url)
