@@ -599,10 +599,10 @@ class Publisher:
         now = self._time()
         messages: list[str] = []
         published_staged: list[str] = []
-        if self.store.staged_roles():
+        if staged_before := self.store.staged_roles():
             try:
                 messages.append(self.publish_staged())
-                published_staged = list(self._last_published)
+                published_staged = staged_before
             except SignaturesNeeded:
                 pass  # reported below, with how long is left
         due = [role for role in self._all_roles() if self._is_due(role, policy, now, within_days)]
@@ -898,9 +898,6 @@ class Publisher:
             Timestamp.type, timestamp_md.signed.version, self.store.serialise(timestamp_md)
         )
         high_water.record(versions)
-        self._last_published = sorted(changes)
-
-    _last_published: list[str] = []  # noqa: RUF012 (per instance once set)
 
     def _refuse_expired(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
         """Refuse to publish on top of an expired offline role that stays in force."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -72,16 +73,12 @@ class TokenStore:
             ConfigError: the file exists but cannot be read or parsed.
         """
         try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return []
-        except OSError as e:
-            raise ConfigError(f"tokens file {self.path} cannot be read: {e.strerror}") from e
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if self._cache is not None and self._cache[0] == stamp:
-            return list(self._cache[1])
-        try:
-            raw = self.path.read_bytes()
+            with self.path.open("rb") as f:
+                st = os.fstat(f.fileno())
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if self._cache is not None and self._cache[0] == stamp:
+                    return list(self._cache[1])
+                raw = f.read()
         except FileNotFoundError:
             return []
         except OSError as e:
