@@ -166,7 +166,9 @@ class UpdateService:
         status = self._state.load()
         if not status.running or not nobody_runs_a_job:
             return status
-        activated = self.layout.current_version == status.to_version
+        activated = (
+            status.to_version is not None and self.layout.current_version == status.to_version
+        )
         status = status.model_copy(
             update={
                 "status": "failed",
