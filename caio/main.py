@@ -30,11 +30,8 @@ from caio.restart.connections import (
     raise_open_file_limit,
 )
 from caio.restart.control import ServiceControl
-from caio.restart.strategies import LISTEN_FD_ENV
+from caio.restart.process import bind, inherited_sockets
 
-SD_LISTEN_FDS_START = 3
-CONTROL_FD_ENV = "CAIO_CONTROL_FD"
-BACKLOG = 2048
 ACCEPT_BURST = 64
 
 
@@ -56,28 +53,6 @@ class NotifyingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         notify.send("STOPPING=1")
         await super().shutdown(sockets)
-
-
-def inherited_sockets(environ: dict[str, str]) -> list[socket.socket]:
-    """Sockets handed over by a supervisor, an exec, or systemd socket activation."""
-    found = []
-    if LISTEN_FD_ENV in environ:
-        found.append(socket.socket(fileno=int(environ[LISTEN_FD_ENV])))
-    elif environ.get("LISTEN_PID") == str(os.getpid()) and "LISTEN_FDS" in environ:
-        count = int(environ["LISTEN_FDS"])
-        found.extend(socket.socket(fileno=SD_LISTEN_FDS_START + i) for i in range(count))
-    if CONTROL_FD_ENV in environ:
-        found.append(socket.socket(fileno=int(environ[CONTROL_FD_ENV])))
-    return found
-
-
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(BACKLOG)
-    return sock
 
 
 def _watchdog(stop: threading.Event) -> None:

@@ -17,12 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from caio.api.app import create_app
-from caio.core.layout import InstallLayout
+from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.settings import SOURCE_DIR
 from caio.restart import EXIT_RESTART
 from caio.restart.notify import NotifyListener
-from caio.update.install import seed_release
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 

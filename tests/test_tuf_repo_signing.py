@@ -9,9 +9,9 @@ import pytest
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Metadata, Root
 
+from caio.core.release_format import INDEX_PATH
 from tests.tuf_fixtures import PublishedRepo, move_key, publish_repo
 from tuf_repo import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError, verify_repository
-from tuf_repo.index import INDEX_PATH
 from tuf_repo.keys import read_key_file
 
 

@@ -40,9 +40,14 @@ from tuf.api.metadata import (
     Timestamp,
 )
 
-from caio.core.release_format import is_safe_target_path
+from caio.core.release_format import (
+    INDEX_PATH,
+    IndexEntry,
+    is_safe_target_path,
+    parse_index,
+    render_index,
+)
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
-from tuf_repo.index import INDEX_PATH, IndexEntry, parse_index, render_index
 from tuf_repo.keys import (
     KeyFile,
     Keyring,
@@ -307,7 +312,9 @@ class Publisher:
         role_md.signed.targets[path] = new_file
 
         entries = [e for e in self._read_index(top) if e.version != info.version]
-        entries.append(IndexEntry(info.version, path, channel_list, info.build_date, info.commit))
+        entries.append(
+            IndexEntry(info.version, path, tuple(channel_list), info.build_date, info.commit)
+        )
         index_bytes = render_index(entries)
         index_md = self._editable_role_for(INDEX_PATH, top, changes)
         index_md.signed.targets[INDEX_PATH] = TargetFile(

@@ -14,9 +14,8 @@ from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata
 from tuf.ngclient import FetcherInterface, Updater
 
-from caio.core.release_format import is_safe_target_path, target_path
+from caio.core.release_format import INDEX_PATH, is_safe_target_path, parse_index
 from tuf_repo.errors import MetadataError
-from tuf_repo.index import INDEX_PATH, parse_index
 
 _CHUNK = 64 * 1024
 
@@ -86,12 +85,7 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
             index_info = updater.get_targetinfo(INDEX_PATH)
             if index_info is not None:
                 index_file = updater.download_target(index_info)
-                for entry in parse_index(Path(index_file).read_bytes()):
-                    if entry.target != target_path(entry.version):
-                        raise MetadataError(
-                            f"the index lists {entry.version} at {entry.target!r}, not at "
-                            f"{target_path(entry.version)!r}: refusing an unsafe target path"
-                        )
+                for entry in parse_index(Path(index_file).read_bytes(), strict=True):
                     info = updater.get_targetinfo(entry.target)
                     if info is None:
                         raise MetadataError(f"index lists {entry.target}, which is not signed")

@@ -24,6 +24,7 @@ from packaging.version import Version
 
 from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json, fsync_dir
+from caio.core.manifest import Manifest, save_manifest
 
 STAGING_PREFIX = ".staging-"
 
@@ -169,3 +170,25 @@ def remove_tree(tree: Path) -> None:
             if not os.path.islink(d):
                 os.chmod(d, 0o700)
     shutil.rmtree(tree)
+
+
+def seed_release(layout: InstallLayout, source_dir: Path, manifest: Manifest) -> str:
+    """Make the running tree a release and current, if nothing is current yet.
+
+    Gives a fresh installation a release to roll back to. Returns the current version.
+    """
+    current = layout.current_version
+    if current is not None:
+        return current
+    target = layout.release_dir(manifest.version)
+    if not target.exists():
+        staging = layout.releases / f"{STAGING_PREFIX}seed-{manifest.version}"
+        remove_tree(staging)
+        shutil.copytree(
+            source_dir / "caio", staging / "caio", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        save_manifest(manifest, staging / "manifest.json")
+        make_read_only(staging)
+        os.replace(staging, target)
+    layout.point(layout.current_link, manifest.version)
+    return manifest.version

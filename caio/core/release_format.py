@@ -2,7 +2,9 @@
 
 A release is ``caio-<version>.tar.gz`` with one top directory ``caio-<version>/``
 holding ``manifest.json``, the ``caio/`` package and optionally ``wheels/``.
-It is published as the TUF target ``caio/<version>/caio-<version>.tar.gz``.
+It is published as the TUF target ``caio/<version>/caio-<version>.tar.gz``,
+and listed in the signed release index ``caio/index.json`` (format 1), which
+the publisher renders and the client parses with the functions here.
 Archives are read through :func:`open_release_archive`, which bounds what a
 hostile archive can make the reader hold in memory, and every member must
 pass :func:`check_member`.
@@ -10,12 +12,21 @@ pass :func:`check_member`.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
+log = logging.getLogger(__name__)
+
 PACKAGE = "caio"
+INDEX_PATH = "caio/index.json"
+INDEX_FORMAT = 1
 ARTIFACT_RE = re.compile(r"^caio-(?P<version>[^/\\]+)\.tar\.gz$")
 # PAX and GNU long-name headers are read whole into memory by tarfile: cap each one.
 MAX_EXTENDED_HEADER = 64 * 1024
@@ -44,7 +55,12 @@ def top_directory(version: str) -> str:
 
 
 def target_path(version: str) -> str:
-    """The TUF target path of a release."""
+    """The TUF target path of a release.
+
+    Raises:
+        InvalidVersion: ``version`` is not PEP 440.
+    """
+    Version(version)
     return f"{PACKAGE}/{version}/{artifact_name(version)}"
 
 
@@ -123,3 +139,84 @@ def check_member(member: tarfile.TarInfo, top: str) -> None:
         raise ArchiveRefused(f"links are not allowed: {name!r}")
     if not (member.isfile() or member.isdir()) or member.issparse():
         raise ArchiveRefused(f"devices and special files are not allowed: {name!r}")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One release of the signed index."""
+
+    version: str
+    target: str
+    channels: tuple[str, ...]
+    build_date: str = ""
+    commit: str = ""
+
+    @property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+
+def render_index(entries: list[IndexEntry]) -> bytes:
+    """Deterministic bytes: releases sorted by version, keys sorted."""
+    ordered = sorted(entries, key=lambda e: Version(e.version))
+    doc = {
+        "format": INDEX_FORMAT,
+        "releases": [
+            {
+                "version": e.version,
+                "target": e.target,
+                "channels": list(e.channels),
+                "build_date": e.build_date,
+                "commit": e.commit,
+            }
+            for e in ordered
+        ],
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
+    """The entries of an index (already verified by TUF).
+
+    An entry whose version is not PEP 440, or that is not at its contract
+    path ``caio/<version>/caio-<version>.tar.gz``, is skipped with a warning
+    (``strict``: refused): nothing is installed from a path the contract does
+    not allow.
+
+    Raises:
+        ValueError: not an index of a known format; with ``strict``, an entry
+            breaks the contract.
+    """
+    try:
+        doc: dict[str, Any] = json.loads(data)
+        if doc.get("format") != INDEX_FORMAT:
+            raise ValueError(f"unknown index format {doc.get('format')!r}")
+        entries = []
+        for e in doc["releases"]:
+            version, target = str(e["version"]), str(e["target"])
+            try:
+                problem = (
+                    None
+                    if target == target_path(version)
+                    else f"{version} is listed at {target!r}, not at {target_path(version)!r}: "
+                    "an unsafe target path"
+                )
+            except InvalidVersion:
+                problem = f"{version!r} is not a PEP 440 version"
+            if problem is not None:
+                if strict:
+                    raise ValueError(f"release index: {problem}")
+                log.warning("release index: skipping an entry: %s", problem)
+                continue
+            entries.append(
+                IndexEntry(
+                    version=version,
+                    target=target,
+                    channels=tuple(str(c) for c in e["channels"]),
+                    build_date=str(e.get("build_date", "")),
+                    commit=str(e.get("commit", "")),
+                )
+            )
+        return entries
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"release index is malformed: {e!r}") from e

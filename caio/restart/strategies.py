@@ -24,11 +24,9 @@ from pathlib import Path
 from caio.core.errors import ErrorCode, UpdateError
 from caio.restart import notify
 from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
+from caio.restart.process import LISTEN_FD_ENV, RESTART_MESSAGE, SUPERVISED_ENV
 
 RestartCallback = Callable[[bool], None]
-SUPERVISED_ENV = "CAIO_SUPERVISED"
-LISTEN_FD_ENV = "CAIO_LISTEN_FD"
-RESTART_MESSAGE = "X_CAIO_RESTART"
 
 
 def restart_failed(message: str) -> UpdateError:

@@ -35,16 +35,20 @@ import httpx
 
 from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json
-from caio.core.layout import InstallLayout
+from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.settings import Settings
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
-from caio.main import CONTROL_FD_ENV, bind
 from caio.restart.connections import raise_open_file_limit
 from caio.restart.control import boot_command
 from caio.restart.notify import NotifyListener
-from caio.restart.strategies import LISTEN_FD_ENV, RESTART_MESSAGE, SUPERVISED_ENV
-from caio.update.install import seed_release
+from caio.restart.process import (
+    CONTROL_FD_ENV,
+    LISTEN_FD_ENV,
+    RESTART_MESSAGE,
+    SUPERVISED_ENV,
+    bind,
+)
 
 log = logging.getLogger("caio.supervisor")
 

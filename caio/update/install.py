@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from caio.core.errors import ConfigError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import STAGING_PREFIX, InstallLayout, make_read_only, remove_tree
-from caio.core.manifest import Manifest, load_manifest, save_manifest
+from caio.core.manifest import load_manifest
 from caio.core.release_format import (
     ArchiveRefused,
     ExtendedHeaderBudget,
@@ -231,25 +230,3 @@ class ReleaseInstaller:
                 ErrorCode.PREFLIGHT_FAILED,
                 f"the new release reports {reported}, expected {version}",
             )
-
-
-def seed_release(layout: InstallLayout, source_dir: Path, manifest: Manifest) -> str:
-    """Make the running tree a release and current, if nothing is current yet.
-
-    Gives a fresh installation a release to roll back to. Returns the current version.
-    """
-    current = layout.current_version
-    if current is not None:
-        return current
-    target = layout.release_dir(manifest.version)
-    if not target.exists():
-        staging = layout.releases / f"{STAGING_PREFIX}seed-{manifest.version}"
-        remove_tree(staging)
-        shutil.copytree(
-            source_dir / "caio", staging / "caio", ignore=shutil.ignore_patterns("__pycache__")
-        )
-        save_manifest(manifest, staging / "manifest.json")
-        make_read_only(staging)
-        os.replace(staging, target)
-    layout.point(layout.current_link, manifest.version)
-    return manifest.version

@@ -14,39 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from packaging.version import InvalidVersion, Version
 from tuf.api import exceptions as tuf
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from caio.core.errors import ErrorCode, UpdateError
-from caio.core.release_format import target_path
+from caio.core.release_format import INDEX_PATH, IndexEntry, parse_index
 from caio.update.errors import from_tuf, is_retryable
 from caio.update.transport import Transport
 
 log = logging.getLogger(__name__)
 
-INDEX_PATH = "caio/index.json"
-INDEX_FORMAT = 1
 MAX_INDEX_BYTES = 4 * 1024 * 1024
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Release:
-    """One entry of the signed release index."""
-
-    version: str
-    target: str
-    channels: tuple[str, ...]
-    build_date: str
-    commit: str
-
-    @property
-    def parsed_version(self) -> Version:
-        return Version(self.version)
+Release = IndexEntry  # one entry of the signed release index
 
 
 @dataclass(frozen=True)
@@ -76,43 +61,16 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
-def parse_index(data: bytes) -> list[Release]:
-    """The releases of a (verified) index file; entries with unusable versions are skipped.
+def read_index(data: bytes) -> list[Release]:
+    """The releases of a verified index file.
 
     Raises:
         UpdateError: repository_invalid when the file is not an index.
     """
     try:
-        doc: dict[str, Any] = json.loads(data)
-        if doc.get("format") != INDEX_FORMAT:
-            raise ValueError(f"unknown index format {doc.get('format')!r}")
-        entries = doc["releases"]
-        releases = []
-        for e in entries:
-            try:
-                Version(e["version"])
-            except InvalidVersion:
-                log.warning("release index: skipping invalid version %r", e.get("version"))
-                continue
-            if e["target"] != target_path(str(e["version"])):
-                log.warning(
-                    "release index: skipping %s at the unexpected path %r",
-                    e["version"],
-                    e["target"],
-                )
-                continue
-            releases.append(
-                Release(
-                    version=str(e["version"]),
-                    target=str(e["target"]),
-                    channels=tuple(str(c) for c in e["channels"]),
-                    build_date=str(e.get("build_date", "")),
-                    commit=str(e.get("commit", "")),
-                )
-            )
-        return releases
-    except (ValueError, KeyError, TypeError) as e:
-        raise UpdateError(ErrorCode.REPOSITORY_INVALID, f"release index is malformed: {e}") from e
+        return parse_index(data)
+    except ValueError as e:
+        raise UpdateError(ErrorCode.REPOSITORY_INVALID, str(e)) from e
 
 
 @dataclass(frozen=True)
@@ -247,7 +205,7 @@ class TrustedRepository:
                 "downloading the release index",
                 lambda: updater.download_target(index_info, filepath=str(cached)),
             )
-        view.releases = parse_index(Path(path).read_bytes())
+        view.releases = read_index(Path(path).read_bytes())
         return view
 
     def trusted_metadata(self) -> TrustedMetadataInfo:

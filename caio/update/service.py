@@ -25,13 +25,13 @@ from typing import Any
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
-from caio.core.layout import InstallLayout
+from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
-from caio.update.install import ReleaseInstaller, seed_release
+from caio.update.install import ReleaseInstaller
 from caio.update.policy import choose_release, releases_for_channel
 from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
 

@@ -1,0 +1,49 @@
+"""Dependencies point downwards only (DESIGN.md, "Layers"): checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# package -> modules it must never import (prefixes)
+FORBIDDEN = {
+    "caio/core": ("fastapi", "starlette", "caio.api", "caio.update", "caio.restart", "caio.main"),
+    "caio/update": ("fastapi", "starlette", "caio.api", "caio.restart", "caio.main"),
+    "caio/restart": ("fastapi", "starlette", "caio.api", "caio.update", "caio.main"),
+}
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_lower_layers_never_import_higher_ones(package: str) -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in imports(path)
+        if name.startswith(FORBIDDEN[package])
+    ]
+    assert bad == []
+
+
+def test_the_publisher_shares_only_the_release_contract_and_file_writes() -> None:
+    allowed = {"caio.core.release_format", "caio.core.files"}
+    bad = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((ROOT / "tuf_repo").rglob("*.py"))
+        for name in imports(path)
+        if name.split(".")[0] == "caio" and name not in allowed
+    ]
+    assert bad == []
