@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
-from urllib.parse import unquote, urlparse
 
 from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata
-from tuf.ngclient import FetcherInterface, Updater
+from tuf.ngclient import Updater
 
-from caio.core.release_format import INDEX_PATH, is_safe_target_path, parse_index
+from caio.core.files import FileFetcher
+from caio.core.release_format import INDEX_PATH, parse_index
 from tuf_repo.errors import MetadataError
 
 _CHUNK = 64 * 1024
-
-
-class DirectoryFetcher(FetcherInterface):
-    """Serves ``file://`` URLs to ngclient, so a directory can be checked without a server.
-
-    A path that would climb out of the repository (``..``) is refused, never opened.
-    """
-
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        raw = unquote(urlparse(url).path)
-        if not is_safe_target_path(raw.lstrip("/")):
-            raise tuf_exceptions.DownloadHTTPError(f"refusing {raw!r}: not a plain path", 404)
-        path = Path(raw)
-        try:
-            f = path.open("rb")
-        except FileNotFoundError as e:
-            raise tuf_exceptions.DownloadHTTPError(f"{path} not found", 404) from e
-        return _chunks(f)
-
-
-def _chunks(f: BinaryIO) -> Iterator[bytes]:
-    with f:
-        while chunk := f.read(_CHUNK):
-            yield chunk
 
 
 @dataclass(frozen=True)
@@ -77,7 +51,7 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
                 f"{base}/metadata/",
                 str(Path(tmp, "targets")),
                 f"{base}/targets/",
-                fetcher=DirectoryFetcher(),
+                fetcher=FileFetcher(),
                 bootstrap=bootstrap,
             )
             updater.refresh()

@@ -1,4 +1,9 @@
-"""Crash-safe file writes: temp file in the same directory, fsync, os.replace."""
+"""File access shared by CAIO and tuf_repo: crash-safe writes, and ``file://`` reads for ngclient.
+
+Writes go to a temp file in the same directory, are fsynced, then
+``os.replace``-d. :class:`FileFetcher` serves a ``file://`` repository (an
+air-gapped mirror, or ``tuf-repo verify``) to python-tuf's ngclient.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,17 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from tuf.api.exceptions import DownloadError, DownloadHTTPError
+from tuf.ngclient import FetcherInterface
+
+from caio.core.release_format import is_safe_target_path
+
+READ_CHUNK = 1024 * 1024
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -45,3 +59,41 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FileFetcher(FetcherInterface):
+    """Serves ``file://`` URLs to ngclient, with the semantics of HTTP.
+
+    A missing file is a 404. Reads stay inside the repository: a path that
+    would climb out (a signed target ``caio/../../x``, or a percent-encoded
+    ``..``) is refused, never opened.
+    """
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        return self.read_from(url, 0)
+
+    def read_from(self, url: str, offset: int) -> Iterator[bytes]:
+        """The file's bytes from ``offset``, in chunks.
+
+        Raises:
+            DownloadHTTPError: 404 for a missing file or a path that climbs out.
+            DownloadError: the file cannot be read.
+        """
+        raw = unquote(urlsplit(url).path)
+        if not raw.startswith("/") or not is_safe_target_path(raw.lstrip("/")):
+            raise DownloadHTTPError(f"refusing {raw!r}: not a plain path in the mirror", 404)
+        path = Path(raw)
+        try:
+            f = path.open("rb")
+        except FileNotFoundError as e:
+            raise DownloadHTTPError(f"{raw} not found", 404) from e
+        except OSError as e:
+            raise DownloadError(f"{raw}: {e.strerror}") from e
+        f.seek(offset)
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while chunk := f.read(READ_CHUNK):
+                    yield chunk
+
+        return chunks()

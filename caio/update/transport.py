@@ -21,14 +21,12 @@ import contextlib
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import httpx
 from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.ngclient import FetcherInterface
 
-from caio.core.release_format import is_safe_target_path
+from caio.core.files import FileFetcher
 from caio.update.errors import SlowRetrievalError
 
 CHUNK_SIZE = 1024 * 1024
@@ -225,44 +223,12 @@ def _content_range_start(header: str) -> int | None:
         return None
 
 
-class FileTransport(Transport):
-    """A ``file://`` mirror (air-gapped installations); same semantics as HTTP.
-
-    Reads stay inside the mirror: a path that would climb out of it (a signed
-    target ``caio/../../x``, or a percent-encoded ``..``) is refused, never opened.
-    """
-
-    def _path(self, url: str) -> Path:
-        raw = unquote(urlsplit(url).path)
-        if not raw.startswith("/") or not is_safe_target_path(raw.lstrip("/")):
-            raise DownloadHTTPError(
-                f"refusing to read {raw!r}: not a plain path in the mirror", 404
-            )
-        return Path(raw)
-
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        return self._read(url, 0)
-
-    def _read(self, url: str, offset: int) -> Iterator[bytes]:
-        path = self._path(url)
-        try:
-            f = path.open("rb")
-        except FileNotFoundError as e:
-            raise DownloadHTTPError(f"{path} not found", 404) from e
-        except OSError as e:
-            raise DownloadError(f"{path}: {e.strerror}") from e
-        f.seek(offset)
-
-        def chunks() -> Iterator[bytes]:
-            with f:
-                while chunk := f.read(CHUNK_SIZE):
-                    yield chunk
-
-        return chunks()
+class FileTransport(FileFetcher, Transport):
+    """A ``file://`` mirror (air-gapped installations): :class:`FileFetcher` plus ranges."""
 
     @contextlib.contextmanager
     def open_range(self, url: str, offset: int) -> Iterator[RangeResponse]:
-        yield RangeResponse(offset, self._read(url, offset))
+        yield RangeResponse(offset, self.read_from(url, offset))
 
 
 def make_transport(
