@@ -43,7 +43,7 @@ def create_app(
     tokens = TokenStore(settings.tokens_path)
     tokens.records()  # fail at start-up, not on the first request, if unreadable
 
-    update_service, transport = build_update_service(settings, running, SOURCE_DIR)
+    update_service = build_update_service(settings, running, SOURCE_DIR)
     update_service.recover()
     restart_strategy = make_strategy(
         settings.restart_strategy,
@@ -60,7 +60,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         update_service.shutdown()  # a restart cancels a running job, and says so
-        transport.close()
+        update_service.close()
 
     app = FastAPI(
         lifespan=lifespan,

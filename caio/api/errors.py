@@ -95,10 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UpdateError)
     async def _upstream(_: Request, exc: UpdateError) -> JSONResponse:
         # Raised synchronously by check (repository or trust failed) and restart (cannot now).
-        status = {
-            ErrorCode.TRUST_NOT_CONFIGURED: 503,
-            ErrorCode.RESTART_FAILED: 409,
-        }.get(exc.error_code, 502)
+        status = 503 if exc.error_code is ErrorCode.TRUST_NOT_CONFIGURED else 502
         return error_response(status, exc.code, exc.message, details=exc.details)
 
     @app.exception_handler(RequestValidationError)

@@ -6,6 +6,7 @@ Hierarchy::
     ├── ConfigError               bad settings, manifest or tokens file (startup)
     ├── AuthError                 missing/unknown token (401) or missing role (403)
     ├── ConflictError             the request conflicts with the current state (409)
+    │   └── RestartError          a restart cannot be done now (409 restart_failed)
     └── UpdateError               an update job failed; code from ErrorCode
 
 Codes are a contract with hosts: extend the list, never rename an entry.
@@ -75,6 +76,12 @@ class ConflictError(CaioError):
     """The request cannot run now: a job is running, or there is nothing to roll back to."""
 
     code = "conflict"
+
+
+class RestartError(ConflictError):
+    """The restart strategy cannot restart now (no supervisor, no server, host gone)."""
+
+    code = ErrorCode.RESTART_FAILED.value
 
 
 class UpdateError(CaioError):

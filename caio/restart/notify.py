@@ -50,9 +50,6 @@ class NotifyListener:
         path.chmod(0o600)
         self.sock.setblocking(False)
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     def drain(self) -> list[dict[str, str]]:
         """Every message waiting now (non-blocking)."""
         messages: list[dict[str, str]] = []

@@ -21,16 +21,12 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from caio.core.errors import ErrorCode, UpdateError
+from caio.core.errors import RestartError
 from caio.restart import notify
 from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
 from caio.restart.process import LISTEN_FD_ENV, RESTART_MESSAGE, SUPERVISED_ENV
 
 RestartCallback = Callable[[bool], None]
-
-
-def restart_failed(message: str) -> UpdateError:
-    return UpdateError(ErrorCode.RESTART_FAILED, message)
 
 
 class RestartStrategy(abc.ABC):
@@ -40,7 +36,7 @@ class RestartStrategy(abc.ABC):
 
     @abc.abstractmethod
     def check(self) -> None:
-        """Raise ``UpdateError(restart_failed)`` if a restart cannot be done now."""
+        """Raises RestartError if a restart cannot be done now."""
 
     @abc.abstractmethod
     def restart(self, graceful: bool) -> None:
@@ -58,7 +54,7 @@ class SupervisorRestart(RestartStrategy):
 
     def check(self) -> None:
         if not self._socket:
-            raise restart_failed(
+            raise RestartError(
                 "not running under `caio run`; start CAIO with it, or choose another "
                 "CAIO_RESTART_STRATEGY (systemd, embedded, exec)"
             )
@@ -78,7 +74,7 @@ class _StoppingStrategy(RestartStrategy):
 
     def check(self) -> None:
         if not self._control.serving:
-            raise restart_failed(f"the {self.name} strategy needs a server started by caio")
+            raise RestartError(f"the {self.name} strategy needs a server started by caio")
 
 
 class SystemdRestart(_StoppingStrategy):
@@ -103,7 +99,7 @@ class ExecRestart(_StoppingStrategy):
     def check(self) -> None:
         super().check()
         if not self._current.is_dir():
-            raise restart_failed(f"no current release at {self._current}")
+            raise RestartError(f"no current release at {self._current}")
 
     def restart(self, graceful: bool) -> None:
         env = dict(os.environ)
@@ -137,11 +133,11 @@ class EmbeddedRestart(RestartStrategy):
 
     def check(self) -> None:
         if self._callback is None and self._signal is None and not self._control.serving:
-            raise restart_failed("embedded: no on_restart callback, signal, or server to stop")
+            raise RestartError("embedded: no on_restart callback, signal, or server to stop")
         if self._callback is None and self._signal is not None:
             parent = os.getppid()
             if parent != self._host_pid:
-                raise restart_failed(
+                raise RestartError(
                     f"the host process that started CAIO (pid {self._host_pid}) is gone; "
                     f"CAIO's parent is now pid {parent}, which is not signalled"
                 )

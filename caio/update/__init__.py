@@ -18,7 +18,7 @@ from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, ReleaseInstaller
 from caio.update.repository import Release, RetryPolicy, TrustedRepository
 from caio.update.service import CheckResult, RollbackResult, UpdateRequest, UpdateService
-from caio.update.transport import SpeedLimits, Transport, make_transport
+from caio.update.transport import SpeedLimits, make_transport
 
 __all__ = [
     "CheckResult",
@@ -30,13 +30,11 @@ __all__ = [
 ]
 
 
-def build_update_service(
-    settings: Settings, running: Running, source_dir: Path
-) -> tuple[UpdateService, Transport]:
-    """The update service for these settings, and the transport to close on shutdown.
+def build_update_service(settings: Settings, running: Running, source_dir: Path) -> UpdateService:
+    """The update service for these settings (call its ``close()`` on shutdown).
 
-    ``base_url`` None means no repository is configured: the service runs and
-    every update answers ``trust_not_configured``.
+    Without a repository (``running.update_url`` None) the service runs and
+    every check and update answers ``trust_not_configured``.
     """
     layout = InstallLayout(settings.home)
     base_url, userinfo = split_userinfo(running.update_url) if running.update_url else (None, None)
@@ -44,23 +42,25 @@ def build_update_service(
     if userinfo is not None:
         register_secret(userinfo[1])
     user_agent = f"caio/{running.manifest.version}"
-    transport = make_transport(
-        base_url or "file:///",
-        user_agent=user_agent,
-        token=settings.update_token,
-        userinfo=userinfo,
-        timeout=settings.http_timeout,
-        limits=SpeedLimits(
-            min_bytes_per_second=settings.min_speed_bytes,
-            window_seconds=settings.speed_window_seconds,
-            metadata_deadline=settings.metadata_deadline_seconds,
-        ),
-    )
+    transport = None
+    if base_url is not None:
+        transport = make_transport(
+            base_url,
+            user_agent=user_agent,
+            token=settings.update_token,
+            userinfo=userinfo,
+            timeout=settings.http_timeout,
+            limits=SpeedLimits(
+                min_bytes_per_second=settings.min_speed_bytes,
+                window_seconds=settings.speed_window_seconds,
+                metadata_deadline=settings.metadata_deadline_seconds,
+            ),
+        )
     retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
     anchor = TrustAnchor(settings.trusted_root_path)
 
     def repository() -> TrustedRepository:
-        if base_url is None:
+        if base_url is None or transport is None:
             raise UpdateError(
                 ErrorCode.TRUST_NOT_CONFIGURED,
                 "no repository configured: set update_url in manifest.json or CAIO_UPDATE_URL",
@@ -104,5 +104,6 @@ def build_update_service(
         ),
         keep_releases=settings.keep_releases,
         source_dir=source_dir,
+        transport=transport,
     )
-    return service, transport
+    return service

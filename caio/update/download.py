@@ -44,7 +44,9 @@ def _hashers(info: TargetFile) -> dict[str, hashlib._Hash]:
 class ArtifactDownloader:
     """Downloads artifacts into ``downloads/`` and verifies them against their TargetFile."""
 
-    def __init__(self, transport: Transport, downloads_dir: Path, retry: RetryPolicy) -> None:
+    def __init__(
+        self, transport: Transport | None, downloads_dir: Path, retry: RetryPolicy
+    ) -> None:
         self._transport = transport
         self._dir = downloads_dir
         self._retry = retry
@@ -81,6 +83,9 @@ class ArtifactDownloader:
             UpdateError: length_mismatch (short, long or endless), hash_mismatch,
                 repository_unreachable (after retries), disk_full, permission_denied.
         """
+        transport = self._transport
+        if transport is None:
+            raise UpdateError(ErrorCode.TRUST_NOT_CONFIGURED, "no repository is configured")
         final, part = self.paths(info)
         if final.exists() and self._matches(final, info):
             progress(info.length, info.length)
@@ -88,7 +93,7 @@ class ArtifactDownloader:
         self._dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, self._retry.attempts + 1):
             try:
-                hashers = self._transfer(url, info, part, progress)
+                hashers = self._transfer(transport, url, info, part, progress)
                 break
             except (_EndedShort, tuf.DownloadError) as e:
                 if isinstance(e, tuf.DownloadHTTPError) and e.status_code == 416:
@@ -103,7 +108,7 @@ class ArtifactDownloader:
                         self._discard(part)
                         raise UpdateError(ErrorCode.LENGTH_MISMATCH, f"{info.path}: {e}") from e
                     raise from_tuf(e, f"downloading {info.path}") from e
-                delay = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
+                delay = self._retry.delay(attempt)
                 log.warning("download of %s interrupted (%s); resuming in %.1fs", url, e, delay)
                 self._retry.sleep(delay)
             except OSError as e:
@@ -124,7 +129,7 @@ class ArtifactDownloader:
         return final
 
     def _transfer(
-        self, url: str, info: TargetFile, part: Path, progress: Progress
+        self, transport: Transport, url: str, info: TargetFile, part: Path, progress: Progress
     ) -> dict[str, hashlib._Hash]:
         """One attempt: hash what ``part`` holds, then append from the server up to the length."""
         hashers = _hashers(info)
@@ -132,7 +137,7 @@ class ArtifactDownloader:
         if offset > info.length:
             self._discard(part)
             offset = 0
-        with self._transport.open_range(url, offset) as response:
+        with transport.open_range(url, offset) as response:
             done = response.offset  # 0 when the server ignored the range: start over
             self._rehash_partial(part, done, hashers)
             update = [h.update for h in hashers.values()]

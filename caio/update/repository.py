@@ -43,6 +43,10 @@ class RetryPolicy:
     max_delay: float = 8.0
     sleep: Callable[[float], None] = time.sleep
 
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
     def run(self, what: str, operation: Callable[[], T]) -> T:
         """Run ``operation``, retrying retryable tuf errors; translate the final failure.
 
@@ -55,7 +59,7 @@ class RetryPolicy:
             except (tuf.RepositoryError, tuf.DownloadError) as e:
                 if not is_retryable(e) or attempt == self.attempts:
                     raise from_tuf(e, what) from e
-                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                delay = self.delay(attempt)
                 log.warning("%s failed (%s); retry %d in %.1fs", what, e, attempt, delay)
                 self.sleep(delay)
         raise AssertionError("unreachable")

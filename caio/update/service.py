@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
@@ -34,6 +34,7 @@ from caio.update.errors import from_os_error
 from caio.update.install import ReleaseInstaller
 from caio.update.policy import choose_release, releases_for_channel
 from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
+from caio.update.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,24 @@ class CheckResult:
     latest: Release | None
     update_available: Release | None
     metadata: TrustedMetadataInfo
+
+
+class Restarter(Protocol):
+    """What the update service needs of a restart strategy (caio.restart provides them)."""
+
+    name: str
+
+    def check(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RestartPlan:
+    strategy: str
+    from_version: str
+    to_version: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -124,8 +143,10 @@ class UpdateService:
         installer: ReleaseInstaller,
         keep_releases: int,
         source_dir: Path,
+        transport: Transport | None = None,
     ) -> None:
         self.layout = layout
+        self._transport = transport
         self.running = running
         self.channel = channel
         self._repository = repository
@@ -143,6 +164,11 @@ class UpdateService:
         self._status = JobStatus()
         self._check_lock = threading.Lock()
         self._check_flight: Future[CheckResult] | None = None
+
+    def close(self) -> None:
+        """Release the repository connections (the app's shutdown)."""
+        if self._transport is not None:
+            self._transport.close()
 
     # --- start-up ---------------------------------------------------------
     def recover(self) -> None:
@@ -544,6 +570,40 @@ class UpdateService:
 
     def _who(self) -> dict[str, Any]:
         return {"by": self._status.requested_by, "from": self.running.version}
+
+    # --- restart --------------------------------------------------------------
+    def prepare_restart(
+        self, restarter: Restarter, *, requested_by: str, graceful: bool
+    ) -> RestartPlan:
+        """Check that a restart can run now and record the request; the caller runs it.
+
+        Raises:
+            ConflictError: an update is running (wait, or cancel it first).
+            RestartError: the strategy cannot restart now.
+        """
+        if self.status().running:
+            raise ConflictError(
+                "an update is running; wait for it to end, or cancel it (DELETE "
+                "/api/v1/update) and then restart",
+                code="update_in_progress",
+            )
+        restarter.check()
+        current = self.layout.current_version
+        self.audit.append(
+            "restart",
+            outcome="requested",
+            by=requested_by,
+            strategy=restarter.name,
+            graceful=graceful,
+            running=self.running.version,
+            current=current,
+        )
+        return RestartPlan(
+            strategy=restarter.name,
+            from_version=self.running.version,
+            to_version=current or self.running.version,
+            message=restarter.describe(),
+        )
 
     # --- rollback -----------------------------------------------------------
     def rollback(self, requested_by: str) -> RollbackResult:

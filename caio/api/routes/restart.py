@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, StrategyDep
 from caio.api.errors import ErrorBody
-from caio.core.errors import ConflictError
 
 router = APIRouter(tags=["restart"])
 
@@ -47,27 +46,12 @@ def restart(
     background: BackgroundTasks,
     body: Annotated[RestartIn, Depends(json_body(RestartIn))],
 ) -> RestartOut:
-    if service.status().running:
-        raise ConflictError(
-            "an update is running; wait for it to end, or cancel it (DELETE /api/v1/update) "
-            "and then restart",
-            code="update_in_progress",
-        )
-    strategy.check()
-    service.audit.append(
-        "restart",
-        outcome="requested",
-        by=who.name,
-        strategy=strategy.name,
-        graceful=body.graceful,
-        running=service.running.version,
-        current=service.layout.current_version,
-    )
+    plan = service.prepare_restart(strategy, requested_by=who.name, graceful=body.graceful)
     background.add_task(strategy.restart, body.graceful)
     return RestartOut(
         status="restarting",
-        strategy=strategy.name,
-        from_version=service.running.version,
-        to_version=service.layout.current_version or service.running.version,
-        message=strategy.describe(),
+        strategy=plan.strategy,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        message=plan.message,
     )
