@@ -69,7 +69,7 @@ def run(
     from caio.core.logs import configure_logging
     from caio.core.running import load_running
     from caio.core.settings import SOURCE_DIR
-    from caio.restart.supervisor import Supervisor
+    from caio.restart import Supervisor
 
     settings = _settings(host=host, port=port)
     with user_errors():

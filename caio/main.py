@@ -19,18 +19,19 @@ import threading
 
 import uvicorn
 
-from caio.api.app import create_app
+from caio.api import create_app
 from caio.core.errors import ConfigError
 from caio.core.logs import configure_logging
 from caio.core.settings import Settings, load_settings
-from caio.restart import notify
-from caio.restart.connections import (
+from caio.restart import (
     RateLimitedLoopErrors,
+    ServiceControl,
+    bind,
     guarded_protocol,
+    inherited_sockets,
+    notify,
     raise_open_file_limit,
 )
-from caio.restart.control import ServiceControl
-from caio.restart.process import bind, inherited_sockets
 
 ACCEPT_BURST = 64
 

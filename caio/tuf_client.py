@@ -32,9 +32,13 @@ from tuf.api import exceptions as tuf
 
 from caio.core.errors import CaioError
 from caio.core.files import atomic_write_bytes
-from caio.update.download import ArtifactDownloader
-from caio.update.repository import RepositoryView, RetryPolicy, TrustedRepository
-from caio.update.transport import make_transport
+from caio.update import (
+    ArtifactDownloader,
+    RepositoryView,
+    RetryPolicy,
+    TrustedRepository,
+    make_transport,
+)
 
 USER_AGENT = "caio-tuf-client"
 ROOT_FILE = "root.json"

@@ -47,3 +47,30 @@ def test_the_publisher_shares_only_the_release_contract_and_file_writes() -> Non
         if name.split(".")[0] == "caio" and name not in allowed
     ]
     assert bad == []
+
+
+FRONT_DOORS = ("caio.update", "caio.restart", "caio.api")
+
+
+def test_code_outside_a_package_uses_its_front_door_only() -> None:
+    """The one rule for module privacy: a package's modules are its own business."""
+    bad = []
+    for path in sorted((ROOT / "caio").rglob("*.py")):
+        inside = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for name in imports(path):
+            for door in FRONT_DOORS:
+                if name.startswith(door + ".") and not inside.startswith(door):
+                    bad.append(f"{path.relative_to(ROOT)} imports {name}, not {door}")
+    assert bad == []
+
+
+@pytest.mark.parametrize("door", ["caio.update", "caio.restart"])
+def test_every_name_a_front_door_lists_resolves(door: str) -> None:
+    import importlib
+
+    package = importlib.import_module(door)
+    assert sorted(package.__all__) == sorted(package._HOMES)
+    for name in package.__all__:
+        assert getattr(package, name) is not None
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018 (the attribute access is the test)

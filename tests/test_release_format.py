@@ -101,3 +101,16 @@ def test_read_index_maps_a_malformed_index_to_repository_invalid(tmp_path: Path)
     with pytest.raises(UpdateError) as e:
         read_index(b"not json")
     assert e.value.code == "repository_invalid"
+
+
+def test_the_signed_custom_metadata_the_publisher_writes_is_what_the_client_reads(
+    published_repo: PublishedRepo,
+) -> None:
+    from caio.core.release_format import signed_release_version
+
+    published_repo.release("1.3.0")
+    info = published_repo.store.load("targets").signed.targets[target_path("1.3.0")]
+    assert signed_release_version(info.custom) == "1.3.0"
+    assert info.custom["caio"]["channels"] == ["stable"]
+    assert signed_release_version({"caio": {"version": 3}}) is None
+    assert signed_release_version(None) is None

@@ -46,6 +46,7 @@ from caio.core.release_format import (
     is_safe_target_path,
     parse_index,
     render_index,
+    target_custom,
 )
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
 from tuf_repo.keys import (
@@ -288,14 +289,9 @@ class Publisher:
         channel_list = sorted(set(channels)) or ["stable"]
         path = target_path(info.version)
         new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)
-        new_file.unrecognized_fields["custom"] = {
-            "caio": {
-                "version": info.version,
-                "build_date": info.build_date,
-                "commit": info.commit,
-                "channels": channel_list,
-            }
-        }
+        new_file.unrecognized_fields["custom"] = target_custom(
+            info.version, info.build_date, info.commit, channel_list
+        )
 
         changes: dict[str, Metadata[Any]] = {}
         top = self.store.load(Targets.type)

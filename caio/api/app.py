@@ -15,8 +15,7 @@ from caio.api.routes import api_v1, public_router
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
-from caio.restart import ServiceControl, make_strategy
-from caio.restart.strategies import RestartCallback
+from caio.restart import RestartCallback, ServiceControl, make_strategy
 from caio.update import build_update_service
 
 access_log = logging.getLogger("caio.access")

@@ -220,3 +220,24 @@ def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
         return entries
     except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"release index is malformed: {e!r}") from e
+
+
+def target_custom(
+    version: str, build_date: str, commit: str, channels: list[str]
+) -> dict[str, Any]:
+    """The signed custom metadata of a release target: ``{"caio": {...}}``."""
+    return {
+        "caio": {
+            "version": version,
+            "build_date": build_date,
+            "commit": commit,
+            "channels": channels,
+        }
+    }
+
+
+def signed_release_version(custom: dict[str, Any] | None) -> str | None:
+    """The version a target's signed custom metadata claims, None when it claims none."""
+    claimed = (custom or {}).get("caio", {})
+    version = claimed.get("version") if isinstance(claimed, dict) else None
+    return version if isinstance(version, str) else None

@@ -1,6 +1,60 @@
-"""How a new version gets to run: supervisor, systemd, embedded, exec (no FastAPI here)."""
+"""How a new version gets to run: supervisor, systemd, embedded, exec (no FastAPI here).
 
-from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
-from caio.restart.strategies import RestartStrategy, make_strategy
+This is the package's front door: code outside ``caio.restart`` imports from
+here, never from its modules. Names are resolved on first use (PEP 562).
+"""
 
-__all__ = ["EXIT_RESTART", "RestartStrategy", "ServiceControl", "boot_command", "make_strategy"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from caio.restart.connections import (
+        RateLimitedLoopErrors,
+        guarded_protocol,
+        raise_open_file_limit,
+    )
+    from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
+    from caio.restart.notify import NotifyListener
+    from caio.restart.process import bind, inherited_sockets
+    from caio.restart.strategies import RestartCallback, RestartStrategy, make_strategy
+    from caio.restart.supervisor import Supervisor
+
+_HOMES = {
+    "EXIT_RESTART": "control",
+    "NotifyListener": "notify",
+    "RateLimitedLoopErrors": "connections",
+    "RestartCallback": "strategies",
+    "RestartStrategy": "strategies",
+    "ServiceControl": "control",
+    "Supervisor": "supervisor",
+    "bind": "process",
+    "boot_command": "control",
+    "guarded_protocol": "connections",
+    "inherited_sockets": "process",
+    "make_strategy": "strategies",
+    "raise_open_file_limit": "connections",
+}
+__all__ = [
+    "EXIT_RESTART",
+    "NotifyListener",
+    "RateLimitedLoopErrors",
+    "RestartCallback",
+    "RestartStrategy",
+    "ServiceControl",
+    "Supervisor",
+    "bind",
+    "boot_command",
+    "guarded_protocol",
+    "inherited_sockets",
+    "make_strategy",
+    "raise_open_file_limit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'caio.restart' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"caio.restart.{home}"), name)

@@ -1,109 +1,76 @@
 """The update job and its collaborators; no FastAPI here.
 
-``build_update_service(settings, manifest)`` wires the real collaborators; tests
-and hosts may build :class:`UpdateService` with their own.
+``build_update_service(settings, running, source_dir)`` wires the real
+collaborators; tests and hosts may build :class:`UpdateService` with their own.
+
+This is the package's front door: code outside ``caio.update`` imports from
+here, never from its modules. Names are resolved on first use (PEP 562), so
+importing one piece (the TUF client, say) does not import the installer or
+the service.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from caio.core.errors import ErrorCode, UpdateError
-from caio.core.layout import InstallLayout
-from caio.core.redact import register_secret, split_userinfo
-from caio.core.running import Running
-from caio.core.settings import Settings
-from caio.core.trust import TrustAnchor
-from caio.update.download import ArtifactDownloader
-from caio.update.install import InstallLimits, ReleaseInstaller
-from caio.update.repository import Release, RetryPolicy, TrustedRepository
-from caio.update.service import CheckResult, RollbackResult, UpdateRequest, UpdateService
-from caio.update.transport import SpeedLimits, make_transport
+if TYPE_CHECKING:
+    from caio.update.download import ArtifactDownloader
+    from caio.update.repository import (
+        Release,
+        RepositoryView,
+        RetryPolicy,
+        TrustedMetadataInfo,
+        TrustedRepository,
+    )
+    from caio.update.service import (
+        CheckResult,
+        RestartPlan,
+        RollbackResult,
+        UpdateRequest,
+        UpdateService,
+    )
+    from caio.update.transport import SpeedLimits, Transport, make_transport
+    from caio.update.wiring import build_update_service
 
+_HOMES = {
+    "ArtifactDownloader": "download",
+    "CheckResult": "service",
+    "Release": "repository",
+    "RepositoryView": "repository",
+    "RestartPlan": "service",
+    "RetryPolicy": "repository",
+    "RollbackResult": "service",
+    "SpeedLimits": "transport",
+    "Transport": "transport",
+    "TrustedMetadataInfo": "repository",
+    "TrustedRepository": "repository",
+    "UpdateRequest": "service",
+    "UpdateService": "service",
+    "build_update_service": "wiring",
+    "make_transport": "transport",
+}
 __all__ = [
+    "ArtifactDownloader",
     "CheckResult",
     "Release",
+    "RepositoryView",
+    "RestartPlan",
+    "RetryPolicy",
     "RollbackResult",
+    "SpeedLimits",
+    "Transport",
+    "TrustedMetadataInfo",
+    "TrustedRepository",
     "UpdateRequest",
     "UpdateService",
     "build_update_service",
+    "make_transport",
 ]
 
 
-def build_update_service(settings: Settings, running: Running, source_dir: Path) -> UpdateService:
-    """The update service for these settings (call its ``close()`` on shutdown).
-
-    Without a repository (``running.update_url`` None) the service runs and
-    every check and update answers ``trust_not_configured``.
-    """
-    layout = InstallLayout(settings.home)
-    base_url, userinfo = split_userinfo(running.update_url) if running.update_url else (None, None)
-    register_secret(settings.update_token)
-    if userinfo is not None:
-        register_secret(userinfo[1])
-    user_agent = f"caio/{running.manifest.version}"
-    transport = None
-    if base_url is not None:
-        transport = make_transport(
-            base_url,
-            user_agent=user_agent,
-            token=settings.update_token,
-            userinfo=userinfo,
-            timeout=settings.http_timeout,
-            limits=SpeedLimits(
-                min_bytes_per_second=settings.min_speed_bytes,
-                window_seconds=settings.speed_window_seconds,
-                metadata_deadline=settings.metadata_deadline_seconds,
-            ),
-        )
-    retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
-    anchor = TrustAnchor(settings.trusted_root_path)
-
-    def repository() -> TrustedRepository:
-        if base_url is None or transport is None:
-            raise UpdateError(
-                ErrorCode.TRUST_NOT_CONFIGURED,
-                "no repository configured: set update_url in manifest.json or CAIO_UPDATE_URL",
-            )
-        try:
-            trusted_root = anchor.read()
-        except FileNotFoundError as e:
-            raise UpdateError(
-                ErrorCode.TRUST_NOT_CONFIGURED,
-                f"no trusted root at {settings.trusted_root_path}: "
-                "install one with `caio trust install ROOT.json`",
-            ) from e
-        except OSError as e:
-            raise UpdateError(
-                ErrorCode.TRUST_NOT_CONFIGURED,
-                f"trusted root {settings.trusted_root_path} cannot be read: {e.strerror}",
-            ) from e
-        return TrustedRepository(
-            metadata_url=f"{base_url.rstrip('/')}/metadata/",
-            targets_url=f"{base_url.rstrip('/')}/targets/",
-            metadata_dir=layout.tuf_dir,
-            trusted_root=trusted_root,
-            transport=transport,
-            retry=retry,
-            user_agent=user_agent,
-            on_verified_root=anchor.advance,
-        )
-
-    service = UpdateService(
-        layout=layout,
-        running=running.manifest,
-        channel=running.channel,
-        repository=repository,
-        downloader=ArtifactDownloader(transport, layout.downloads, retry),
-        installer=ReleaseInstaller(
-            layout,
-            InstallLimits(
-                max_unpacked_bytes=settings.max_unpacked_mb * 1024 * 1024,
-                preflight_timeout=settings.preflight_timeout,
-            ),
-        ),
-        keep_releases=settings.keep_releases,
-        source_dir=source_dir,
-        transport=transport,
-    )
-    return service
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'caio.update' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"caio.update.{home}"), name)

@@ -28,6 +28,7 @@ from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
+from caio.core.release_format import signed_release_version
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
@@ -464,7 +465,7 @@ class UpdateService:
                 return
             info = view.target_info(release.target)
         facts["to"] = release.version
-        signed_version = (info.custom or {}).get("caio", {}).get("version")
+        signed_version = signed_release_version(info.custom)
         if signed_version != release.version:
             raise UpdateError(
                 ErrorCode.REPOSITORY_INVALID,
