@@ -115,7 +115,7 @@ def assert_consistent(env: UpdateEnv, allowed: set[str | None]) -> str | None:
     return current
 
 
-CRASHES = {
+CRASHES: dict[str, set[str | None]] = {
     # fault point: what may be current afterwards
     "after_download": {None},
     "during_extraction": {None},

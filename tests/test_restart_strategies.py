@@ -71,7 +71,7 @@ def test_exec_restarts_in_place_keeping_the_socket(update_env: UpdateEnv, start:
         lambda: httpx.get(f"{url}/api/v1/update", headers=auth).json()["status"] == "complete"
     )
 
-    stop, results = threading.Event(), []
+    stop, results = threading.Event(), list[int | str]()
 
     def load() -> None:
         while not stop.is_set():

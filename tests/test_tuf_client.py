@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -204,8 +205,8 @@ def _delegating_repository() -> dict[str, bytes]:
     snapshot = Snapshot(expires=expires)
     files: dict[str, bytes] = {}
 
-    def put(url_name: str, role: str, signed: object) -> bytes:
-        md = Metadata(signed)  # type: ignore[arg-type]
+    def put(url_name: str, role: str, signed: Root | Targets | Snapshot | Timestamp) -> bytes:
+        md: Metadata[Any] = Metadata(signed)
         md.sign(signers[role])
         files[f"/metadata/{url_name}"] = md.to_bytes()
         return files[f"/metadata/{url_name}"]

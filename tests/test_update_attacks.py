@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from securesystemslib.signer import CryptoSigner
-from tuf.api.metadata import Metadata, MetaFile, Root
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from caio.core.settings import SOURCE_DIR
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, cut_after, endless, make_update_env
@@ -58,7 +58,7 @@ def sign_as(env: UpdateEnv, role: str, md: Metadata[Any]) -> bytes:
 
 def forge_timestamp(env: UpdateEnv, snapshot_path: Path, **changes: Any) -> None:
     """A new timestamp, signed with the real timestamp key, pointing at ``snapshot_path``."""
-    ts = Metadata.from_file(str(metadata_dir(env) / "timestamp.json"))
+    ts = Metadata[Timestamp].from_file(str(metadata_dir(env) / "timestamp.json"))
     data = snapshot_path.read_bytes()
     version = int(snapshot_path.name.split(".")[0])
     ts.signed.version += 1
@@ -159,7 +159,7 @@ def test_replayed_old_targets_is_refused(env: UpdateEnv) -> None:
     old_targets = latest(env, "targets")
     env.publish(TARGET)
     env.client().get("/api/v1/update/check", headers=env.auth())
-    snapshot = Metadata.from_file(str(latest(env, "snapshot")))
+    snapshot = Metadata[Snapshot].from_file(str(latest(env, "snapshot")))
     data = old_targets.read_bytes()
     snapshot.signed.version += 1
     snapshot.signed.meta["targets.json"] = MetaFile(
@@ -176,7 +176,7 @@ def test_frozen_repository_is_detected_by_expiry(tmp_path: Path) -> None:
     try:
         env.publish(RUNNING)
         env.publish(NEWER)
-        ts = Metadata.from_file(str(metadata_dir(env) / "timestamp.json"))
+        ts = Metadata[Timestamp].from_file(str(metadata_dir(env) / "timestamp.json"))
         ts.signed.expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
         ts.signed.version += 1
         (metadata_dir(env) / "timestamp.json").write_bytes(sign_as(env, "timestamp", ts))
@@ -202,13 +202,13 @@ def test_root_signed_below_threshold_is_refused(env: UpdateEnv) -> None:
 
 
 def test_targets_signed_by_an_untrusted_key_is_refused(env: UpdateEnv) -> None:
-    targets = Metadata.from_file(str(latest(env, "targets")))
+    targets = Metadata[Timestamp].from_file(str(latest(env, "targets")))
     targets.signed.version += 1
     targets.signatures.clear()
     targets.sign(CryptoSigner.generate_ed25519())
     data = targets.to_bytes()
     (metadata_dir(env) / f"{targets.signed.version}.targets.json").write_bytes(data)
-    snapshot = Metadata.from_file(str(latest(env, "snapshot")))
+    snapshot = Metadata[Snapshot].from_file(str(latest(env, "snapshot")))
     snapshot.signed.version += 1
     snapshot.signed.meta["targets.json"] = MetaFile(
         targets.signed.version, len(data), {"sha256": _sha(data)}

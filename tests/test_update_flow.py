@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -53,7 +54,7 @@ def test_status_is_persisted_across_restarts(update_env: UpdateEnv) -> None:
 
 def test_event_stream_reports_every_stage_until_the_end(update_env: UpdateEnv) -> None:
     client = update_env.client()
-    collected: list[dict[str, object]] = []
+    collected: list[dict[str, Any]] = []
     started = client.post("/api/v1/update", json={}, headers=update_env.auth())
     assert started.status_code == 202
     reader = in_thread(lambda: collected.extend(sse_events(client, update_env.auth("viewer"))))
@@ -130,7 +131,8 @@ def test_concurrent_update_requests_give_exactly_one_202(update_env: UpdateEnv) 
     client = update_env.client()
 
     def post(_: int) -> int:
-        return client.post("/api/v1/update", json={}, headers=update_env.auth()).status_code
+        code: int = client.post("/api/v1/update", json={}, headers=update_env.auth()).status_code
+        return code
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         codes = list(pool.map(post, range(8)))
