@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import (
 from caio.api.app import create_app
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
+pytestmark = pytest.mark.slow  # many requests per operation
+
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 EXAMPLES = 10
 

@@ -15,6 +15,8 @@ import pytest
 from caio.core.tokens import TokenStore
 from tests.helpers import write_manifest
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 def caio(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "CAIO_HOME": str(home), **env}

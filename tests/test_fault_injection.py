@@ -29,6 +29,8 @@ from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 from tuf_repo import build_release
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 class Service:
     """`python -m caio.main` (or `caio run`) with optional fault point and file-size limit."""

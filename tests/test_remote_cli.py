@@ -15,6 +15,8 @@ from caio.client import CaioApiError, CaioClient
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 @pytest.fixture
 def service(update_env: UpdateEnv) -> Iterator[str]:

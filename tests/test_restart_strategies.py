@@ -25,6 +25,8 @@ from caio.restart.notify import NotifyListener
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 def wait_until(check, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout

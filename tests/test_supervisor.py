@@ -23,6 +23,8 @@ from tests.supervisor_fixtures import (
 )
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 def load(url: str, stop: threading.Event, results: list[tuple[int | str, str]]) -> None:
     """One fresh connection per request, until told to stop."""

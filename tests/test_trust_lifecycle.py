@@ -29,6 +29,8 @@ from tests.update_fixtures import NEWER, UpdateEnv
 from tuf_repo import RepoServer, build_release
 from tuf_repo.keys import read_key_file
 
+pytestmark = pytest.mark.slow  # real processes
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGNATURES = 0, 1, 2, 3
 
 

@@ -14,6 +14,8 @@ import pytest
 from tests.tuf_fixtures import publish_repo
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
+pytestmark = pytest.mark.slow  # real processes
+
 
 def client(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -14,6 +14,8 @@ import pytest
 
 from tests.tuf_fixtures import make_source_tree, move_key, write_wheel
 
+pytestmark = pytest.mark.slow  # real processes
+
 EXIT_FAILED, EXIT_USAGE, EXIT_SIGNATURES_NEEDED = 1, 2, 3
 
 

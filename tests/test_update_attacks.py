@@ -10,6 +10,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,20 +20,40 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from caio.core.settings import SOURCE_DIR
-from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, cut_after, endless, make_update_env
+from tests.update_fixtures import (
+    NEWER,
+    RUNNING,
+    UpdateEnv,
+    clone_update_env,
+    cut_after,
+    endless,
+    make_update_env,
+)
 from tuf_repo import Keyring
 from tuf_repo.release import ReleaseInfo
 
 TARGET = "1.2.0"
 
 
+@pytest.fixture(scope="session")
+def updated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateEnv]:
+    """1.0.0 and 1.1.0 published, 1.1.0 installed by a good update: built once, cloned per test."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path_factory.mktemp("template-state")))
+        template = make_update_env(tmp_path_factory.mktemp("updated-template"))
+        template.publish(RUNNING)
+        template.publish(NEWER)
+        assert template.run_update(template.client())["status"] == "complete"
+        assert template.layout.current_version == NEWER
+    template.repo.server.stop()
+    yield template
+
+
 @pytest.fixture
-def env(update_env: UpdateEnv) -> UpdateEnv:
-    update_env.publish(RUNNING)
-    update_env.publish(NEWER)
-    assert update_env.run_update(update_env.client())["status"] == "complete"
-    assert update_env.layout.current_version == NEWER
-    return update_env
+def env(updated_template: UpdateEnv, tmp_path: Path) -> Iterator[UpdateEnv]:
+    cloned = clone_update_env(updated_template, tmp_path)
+    yield cloned
+    cloned.repo.server.stop()
 
 
 def metadata_dir(env: UpdateEnv) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -120,11 +121,17 @@ class UpdateEnv:
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
+    def channel(self) -> str:
+        assert self.settings.manifest is not None
+        channel: str = json.loads(self.settings.manifest.read_text())["channel"]
+        return channel
+
+    @property
     def layout(self) -> InstallLayout:
         return InstallLayout(self.settings.home)
 
     def publish(self, version: str, channels: tuple[str, ...] = ("stable",)) -> Path:
-        artifact = build_release(SOURCE_DIR, version, self.repo.work / "dist")
+        artifact = built_release(version, self.repo.work / "dist")
         self.repo.publisher().add_release(artifact, channels)
         return artifact
 
@@ -170,34 +177,64 @@ class UpdateEnv:
         return found
 
 
+_BUILT: dict[str, bytes] = {}
+
+
+def built_release(version: str, dist: Path) -> Path:
+    """This source tree built as ``version`` into ``dist``; built once per session.
+
+    Builds are deterministic (same source and version, same bytes), so a
+    cached build is the build.
+    """
+    if version not in _BUILT:
+        _BUILT[version] = build_release(SOURCE_DIR, version, dist).read_bytes()
+    path = dist / f"caio-{version}.tar.gz"
+    if not path.exists():
+        dist.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_BUILT[version])
+    return path
+
+
 def make_update_env(tmp_path: Path, *, channel: str = "stable") -> UpdateEnv:
     work = tmp_path / "publisher"
     work.mkdir()
-    repo_dir, keys = work / "repo", work / "keys"
-    Publisher(RepoStore(repo_dir), Keyring([])).init(keys)
+    Publisher(RepoStore(work / "repo"), Keyring([])).init(work / "keys")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "trusted_root.json").write_bytes((work / "repo/metadata/1.root.json").read_bytes())
+    tokens = TokenStore(home / "tokens.json")
+    admin, viewer = tokens.create("ops", Role.ADMIN), tokens.create("dash", Role.VIEWER)
+    return _serve_env(tmp_path, admin, viewer, channel)
+
+
+def clone_update_env(template: UpdateEnv, tmp_path: Path) -> UpdateEnv:
+    """A copy of ``template`` (repository, keys, CAIO home) with its own server: milliseconds.
+
+    Tests that need the same starting state (releases published, an update
+    done) build it once per session and clone it, instead of building it again.
+    """
+    source = template.repo.work.parent
+    for name in ("publisher", "home"):
+        shutil.copytree(source / name, tmp_path / name, symlinks=True)
+    return _serve_env(tmp_path, template.admin, template.viewer, template.channel)
+
+
+def _serve_env(tmp_path: Path, admin: str, viewer: str, channel: str) -> UpdateEnv:
+    work = tmp_path / "publisher"
     behaviours: dict[str, Behaviour] = {}
     requests: list[tuple[str, str | None]] = []
     handler = type("Hostile", (HostileHandler,), {"behaviours": behaviours, "requests": requests})
-    server = RepoServer(repo_dir, quiet=True, handler_class=handler).start()
-    repo = PublishedRepo(repo_dir, keys, work, server)
-
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "trusted_root.json").write_bytes(repo.trusted_root.read_bytes())
+    server = RepoServer(work / "repo", quiet=True, handler_class=handler).start()
+    repo = PublishedRepo(work / "repo", work / "keys", work, server)
     manifest = write_manifest(
         tmp_path / "manifest.json", version=RUNNING, update_url=repo.url, channel=channel
     )
-    settings = Settings(home=home, manifest=manifest, retry_base_delay=0.01, retry_attempts=3)
-    tokens = TokenStore(settings.tokens_path)
-    env = UpdateEnv(
-        repo,
-        settings,
-        admin=tokens.create("ops", Role.ADMIN),
-        viewer=tokens.create("dash", Role.VIEWER),
-        behaviours=behaviours,
-        requests=requests,
+    settings = Settings(
+        home=tmp_path / "home", manifest=manifest, retry_base_delay=0.01, retry_attempts=3
     )
-    return env
+    return UpdateEnv(
+        repo, settings, admin=admin, viewer=viewer, behaviours=behaviours, requests=requests
+    )
 
 
 @pytest.fixture

@@ -108,7 +108,10 @@ class RepoServer(http.server.ThreadingHTTPServer):
         return f"http://{host!s}:{port}"
 
     def start(self) -> RepoServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # A short poll interval: stop() (shutdown) waits up to one interval.
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
