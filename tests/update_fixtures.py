@@ -59,6 +59,17 @@ def endless(handler: RepoRequestHandler) -> None:
     handler.close_connection = True
 
 
+def promise_whole_file(handler: RepoRequestHandler) -> bytes:
+    """Send a 200 head announcing the requested file's full length; returns its bytes."""
+    path = handler._resolve()
+    assert path is not None
+    data = path.read_bytes()
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    return data
+
+
 def trickle(interval: float, *, max_seconds: float = 120.0) -> Behaviour:
     """Serve the file with its full length, one byte every ``interval`` seconds (slow retrieval).
 
@@ -66,12 +77,7 @@ def trickle(interval: float, *, max_seconds: float = 120.0) -> Behaviour:
     """
 
     def behaviour(handler: RepoRequestHandler) -> None:
-        path = handler._resolve()
-        assert path is not None
-        data = path.read_bytes()
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
+        data = promise_whole_file(handler)
         deadline = time.monotonic() + max_seconds
         try:
             for i in range(len(data)):
@@ -96,12 +102,7 @@ def cut_after(limit: int) -> Behaviour:
             RepoRequestHandler.do_GET(handler)
             return
         used.append(True)
-        path = handler._resolve()
-        assert path is not None
-        data = path.read_bytes()
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
+        data = promise_whole_file(handler)
         handler.wfile.write(data[:limit])
         handler.wfile.flush()
         handler.close_connection = True

@@ -6,8 +6,9 @@ here, never from its modules. Names are resolved on first use (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caio.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from caio.restart.connections import (
@@ -53,8 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'caio.restart' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"caio.restart.{home}"), name)
+__getattr__ = lazy_exports(__name__, _HOMES)

@@ -11,8 +11,9 @@ the service.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from caio.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from caio.update.download import ArtifactDownloader
@@ -69,8 +70,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'caio.update' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"caio.update.{home}"), name)
+__getattr__ = lazy_exports(__name__, _HOMES)
