@@ -113,6 +113,16 @@ class MemoryRepository(Transport):
         ts.signed.snapshot_meta = MetaFile(version, len(data), {"sha256": sha256(data)})
         self.resign("timestamp", ts)
 
+    def publish_snapshot_naming(self, targets_version: int) -> None:
+        """A new snapshot and timestamp (real online keys) naming ``targets_version``."""
+        snapshot = self.load(self.newest("snapshot"))
+        snapshot.signed.version += 1
+        meta = snapshot.signed.meta["targets.json"]
+        meta.version, meta.length, meta.hashes = targets_version, None, None
+        path = f"/metadata/{snapshot.signed.version}.snapshot.json"
+        self.resign("snapshot", snapshot, path)
+        self.point_timestamp_at(path)
+
     # --- the client under test ------------------------------------------------------------
     def client(self, work: Path) -> tuple[TrustedRepository, ArtifactDownloader]:
         retry = RetryPolicy(attempts=1, sleep=lambda _: None)

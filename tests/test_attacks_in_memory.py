@@ -99,14 +99,7 @@ def test_targets_signed_by_a_compromised_online_key(repo: MemoryRepository, tmp_
         targets.sign(signer, append=True)
     new_path = f"/metadata/{targets.signed.version}.targets.json"
     repo.files[new_path] = targets.to_bytes()
-    snapshot = repo.load(repo.newest("snapshot"))
-    snapshot.signed.version += 1
-    snapshot.signed.meta["targets.json"].version = targets.signed.version
-    snapshot.signed.meta["targets.json"].length = None
-    snapshot.signed.meta["targets.json"].hashes = None
-    snap_path = f"/metadata/{snapshot.signed.version}.snapshot.json"
-    repo.resign("snapshot", snapshot, snap_path)
-    repo.point_timestamp_at(snap_path)
+    repo.publish_snapshot_naming(targets.signed.version)
     assert code_of(repo, tmp_path) == "signature_threshold"
 
 
@@ -114,14 +107,7 @@ def test_mix_and_match_of_an_old_targets_under_a_new_snapshot(
     repo: MemoryRepository, tmp_path: Path
 ) -> None:
     assert code_of(repo, tmp_path) == "ok"  # the client has seen the newest targets
-    snapshot = repo.load(repo.newest("snapshot"))
-    snapshot.signed.version += 1
-    snapshot.signed.meta["targets.json"].version = 1  # the first targets, without 1.1.0
-    snapshot.signed.meta["targets.json"].length = None
-    snapshot.signed.meta["targets.json"].hashes = None
-    snap_path = f"/metadata/{snapshot.signed.version}.snapshot.json"
-    repo.resign("snapshot", snapshot, snap_path)
-    repo.point_timestamp_at(snap_path)
+    repo.publish_snapshot_naming(1)  # the first targets, without 1.1.0
     assert code_of(repo, tmp_path) == "metadata_rollback"
 
 
