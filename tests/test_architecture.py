@@ -74,3 +74,21 @@ def test_every_name_a_front_door_lists_resolves(door: str) -> None:
         assert getattr(package, name) is not None
     with pytest.raises(AttributeError):
         package.no_such_name  # noqa: B018 (the attribute access is the test)
+
+
+def test_the_tuf_client_does_not_import_the_service_the_installer_or_fastapi() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, caio.tuf_client; print('\\n'.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.split()
+    heavy = (
+        "fastapi",
+        "pydantic_settings",
+        "uvicorn",
+        "caio.update.service",
+        "caio.update.install",
+    )
+    assert [m for m in loaded if m.startswith(heavy)] == []
