@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -65,6 +66,15 @@ def test_remote_update_with_progress_then_status_and_rollback(
     rolled = remote("rollback", "--url", service, "--token", update_env.admin)
     assert rolled.returncode == 0, rolled.stderr
     assert f'"to_version": "{RUNNING}"' in rolled.stdout
+    history = remote("history", "--url", service, "--token", update_env.viewer, "--limit", "2")
+    assert history.returncode == 0, history.stderr
+    shown = json.loads(history.stdout)
+    assert shown["integrity"]["ok"] is True and len(shown["records"]) == 2
+    assert shown["records"][-1]["event"] == "rollback"
+    nothing = remote("cancel", "--url", service, "--token", update_env.admin)
+    assert (nothing.returncode, "[no_update_in_progress]" in nothing.stderr) == (2, True)
+    denied = remote("history", "--url", service, "--token", "caio_wrong")
+    assert (denied.returncode, "[unauthorized]" in denied.stderr) == (2, True)
 
 
 def test_remote_update_failure_exits_with_the_error_code(

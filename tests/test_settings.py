@@ -47,6 +47,15 @@ def test_config_file_is_below_environment_and_arguments(
         ("CAIO_PORT", "eighty", "CAIO_PORT"),
         ("CAIO_RESTART_STRATEGY", "reboot", "CAIO_RESTART_STRATEGY"),
         ("CAIO_LOG_LEVEL", "loud", "CAIO_LOG_LEVEL"),
+        ("CAIO_MAX_BODY_BYTES", "10", "CAIO_MAX_BODY_BYTES"),
+        ("CAIO_MIN_SPEED_BYTES", "-1", "CAIO_MIN_SPEED_BYTES"),
+        ("CAIO_SPEED_WINDOW_SECONDS", "0", "CAIO_SPEED_WINDOW_SECONDS"),
+        ("CAIO_METADATA_DEADLINE_SECONDS", "never", "CAIO_METADATA_DEADLINE_SECONDS"),
+        ("CAIO_CHECK_WAIT_SECONDS", "0", "CAIO_CHECK_WAIT_SECONDS"),
+        ("CAIO_MAX_CONNECTIONS", "1", "CAIO_MAX_CONNECTIONS"),
+        ("CAIO_HEADER_TIMEOUT_SECONDS", "-5", "CAIO_HEADER_TIMEOUT_SECONDS"),
+        ("CAIO_UPDATE_URL", "gopher://x", "CAIO_UPDATE_URL"),
+        ("CAIO_CHANNEL", "../stable", "CAIO_CHANNEL"),
     ],
 )
 def test_bad_values_name_the_setting(

@@ -493,6 +493,10 @@ def test_small_ones_retired_timestamp_key_threshold_zero_and_bins_in_status(
     retired = json.loads((keys / "retired" / old.name).read_text())
     assert "private_pem" not in retired and retired["role"] == "timestamp"
     assert len(list((keys / "online").glob("timestamp-*.json"))) == 1
+    snapshot_key = next((keys / "online").glob("snapshot-*.json"))
+    kept = tuf_repo("rotate", "--repo", repo, "--keys", keys, "snapshot", "--keep-retired-private")
+    assert kept.returncode == 0, kept.stderr
+    assert "private_pem" in json.loads((keys / "retired" / snapshot_key.name).read_text())
     zero = tuf_repo("rotate", "--repo", repo, "--keys", keys, "targets", "--threshold", "0")
     assert zero.returncode == EXIT_USAGE
     assert "at least 1" in zero.stderr
