@@ -608,6 +608,8 @@ class Publisher:
                 published_staged = staged_before
             except SignaturesNeeded:
                 pass  # reported below, with how long is left
+            except TufRepoError as e:  # e.g. another offline role expired: the heartbeat goes on
+                messages.append(f"staged work not published: {e}")
         due = [role for role in self._all_roles() if self._is_due(role, policy, now, within_days)]
         staged_now = set(self.store.staged_roles())
         changes: dict[str, Metadata[Any]] = {}
