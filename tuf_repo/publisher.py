@@ -601,15 +601,7 @@ class Publisher:
         policy = self.store.read_policy()
         now = self._time()
         messages: list[str] = []
-        published_staged: list[str] = []
-        if staged_before := self.store.staged_roles():
-            try:
-                messages.append(self.publish_staged())
-                published_staged = staged_before
-            except SignaturesNeeded:
-                pass  # reported below, with how long is left
-            except TufRepoError as e:  # e.g. another offline role expired: the heartbeat goes on
-                messages.append(f"staged work not published: {e}")
+        published_staged = self._publish_staged_if_signed(messages)
         due = [role for role in self._all_roles() if self._is_due(role, policy, now, within_days)]
         staged_now = set(self.store.staged_roles())
         changes: dict[str, Metadata[Any]] = {}
@@ -635,10 +627,29 @@ class Publisher:
             refreshed = sorted(set(changes) | {Snapshot.type, Timestamp.type})
         for role, md in to_stage.items():
             self.store.stage(role, md)
-        awaiting = [
-            self._signature_state(role, md, self._staged_changes())
-            for role, md in self._staged_changes().items()
-        ]
+        awaiting, expired = self._what_needs_people(policy, now, messages)
+        return RefreshReport(refreshed, published_staged, awaiting, expired, messages)
+
+    def _publish_staged_if_signed(self, messages: list[str]) -> list[str]:
+        """Publish staged work that has every signature; the roles published."""
+        staged = self.store.staged_roles()
+        if not staged:
+            return []
+        try:
+            messages.append(self.publish_staged())
+        except SignaturesNeeded:
+            return []  # reported with how long is left
+        except TufRepoError as e:  # e.g. another offline role expired: the heartbeat goes on
+            messages.append(f"staged work not published: {e}")
+            return []
+        return staged
+
+    def _what_needs_people(
+        self, policy: RepoPolicy, now: datetime, messages: list[str]
+    ) -> tuple[list[StagedStatus], list[str]]:
+        """Staged roles short of signatures, and offline roles already expired."""
+        staged = self._staged_changes()
+        awaiting = [self._signature_state(role, md, staged) for role, md in staged.items()]
         awaiting = [a for a in awaiting if a.have < a.need]
         for state in awaiting:
             published = (
@@ -660,7 +671,7 @@ class Publisher:
                 f"{role} has EXPIRED: clients refuse the repository until it is signed "
                 f"(tuf-repo sign ... {role})"
             )
-        return RefreshReport(refreshed, published_staged, awaiting, expired, messages)
+        return awaiting, expired
 
     def _is_due(
         self, role: str, policy: RepoPolicy, now: datetime, within_days: float | None
