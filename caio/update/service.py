@@ -502,6 +502,8 @@ class UpdateService:
             self.audit.append(
                 "update", outcome="activated", previous=previous, **self._who(), **facts
             )
+            artifact.unlink(missing_ok=True)
+            pruned = self.layout.prune(self._keep)  # before "complete": a reader sees it done
             self._status = self._status.model_copy(
                 update={
                     "status": "complete",
@@ -516,8 +518,6 @@ class UpdateService:
             self._state.save(self._status)
             final = self._status
         self.feed.publish(final)
-        artifact.unlink(missing_ok=True)
-        pruned = self.layout.prune(self._keep)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
 
