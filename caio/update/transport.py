@@ -1,4 +1,4 @@
-"""How CAIO reaches a repository: HTTP(S) through one httpx client, or a ``file://`` mirror.
+"""How CAIO reaches a repository: HTTP(S) through one urllib3 pool, or a ``file://`` mirror.
 
 A transport is python-tuf's ``FetcherInterface`` (ngclient fetches metadata
 through ``fetch``) plus ``open_range`` for the artifact downloader, which
@@ -19,12 +19,14 @@ import base64
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
-import httpx
+import urllib3
 from tuf.api.exceptions import DownloadError, DownloadHTTPError
 from tuf.ngclient import FetcherInterface
+from urllib3.util import parse_url
 
 from caio.core.files import FileFetcher
 from caio.update.errors import SlowRetrievalError
@@ -99,9 +101,15 @@ class Transport(FetcherInterface):
         """Release connections."""
 
 
-def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
-    u = httpx.URL(str(url))
-    return (u.scheme, u.host, u.port)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the default port made explicit, for comparing origins."""
+    u = parse_url(url)
+    scheme = (u.scheme or "http").lower()
+    return (scheme, (u.host or "").lower(), u.port or _DEFAULT_PORTS.get(scheme))
 
 
 def authorization(token: str | None, userinfo: tuple[str, str] | None) -> str | None:
@@ -114,24 +122,18 @@ def authorization(token: str | None, userinfo: tuple[str, str] | None) -> str | 
     return None
 
 
-class _RepositoryOriginAuth(httpx.Auth):
-    """Adds the repository credentials only to requests for the repository's own origin."""
-
-    def __init__(self, header: str, origin: tuple[str, str, int | None]) -> None:
-        self._header = header
-        self._origin = origin
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if _origin(request.url) == self._origin:
-            request.headers["Authorization"] = self._header
-        yield request
-
-
 class HttpTransport(Transport):
-    """HTTP(S) with one reused client, timeouts, a user agent and an optional token.
+    """HTTP(S) on urllib3 (python-tuf's own stack): one pool, timeouts, a user agent, credentials.
 
-    Redirects are followed by hand so that the token never travels to another
-    origin: each hop is re-authorised against the repository origin.
+    The rules, written once:
+
+    * the repository's credentials (token, or URL userinfo as Basic) go only
+      to the repository's own origin (scheme, host and port);
+    * redirects are followed by hand, at most ``MAX_REDIRECTS``, and every hop
+      is authorised again against that origin, so credentials never travel
+      to another host;
+    * urllib3 retries nothing: :class:`~caio.update.repository.RetryPolicy`
+      decides, and never retries what the repository signed or served wrong.
     """
 
     MAX_REDIRECTS = 5
@@ -145,46 +147,63 @@ class HttpTransport(Transport):
         userinfo: tuple[str, str] | None = None,
         timeout: float = 30.0,
         limits: SpeedLimits | None = None,
-        client: httpx.Client | None = None,
     ) -> None:
-        header = authorization(token, userinfo)
-        self._auth = _RepositoryOriginAuth(header, _origin(base_url)) if header else None
+        self._origin = _origin(base_url)
+        self._authorization = authorization(token, userinfo)
         self._limits = limits or SpeedLimits()
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        self._pool = urllib3.PoolManager(
             headers={"User-Agent": user_agent},
-            follow_redirects=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            retries=False,
         )
 
-    def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+    def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
+        headers = dict(extra)
+        if self._authorization is not None and _origin(url) == self._origin:
+            headers["Authorization"] = self._authorization
+        return headers
+
+    def _send(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         for _ in range(self.MAX_REDIRECTS + 1):
-            request = self._client.build_request("GET", url, headers=headers)
             try:
-                response = self._client.send(request, auth=self._auth, stream=True)
-            except httpx.HTTPError as e:
+                response = self._pool.request(
+                    "GET",
+                    url,
+                    headers=self._headers(url, headers),
+                    preload_content=False,
+                    redirect=False,
+                )
+            except urllib3.exceptions.HTTPError as e:
                 raise DownloadError(f"{type(e).__name__} fetching {url}: {e}") from e
-            if response.is_redirect and "location" in response.headers:
-                response.close()
-                url = str(response.url.join(response.headers["location"]))
+            location = response.headers.get("Location")
+            if response.status in _REDIRECTS and location:
+                _discard(response)
+                url = urljoin(url, location)
                 continue
             return response
         raise DownloadError(f"too many redirects fetching {url}")
 
-    def _stream(self, response: httpx.Response, url: str) -> Iterator[bytes]:
+    def _stream(self, response: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
+        complete = False
         try:
-            # Chunks as they arrive: a fixed chunk size would hold back bytes
-            # already received when the connection drops, defeating resume.
-            yield from response.iter_bytes()
-        except httpx.HTTPError as e:
+            # read1: the bytes that have arrived, not a fixed amount, so that bytes
+            # already received are not held back when the connection drops (resume).
+            while chunk := response.read1(CHUNK_SIZE):
+                yield chunk
+            complete = True
+        except (urllib3.exceptions.HTTPError, OSError) as e:
             raise DownloadError(f"{type(e).__name__} reading {url}: {e}") from e
         finally:
-            response.close()
+            if complete:
+                response.release_conn()
+            else:
+                _discard(response)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         response = self._send(url, {})
-        if response.status_code != 200:
-            response.close()
-            raise DownloadHTTPError(f"HTTP {response.status_code} for {url}", response.status_code)
+        if response.status != 200:
+            _discard(response)
+            raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
         return guard_speed(
             self._stream(response, url),
             url,
@@ -197,22 +216,26 @@ class HttpTransport(Transport):
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         response = self._send(url, headers)
         try:
-            if offset and response.status_code == 206:
-                start = _content_range_start(response.headers.get("content-range", ""))
+            if offset and response.status == 206:
+                start = _content_range_start(response.headers.get("Content-Range", ""))
                 if start != offset:
                     raise DownloadError(f"server answered range from {start}, asked {offset}")
-            elif response.status_code == 200:
+            elif response.status == 200:
                 offset = 0  # range ignored: start over
             else:
-                raise DownloadHTTPError(
-                    f"HTTP {response.status_code} for {url}", response.status_code
-                )
+                raise DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
             yield RangeResponse(offset, guard_speed(self._stream(response, url), url, self._limits))
         finally:
-            response.close()
+            _discard(response)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.clear()
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Drop a response whose body is not (fully) wanted: close its connection, never drain it."""
+    response.close()
+    response.release_conn()
 
 
 def _content_range_start(header: str) -> int | None:
