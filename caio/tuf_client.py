@@ -1,7 +1,7 @@
 """``caio-tuf-client``: the TUF conformance suite's client CLI, on CAIO's own TUF stack.
 
 It uses exactly what CAIO updates with: :class:`TrustedRepository` (ngclient
-with a fresh Updater per run), :class:`HttpTransport` (the httpx fetcher) and
+with a fresh Updater per run), :class:`HttpTransport` (the urllib3 fetcher) and
 :class:`ArtifactDownloader` (single-pass verified download), so the suite
 measures the code that protects CAIO.
 
