@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from caio.core.errors import CaioError, ConfigError
-from caio.core.settings import Settings, load_settings
 from caio.core.tokens import Role, TokenStore
-from caio.core.trust import install_trusted_root
 from caio.remote_cli import remote_app
+
+if TYPE_CHECKING:
+    from caio.core.settings import Settings
+
+# Commands import what they need when they run: `caio --help` stays quick.
 
 app = typer.Typer(
     help="CAIO: a service that updates itself through verified TUF releases.",
@@ -43,6 +46,8 @@ def user_errors() -> Iterator[None]:
 
 
 def _settings(**overrides: object) -> Settings:
+    from caio.core.settings import load_settings
+
     with user_errors():
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
@@ -145,6 +150,8 @@ def trust_install(
 
     CAIO then advances it to every newer root it verifies.
     """
+    from caio.core.trust import install_trusted_root
+
     settings = _settings()
     with user_errors():
         summary = install_trusted_root(root, settings.trusted_root_path, force=force)

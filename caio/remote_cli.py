@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-from caio.client import CaioApiError, CaioClient
+if TYPE_CHECKING:
+    from caio.client import CaioClient
 
+# The HTTP client and the progress bar are imported when a command runs.
 remote_app = typer.Typer(help="Talk to a running CAIO over HTTP.", no_args_is_help=True)
-err = Console(stderr=True)
 
 UrlOpt = Annotated[str, typer.Option("--url", envvar="CAIO_URL", help="CAIO base URL [CAIO_URL]")]
 TokenOpt = Annotated[
@@ -34,6 +33,8 @@ EXIT_FAILED, EXIT_API = 1, 2
 
 
 def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
+    from caio.client import CaioClient
+
     if token is None and token_file is not None:
         try:
             token = token_file.read_text().strip()
@@ -48,6 +49,8 @@ def _print(obj: Any) -> None:
 
 
 def _api_call(func: Any) -> Any:
+    from caio.client import CaioApiError
+
     try:
         return func()
     except CaioApiError as e:
@@ -65,19 +68,19 @@ def _show(
 @remote_app.command("version")
 def version(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """The running version (public)."""
-    _show(url, token, token_file, CaioClient.version)
+    _show(url, token, token_file, lambda c: c.version())
 
 
 @remote_app.command("status")
 def status(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """The current or last update job."""
-    _show(url, token, token_file, CaioClient.status)
+    _show(url, token, token_file, lambda c: c.status())
 
 
 @remote_app.command("check")
 def check(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Releases available on the channel."""
-    _show(url, token, token_file, CaioClient.check)
+    _show(url, token, token_file, lambda c: c.check())
 
 
 @remote_app.command("history")
@@ -94,13 +97,13 @@ def history(
 @remote_app.command("cancel")
 def cancel(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Cancel the running update (its partial download is kept for the next one)."""
-    _show(url, token, token_file, CaioClient.cancel)
+    _show(url, token, token_file, lambda c: c.cancel())
 
 
 @remote_app.command("rollback")
 def rollback(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Activate the previous release (restart to run it)."""
-    _show(url, token, token_file, CaioClient.rollback)
+    _show(url, token, token_file, lambda c: c.rollback())
 
 
 @remote_app.command("restart")
@@ -136,8 +139,11 @@ def update(
         if not wait:
             _print(started)
             return
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
         columns = (TextColumn("{task.description:<32}"), BarColumn(), TaskProgressColumn())
-        with Progress(*columns, console=err, transient=False) as bar:
+        with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
             task = bar.add_task("checking", total=100)
 
             def show(s: dict[str, Any]) -> None:

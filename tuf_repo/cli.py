@@ -15,17 +15,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tuf_repo.errors import SignaturesNeeded, TufRepoError
-from tuf_repo.keys import PASSPHRASE_ENV, Keyring, read_key_file
-from tuf_repo.publisher import Publisher, StagedReview
-from tuf_repo.release import build_release
-from tuf_repo.server import RepoServer
-from tuf_repo.store import RepoStore
-from tuf_repo.verify import verify_repository
+
+if TYPE_CHECKING:
+    from tuf_repo.publisher import Publisher, StagedReview
+
+# Commands import the signing stack when they run: `tuf-repo --help` stays quick.
 
 app = typer.Typer(
     help="Publish CAIO releases as signed TUF targets.",
@@ -60,6 +59,8 @@ def outcome() -> Iterator[None]:
 
 
 def _publisher(repo: Path, keys: Path | None, live: str | None = None) -> Publisher:
+    from tuf_repo import Keyring, Publisher, RepoStore
+
     store = RepoStore(repo)
     store.require()
     return Publisher(store, Keyring.from_dir(keys), live_url=live)
@@ -94,6 +95,9 @@ def init(
 ) -> None:
     """Generate keys and publish the first version of every role."""
     with outcome():
+        from tuf_repo import Keyring, Publisher, RepoStore
+        from tuf_repo.keys import PASSPHRASE_ENV
+
         publisher = Publisher(RepoStore(repo), Keyring([]))
         trusted = publisher.init(
             keys,
@@ -133,6 +137,8 @@ def build(
 ) -> None:
     """Build a deterministic release tarball."""
     with outcome():
+        from tuf_repo import build_release
+
         artifact = build_release(
             src, version, out, channel=(channel or ["stable"])[0], with_deps=with_deps
         )
@@ -178,6 +184,8 @@ def sign(
     for confirmation on a terminal and refuses otherwise.
     """
     with outcome():
+        from tuf_repo import read_key_file
+
         read_key_file(key)  # a missing or malformed key file is the first thing to hear
         publisher = _publisher(repo, keys, check_live)
         _show_review(publisher.review(role))
@@ -305,6 +313,8 @@ def export_root(
 ) -> None:
     """The newest published root: the trust anchor to ship with new installations."""
     with outcome():
+        from tuf_repo import Keyring, Publisher, RepoStore
+
         newest = Publisher(RepoStore(repo), Keyring([])).export_root()
         if not newest.is_file():
             raise TufRepoError(f"{repo} has no published root")
@@ -322,6 +332,8 @@ def verify(
 ) -> None:
     """Check the repository as a fresh ngclient would; non-zero on any fault."""
     with outcome():
+        from tuf_repo import verify_repository
+
         report = verify_repository(repo, trusted_root)
     for r in report.roles:
         typer.echo(f"ok  {r.role:<12} v{r.version:<5} expires {r.expires:%Y-%m-%d %H:%M:%S}")
@@ -336,6 +348,8 @@ def serve(
 ) -> None:
     """Serve metadata/ and targets/ over HTTP (development and demos)."""
     with outcome():
+        from tuf_repo import RepoServer, RepoStore
+
         RepoStore(repo).require()
     server = RepoServer(repo, host, port)
     typer.echo(f"serving {repo} at {server.url}", err=True)

@@ -185,13 +185,25 @@ class HttpTransport(Transport):
 
     def _stream(self, response: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
         complete = False
+        pieces: list[bytes] = []
+        held = 0
         try:
-            # read1: the bytes that have arrived, not a fixed amount, so that bytes
-            # already received are not held back when the connection drops (resume).
-            while chunk := response.read1(CHUNK_SIZE):
-                yield chunk
+            # read1 returns what has arrived (often a few KiB); pieces are joined into
+            # chunks of about CHUNK_SIZE so hashing and writing run per MiB, and
+            # whatever was received is still handed over when the connection drops
+            # (see the except clause), so a resume starts exactly where it stopped.
+            while piece := response.read1(CHUNK_SIZE):
+                pieces.append(piece)
+                held += len(piece)
+                if held >= CHUNK_SIZE:
+                    yield b"".join(pieces)
+                    pieces, held = [], 0
+            if pieces:
+                yield b"".join(pieces)
             complete = True
         except (urllib3.exceptions.HTTPError, OSError) as e:
+            if pieces:
+                yield b"".join(pieces)
             raise DownloadError(f"{type(e).__name__} reading {url}: {e}") from e
         finally:
             if complete:
