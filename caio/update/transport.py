@@ -32,7 +32,6 @@ from caio.core.files import FileFetcher
 from caio.update.errors import SlowRetrievalError
 
 CHUNK_SIZE = 1024 * 1024
-HOLD_SECONDS = 0.05  # the longest a received piece waits to be joined into a chunk
 
 
 @dataclass(frozen=True)
@@ -186,30 +185,14 @@ class HttpTransport(Transport):
 
     def _stream(self, response: urllib3.BaseHTTPResponse, url: str) -> Iterator[bytes]:
         complete = False
-        pieces: list[bytes] = []
-        held, since = 0, 0.0
         try:
-            # read1 returns what has arrived (often a few KiB); pieces are joined into
-            # chunks of about CHUNK_SIZE so hashing and writing run per MiB. Nothing is
-            # held longer than HOLD_SECONDS, so a slow stream still reaches the speed
-            # floor, the deadline and cancellation; and whatever was received is
-            # handed over when the connection drops (see the except clause), so a
-            # resume starts exactly where it stopped.
-            while piece := response.read1(CHUNK_SIZE):
-                now = time.monotonic()
-                if not pieces:
-                    since = now
-                pieces.append(piece)
-                held += len(piece)
-                if held >= CHUNK_SIZE or now - since >= HOLD_SECONDS:
-                    yield b"".join(pieces)
-                    pieces, held = [], 0
-            if pieces:
-                yield b"".join(pieces)
+            # read1: the bytes that have arrived, not a fixed amount, so that bytes
+            # already received are not held back when the connection drops (resume),
+            # and a slow stream reaches the speed floor and cancellation at once.
+            while chunk := response.read1(CHUNK_SIZE):
+                yield chunk
             complete = True
         except (urllib3.exceptions.HTTPError, OSError) as e:
-            if pieces:
-                yield b"".join(pieces)
             raise DownloadError(f"{type(e).__name__} reading {url}: {e}") from e
         finally:
             if complete:
