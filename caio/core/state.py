@@ -195,8 +195,17 @@ class AuditLog:
 
     def records(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Newest last. Unparseable lines are skipped here; :meth:`verify` reports them."""
+        return self._records(self._lines(), limit)
+
+    def read(self, limit: int | None = None) -> tuple[list[dict[str, Any]], AuditIntegrity]:
+        """The records and the chain's integrity from one read of the file."""
+        lines = self._lines()
+        return self._records(lines, limit), self._verify(lines)
+
+    @staticmethod
+    def _records(lines: list[bytes], limit: int | None) -> list[dict[str, Any]]:
         out = []
-        for line in self._lines():
+        for line in lines:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -207,9 +216,11 @@ class AuditLog:
 
     def verify(self) -> AuditIntegrity:
         """Check the hash chain from the first line to the last."""
+        return self._verify(self._lines())
+
+    def _verify(self, lines: list[bytes]) -> AuditIntegrity:
         prev: str | None = None
         chained = False
-        lines = self._lines()
         for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)

@@ -194,9 +194,9 @@ def _retrieve(future: asyncio.Future[CheckResult]) -> None:
 def history(
     _: ViewerDep, service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> HistoryOut:
-    integrity = service.audit.verify()
+    records, integrity = service.audit.read(limit)
     return HistoryOut(
-        records=service.audit.records(limit),
+        records=records,
         integrity=IntegrityOut(
             ok=integrity.ok,
             records=integrity.records,
