@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tuf.api import exceptions as tuf
@@ -32,21 +34,27 @@ def release(version: str, *channels: str) -> IndexEntry:
 
 
 RELEASES = [release("1.0.0"), release("1.1.0"), release("1.2.0", "beta"), release("1.1.5")]
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def pick(releases: list[IndexEntry], **options: Any) -> IndexEntry | None:
+    """What ``choose_release`` installs for a host outside any rollout plan."""
+    return choose_release(releases, host_id="host-a", now=NOW, **options).release
 
 
 def test_the_newest_release_of_the_channel_above_the_running_one_is_chosen() -> None:
-    chosen = choose_release(RELEASES, running="1.0.0", channel="stable")
+    chosen = pick(RELEASES, running="1.0.0", channel="stable")
     assert chosen is not None and chosen.version == "1.1.5"
-    beta = choose_release(RELEASES, running="1.0.0", channel="beta")
+    beta = pick(RELEASES, running="1.0.0", channel="beta")
     assert beta is not None and beta.version == "1.2.0"
-    assert choose_release(RELEASES, running="1.1.5", channel="stable") is None
+    assert pick(RELEASES, running="1.1.5", channel="stable") is None
 
 
 def test_bad_versions_are_skipped_unless_named() -> None:
     bad = frozenset({"1.1.5"})
-    chosen = choose_release(RELEASES, running="1.0.0", channel="stable", bad_versions=bad)
+    chosen = pick(RELEASES, running="1.0.0", channel="stable", bad_versions=bad)
     assert chosen is not None and chosen.version == "1.1.0"
-    named = choose_release(
+    named = pick(
         RELEASES, running="1.0.0", channel="stable", target_version="1.1.5", bad_versions=bad
     )
     assert named is not None and named.version == "1.1.5"
@@ -64,7 +72,7 @@ def test_bad_versions_are_skipped_unless_named() -> None:
 )
 def test_a_named_version(target: str, downgrade: bool, outcome: str | None) -> None:
     try:
-        chosen = choose_release(
+        chosen = pick(
             RELEASES,
             running="1.1.0",
             channel="stable",

@@ -22,6 +22,7 @@ import typer
 from tuf_repo.errors import SignaturesNeeded, TufRepoError
 
 if TYPE_CHECKING:
+    from caio.core.rollout import Step
     from tuf_repo.publisher import Publisher, StagedReview
 
 # Commands import the signing stack when they run: `tuf-repo --help` stays quick.
@@ -151,11 +152,71 @@ def add(
     keys: KeysOpt,
     artifact: Annotated[Path, typer.Argument(help="caio-<version>.tar.gz")],
     channel: Annotated[list[str] | None, typer.Option(help="channel(s); default stable")] = None,
+    rollout: Annotated[
+        str | None,
+        typer.Option(
+            help="staged rollout: PERCENT%@OFFSET steps from the release time, "
+            "e.g. 10%@0h,50%@24h,100%@72h (units s, m, h, d); default: every host at once"
+        ),
+    ] = None,
     check_live: LiveOpt = None,
 ) -> None:
     """Publish a release: target, release index, snapshot and timestamp."""
     with outcome():
-        result = _publisher(repo, keys, check_live).add_release(artifact, channel or ["stable"])
+        steps = _plan(rollout, "--rollout") if rollout is not None else None
+        result = _publisher(repo, keys, check_live).add_release(
+            artifact, channel or ["stable"], steps
+        )
+    typer.echo(result.message)
+
+
+def _plan(spec: str, option: str) -> tuple[Step, ...]:
+    """Steps of a plan; a bad spec is a usage error (exit 2) naming the option."""
+    from caio.core.rollout import parse_plan
+
+    try:
+        return parse_plan(spec)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=option) from e
+
+
+@app.command("rollout")
+def rollout_command(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    version: Annotated[str, typer.Argument(help="a published version")],
+    plan: Annotated[
+        str | None,
+        typer.Option(help="new plan, e.g. 50%@0h,100%@24h, counted from the release time"),
+    ] = None,
+    pause: Annotated[bool, typer.Option("--pause", help="freeze the plan where it stands")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="go on from where the plan was paused")
+    ] = False,
+    check_live: LiveOpt = None,
+) -> None:
+    """Change a release's rollout plan, or pause or resume it (re-signed like any change)."""
+    if [plan is not None, pause, resume].count(True) != 1:
+        raise typer.BadParameter("give exactly one of --plan, --pause and --resume")
+    with outcome():
+        steps = _plan(plan, "--plan") if plan is not None else None
+        result = _publisher(repo, keys, check_live).set_rollout(
+            version, steps=steps, pause=pause, resume=resume
+        )
+    typer.echo(result.message)
+
+
+@app.command()
+def withdraw(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    version: Annotated[str, typer.Argument(help="a published version")],
+    reason: Annotated[str, typer.Option(help="why; hosts show it")] = "",
+    check_live: LiveOpt = None,
+) -> None:
+    """Withdraw a release: it stays signed (hosts running it verify it), none chooses it."""
+    with outcome():
+        result = _publisher(repo, keys, check_live).withdraw(version, reason)
     typer.echo(result.message)
 
 
@@ -249,6 +310,11 @@ def status(repo: RepoOpt) -> None:
             typer.echo(f"  {line}")
         for bad in review.bad_signatures:
             typer.echo(f"  signature of {bad.keyid[:12]} is {bad.state}: it will be dropped")
+    from tuf_repo.publisher import describe_release
+
+    typer.echo("releases:" if report.releases else "releases: none")
+    for entry in report.releases:
+        typer.echo(f"  {describe_release(entry, now)}")
     for warning in report.warnings:
         typer.echo(f"WARNING: {warning}")
 

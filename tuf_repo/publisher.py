@@ -21,7 +21,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -48,6 +48,7 @@ from caio.core.release_format import (
     render_index,
     target_custom,
 )
+from caio.core.rollout import MAX_REASON, Rollout, Step, Withdrawal, iso, parse_time
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
 from tuf_repo.keys import (
     KeyFile,
@@ -128,6 +129,7 @@ class RepoStatus:
     bins: int
     bin_summary: BinSummary | None = None
     warnings: list[str] = field(default_factory=list)
+    releases: list[IndexEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -261,18 +263,27 @@ class Publisher:
         return self.store.metadata_path(Root.type, 1)
 
     # ------------------------------------------------------------------ add
-    def add_release(self, artifact: Path, channels: Iterable[str]) -> AddResult:
+    def add_release(
+        self, artifact: Path, channels: Iterable[str], rollout: tuple[Step, ...] | None = None
+    ) -> AddResult:
         """Publish ``artifact`` as a target and list it in the signed release index.
+
+        ``rollout``: the plan's steps, from the release time (default: every
+        host at once).
 
         Raises:
             ReleaseError: the artifact is not a valid release.
             TufRepoError: the version exists with other bytes, or work is staged.
             SignaturesNeeded: the targets role needs more signatures (staged).
         """
-        return self.publish_artifact(artifact, inspect_release(artifact), channels)
+        return self.publish_artifact(artifact, inspect_release(artifact), channels, rollout)
 
     def publish_artifact(
-        self, artifact: Path, info: ReleaseInfo, channels: Iterable[str]
+        self,
+        artifact: Path,
+        info: ReleaseInfo,
+        channels: Iterable[str],
+        rollout: tuple[Step, ...] | None = None,
     ) -> AddResult:
         """Sign and publish ``artifact`` as release ``info`` without inspecting its contents.
 
@@ -288,13 +299,37 @@ class Publisher:
         policy = self.store.read_policy()
         channel_list = sorted(set(channels)) or ["stable"]
         path = target_path(info.version)
-        new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)
-        new_file.unrecognized_fields["custom"] = target_custom(
-            info.version, info.build_date, info.commit, channel_list
+        top = self.store.load(Targets.type)
+        index = self._read_index(top)
+        now = self._time()
+        listed = next((e for e in index if e.version == info.version), None)
+        entry = IndexEntry(
+            info.version,
+            path,
+            tuple(channel_list),
+            info.build_date,
+            info.commit,
+            # Publishing the same bytes again changes channels only: the release
+            # keeps its release time, plan and withdrawal.
+            released_at=listed.released_at if listed is not None else iso(now),
+            rollout=(
+                listed.rollout
+                if listed is not None
+                else Rollout(now, rollout)
+                if rollout is not None
+                else None
+            ),
+            withdrawn=listed.withdrawn if listed is not None else None,
         )
+        if listed is not None and rollout is not None:
+            raise TufRepoError(
+                f"{info.version} is already published: change its plan with "
+                f"`tuf-repo rollout {info.version} --plan SPEC`"
+            )
+        new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)
+        new_file.unrecognized_fields["custom"] = target_custom(entry)
 
         changes: dict[str, Metadata[Any]] = {}
-        top = self.store.load(Targets.type)
         role_md = self._editable_role_for(path, top, changes)
         existing = role_md.signed.targets.get(path)
         if existing is not None:
@@ -306,22 +341,111 @@ class Publisher:
             if existing.unrecognized_fields.get("custom") == new_file.unrecognized_fields["custom"]:
                 return AddResult(info.version, path, False, f"{path} is already published")
         role_md.signed.targets[path] = new_file
-
-        entries = [e for e in self._read_index(top) if e.version != info.version]
-        entries.append(
-            IndexEntry(info.version, path, tuple(channel_list), info.build_date, info.commit)
-        )
-        index_bytes = render_index(entries)
-        index_md = self._editable_role_for(INDEX_PATH, top, changes)
-        index_md.signed.targets[INDEX_PATH] = TargetFile(
-            len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
-        )
-
+        index_bytes = self._stage_index(index, entry, top, changes)
         self.store.put_target(path, new_file.hashes["sha256"], artifact)
         self.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
         self._commit(changes, policy)
         verb = "updated channels of" if existing is not None else "published"
-        return AddResult(info.version, path, True, f"{verb} {path} ({', '.join(channel_list)})")
+        plan = f"; rollout {entry.rollout.describe(now)}" if entry.rollout is not None else ""
+        return AddResult(
+            info.version, path, True, f"{verb} {path} ({', '.join(channel_list)}){plan}"
+        )
+
+    def _stage_index(
+        self,
+        index: list[IndexEntry],
+        entry: IndexEntry,
+        top: Metadata[Targets],
+        changes: dict[str, Metadata[Any]],
+    ) -> bytes:
+        """The index with ``entry`` in place of its version, listed in the role that holds it."""
+        index_bytes = render_index([e for e in index if e.version != entry.version] + [entry])
+        index_md = self._editable_role_for(INDEX_PATH, top, changes)
+        index_md.signed.targets[INDEX_PATH] = TargetFile(
+            len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
+        )
+        return index_bytes
+
+    # ------------------------------------------------------------------ fleet
+    def set_rollout(
+        self,
+        version: str,
+        *,
+        steps: tuple[Step, ...] | None = None,
+        pause: bool = False,
+        resume: bool = False,
+    ) -> AddResult:
+        """Give a release a new plan (kept from its start), or pause or resume it.
+
+        A release published without a plan gets one that starts now.
+
+        Raises:
+            TufRepoError: the version is not published, or work is staged.
+            SignaturesNeeded: the targets role needs more signatures (staged).
+        """
+        if [steps is not None, pause, resume].count(True) != 1:
+            raise TufRepoError("give exactly one of --plan, --pause and --resume")
+
+        def change(entry: IndexEntry, now: datetime) -> IndexEntry:
+            plan = entry.rollout
+            if steps is not None:
+                start = parse_time(entry.released_at) if entry.released_at else now
+                plan = plan.with_steps(steps) if plan is not None else Rollout(start, steps)
+            elif plan is None:
+                raise TufRepoError(
+                    f"{version} has no rollout plan (it went to every host at once); "
+                    "give it one with --plan"
+                )
+            elif pause:
+                plan = plan.pause(now)
+            else:
+                plan = plan.resume(now)
+            return replace(entry, rollout=plan)
+
+        return self._change_release(version, change)
+
+    def withdraw(self, version: str, reason: str) -> AddResult:
+        """Withdraw a release: it stays signed, but no host chooses it by itself.
+
+        Raises:
+            TufRepoError: the version is not published, the reason is too long,
+                or work is staged.
+            SignaturesNeeded: the targets role needs more signatures (staged).
+        """
+        if len(reason) > MAX_REASON:
+            raise TufRepoError(f"--reason has at most {MAX_REASON} characters")
+        return self._change_release(
+            version, lambda entry, now: replace(entry, withdrawn=Withdrawal(reason, now))
+        )
+
+    def _change_release(
+        self, version: str, change: Callable[[IndexEntry, datetime], IndexEntry]
+    ) -> AddResult:
+        """Re-sign a release's target and index entry as ``change`` rewrites them."""
+        self._refuse_if_staged()
+        policy = self.store.read_policy()
+        top = self.store.load(Targets.type)
+        index = self._read_index(top)
+        entry = next((e for e in index if e.version == version), None)
+        if entry is None:
+            listed = ", ".join(e.version for e in index) or "none"
+            raise TufRepoError(f"version {version} is not published (published: {listed})")
+        now = self._time()
+        new_entry = change(entry, now)
+        changes: dict[str, Metadata[Any]] = {}
+        role_md = self._editable_role_for(entry.target, top, changes)
+        target = role_md.signed.targets.get(entry.target)
+        if target is None:
+            raise MetadataError(f"the index lists {entry.target}, which no role signs")
+        target.unrecognized_fields["custom"] = target_custom(new_entry)
+        index_bytes = self._stage_index(index, new_entry, top, changes)
+        self.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+        self._commit(changes, policy)
+        return AddResult(version, entry.target, True, describe_release(new_entry, now))
+
+    def releases(self) -> list[IndexEntry]:
+        """The published releases, oldest first, with their plans and withdrawals."""
+        return self._read_index(self.store.load(Targets.type))
 
     def import_target_files(self, files: Iterable[TargetFile]) -> int:
         """Sign many existing targets in one publication (mirrors, migrations, benchmarks).
@@ -732,7 +856,7 @@ class Publisher:
                 warnings.append(f"{r.role} expires in {left:.1f} days: it needs signing")
         if bins is not None and bins.earliest_expiry <= now:
             warnings.append("a hash bin has EXPIRED: clients cannot find the targets it lists")
-        return RepoStatus(roles, staged, policy.bins, bins, warnings)
+        return RepoStatus(roles, staged, policy.bins, bins, warnings, self.releases())
 
     def _bin_summary(self, policy: RepoPolicy) -> BinSummary | None:
         names = [r for r in self._all_roles() if r.startswith(BIN_PREFIX)]
@@ -976,6 +1100,20 @@ class Publisher:
             )
 
 
+def describe_release(entry: IndexEntry, now: datetime) -> str:
+    """One line: version, channels, plan and where it stands, withdrawal."""
+    parts = [f"{entry.version} ({', '.join(entry.channels)})"]
+    if entry.released_at:
+        parts.append(f"released {entry.released_at}")
+    parts.append(
+        f"rollout {entry.rollout.describe(now)}" if entry.rollout is not None else "to every host"
+    )
+    if entry.withdrawn is not None:
+        reason = f": {entry.withdrawn.reason}" if entry.withdrawn.reason else ""
+        parts.append(f"WITHDRAWN {iso(entry.withdrawn.at)}{reason}")
+    return ", ".join(parts)
+
+
 def _metafile(version: int, data: bytes) -> MetaFile:
     return MetaFile(
         version=version, length=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()}
@@ -1080,11 +1218,17 @@ def _root_changes(old: Root, new: Root) -> list[str]:
 def _targets_changes(old: Targets, new: Targets) -> list[str]:
     lines = [f"target added {p}" for p in sorted(set(new.targets) - set(old.targets))]
     lines += [f"target removed {p}" for p in sorted(set(old.targets) - set(new.targets))]
-    lines += [
-        f"target changed {p}"
-        for p in sorted(set(old.targets) & set(new.targets))
-        if old.targets[p] != new.targets[p]
-    ]
+    for p in sorted(set(old.targets) & set(new.targets)):
+        before, after = old.targets[p], new.targets[p]
+        if before == after:
+            continue
+        if before.hashes == after.hashes and before.length == after.length:
+            was = before.unrecognized_fields.get("custom", {}).get("caio", {})
+            now = after.unrecognized_fields.get("custom", {}).get("caio", {})
+            fields = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            lines.append(f"target changed {p}: same bytes, signed fields {', '.join(fields)}")
+        else:
+            lines.append(f"target changed {p}")
     if old.delegations != new.delegations:
         lines.append("delegations changed (keys or thresholds of the hash bins)")
     return lines

@@ -41,6 +41,7 @@ class ErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     SLOW_RETRIEVAL = "slow_retrieval"
     CANCELLED = "cancelled"
+    RELEASE_WITHDRAWN = "release_withdrawn"
 
 
 class CaioError(Exception):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import stat
 from pathlib import Path
@@ -25,6 +26,7 @@ from packaging.version import Version
 from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json, fsync_dir
 from caio.core.manifest import Manifest, save_manifest
+from caio.core.rollout import HOST_ID_RE
 
 STAGING_PREFIX = ".staging-"
 
@@ -110,6 +112,36 @@ class InstallLayout:
         self.point(self.current_link, previous)
         self.point(self.previous_link, current)
         return current, previous
+
+    # --- host id (the host's place in every staged rollout) -------------------
+    def host_id(self) -> str:
+        """This host's id: ``state/host_id``, made random at first use and kept.
+
+        Created with O_EXCL, so two processes starting at once (a supervisor's
+        old and new child) agree on one id.
+        """
+        path = self.state_dir / "host_id"
+        try:
+            existing = path.read_text().strip()
+        except FileNotFoundError:
+            existing = ""
+        if HOST_ID_RE.fullmatch(existing):
+            return existing
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fresh = secrets.token_hex(16)
+        staging = self.state_dir / f".host_id.{os.getpid()}"
+        staging.write_text(fresh + "\n")
+        os.chmod(staging, 0o600)
+        try:
+            if existing:  # not an id (damaged): replace it
+                os.replace(staging, path)
+                return fresh
+            os.link(staging, path)  # fails if another process made one meanwhile
+        except FileExistsError:
+            return path.read_text().strip()
+        finally:
+            staging.unlink(missing_ok=True)
+        return fresh
 
     # --- bad versions (health check failed after activation) -----------------
     def bad_versions(self) -> set[str]:

@@ -22,6 +22,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from caio.core.rollout import Rollout, Withdrawal
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "caio"
@@ -150,10 +152,28 @@ class IndexEntry:
     channels: tuple[str, ...]
     build_date: str = ""
     commit: str = ""
+    released_at: str = ""  # when it was published (the rollout's start)
+    rollout: Rollout | None = None  # None: every host at once
+    withdrawn: Withdrawal | None = None
 
     @property
     def parsed_version(self) -> Version:
         return Version(self.version)
+
+    def fleet_fields(self) -> dict[str, Any]:
+        """The optional signed fields (release time, rollout, withdrawal) in wire form.
+
+        Only fields that are set appear, so an index of releases without them
+        keeps its bytes.
+        """
+        fields: dict[str, Any] = {}
+        if self.released_at:
+            fields["released_at"] = self.released_at
+        if self.rollout is not None:
+            fields["rollout"] = self.rollout.to_json()
+        if self.withdrawn is not None:
+            fields["withdrawn"] = self.withdrawn.to_json()
+        return fields
 
 
 def render_index(entries: list[IndexEntry]) -> bytes:
@@ -168,6 +188,7 @@ def render_index(entries: list[IndexEntry]) -> bytes:
                 "channels": list(e.channels),
                 "build_date": e.build_date,
                 "commit": e.commit,
+                **e.fleet_fields(),
             }
             for e in ordered
         ],
@@ -178,10 +199,10 @@ def render_index(entries: list[IndexEntry]) -> bytes:
 def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
     """The entries of an index (already verified by TUF).
 
-    An entry whose version is not PEP 440, or that is not at its contract
-    path ``caio/<version>/caio-<version>.tar.gz``, is skipped with a warning
-    (``strict``: refused): nothing is installed from a path the contract does
-    not allow.
+    An entry whose version is not PEP 440, that is not at its contract path
+    ``caio/<version>/caio-<version>.tar.gz``, or whose rollout or withdrawal
+    cannot be read, is skipped with a warning (``strict``: refused): nothing
+    is installed from an entry the client does not fully understand.
 
     Raises:
         ValueError: not an index of a known format; with ``strict``, an entry
@@ -203,6 +224,11 @@ def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
                 )
             except InvalidVersion:
                 problem = f"{version!r} is not a PEP 440 version"
+            try:
+                rollout = Rollout.from_json(e["rollout"]) if e.get("rollout") else None
+                withdrawn = Withdrawal.from_json(e["withdrawn"]) if e.get("withdrawn") else None
+            except (ValueError, TypeError, KeyError) as bad:
+                problem = problem or f"{version}: unreadable rollout or withdrawal ({bad})"
             if problem is not None:
                 if strict:
                     raise ValueError(f"release index: {problem}")
@@ -215,6 +241,9 @@ def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
                     channels=tuple(str(c) for c in e["channels"]),
                     build_date=str(e.get("build_date", "")),
                     commit=str(e.get("commit", "")),
+                    released_at=str(e.get("released_at", "")),
+                    rollout=rollout,
+                    withdrawn=withdrawn,
                 )
             )
         return entries
@@ -222,16 +251,19 @@ def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
         raise ValueError(f"release index is malformed: {e!r}") from e
 
 
-def target_custom(
-    version: str, build_date: str, commit: str, channels: list[str]
-) -> dict[str, Any]:
-    """The signed custom metadata of a release target: ``{"caio": {...}}``."""
+def target_custom(entry: IndexEntry) -> dict[str, Any]:
+    """The signed custom metadata of a release target: ``{"caio": {...}}``.
+
+    It says what the index entry says, so a client holding only the target
+    (``caio-tuf-client``, a mirror) sees the same plan and withdrawal.
+    """
     return {
         "caio": {
-            "version": version,
-            "build_date": build_date,
-            "commit": commit,
-            "channels": channels,
+            "version": entry.version,
+            "build_date": entry.build_date,
+            "commit": entry.commit,
+            "channels": list(entry.channels),
+            **entry.fleet_fields(),
         }
     }
 

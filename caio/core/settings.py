@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from caio.core.errors import ConfigError
 from caio.core.manifest import Channel, UpdateUrl
+from caio.core.rollout import HOST_ID_RE
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PACKAGE_DIR.parent
@@ -90,6 +91,12 @@ class Settings(BaseSettings):
     )
     header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="a client must send its request head within this"
+    )
+
+    host_id: str | None = Field(
+        default=None,
+        pattern=f"^{HOST_ID_RE.pattern}$",
+        description="this host's id in staged rollouts; default: random, kept in state/host_id",
     )
 
     @field_validator("restart_signal")

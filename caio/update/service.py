@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,31 +30,51 @@ from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
 from caio.core.release_format import signed_release_version
+from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
+from caio.update.checks import CheckRecord
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
 from caio.update.install import ReleaseInstaller
-from caio.update.policy import choose_release, releases_for_channel
+from caio.update.policy import (
+    Choice,
+    Eligibility,
+    choose_release,
+    eligibility,
+    releases_for_channel,
+)
 from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
 from caio.update.transport import Transport
 
 log = logging.getLogger(__name__)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class UpdateRequest:
     target_version: str | None = None
     allow_downgrade: bool = False
+    allow_withdrawn: bool = False
+    download_only: bool = False  # download and verify, keep the artifact, install nothing
 
 
 @dataclass(frozen=True)
 class CheckResult:
     running_version: str
     channel: str
+    host_id: str
     releases: list[Release]
     latest: Release | None
-    update_available: Release | None
+    update_available: Release | None  # the newest release this host may install now
+    waiting: Release | None  # a newer release whose rollout has not reached this host
+    waiting_until: datetime | None
+    eligibility: dict[str, Eligibility]  # by version
+    running_withdrawn: Withdrawal | None
     metadata: TrustedMetadataInfo
+    checked_at: datetime
 
 
 class Restarter(Protocol):
@@ -127,6 +148,7 @@ class _Job:
     id: str
     cancel: threading.Event = field(default_factory=threading.Event)
     partial: Path | None = None  # the .part file of the artifact being downloaded
+    keep: Path | None = None  # a verified artifact kept for a later install (download only)
     thread: threading.Thread | None = None
 
 
@@ -145,8 +167,13 @@ class UpdateService:
         keep_releases: int,
         source_dir: Path,
         transport: Transport | None = None,
+        host_id: str | None = None,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.layout = layout
+        self.host_id = host_id or layout.host_id()
+        self._clock = clock
+        self.checks = CheckRecord(layout.state_dir / "check.json")
         self._transport = transport
         self.running = running
         self.channel = channel
@@ -236,29 +263,50 @@ class UpdateService:
             UpdateError: trust not configured, or a TUF/network failure;
                 metadata_expired carries the last trusted versions and expiry.
         """
-        with self._tuf_lock:
-            repository = self._repository()
-            try:
-                view = repository.refresh()
-            except UpdateError as e:
-                if e.error_code is ErrorCode.METADATA_EXPIRED:
-                    raise _explain_expired(e, repository.trusted_metadata()) from e
-                raise
+        try:
+            with self._tuf_lock:
+                repository = self._repository()
+                try:
+                    view = repository.refresh()
+                except UpdateError as e:
+                    if e.error_code is ErrorCode.METADATA_EXPIRED:
+                        raise _explain_expired(e, repository.trusted_metadata()) from e
+                    raise
+        except UpdateError as e:
+            self.checks.failed(self._clock(), e.code)
+            raise
+        now = self._clock()
         releases = releases_for_channel(view.releases, self.channel)
-        available = choose_release(
+        choice = choose_release(
             view.releases,
             running=self.running.version,
             channel=self.channel,
+            host_id=self.host_id,
+            now=now,
             bad_versions=frozenset(self.layout.bad_versions()),
         )
-        return CheckResult(
+        running = next((r for r in view.releases if r.version == self.running.version), None)
+        result = CheckResult(
             running_version=self.running.version,
             channel=self.channel,
+            host_id=self.host_id,
             releases=releases,
             latest=releases[-1] if releases else None,
-            update_available=available,
+            update_available=choice.release,
+            waiting=choice.waiting,
+            waiting_until=choice.waiting_until,
+            eligibility={r.version: eligibility(r, self.host_id, now) for r in releases},
+            running_withdrawn=running.withdrawn if running is not None else None,
             metadata=view.metadata,
+            checked_at=now,
         )
+        self.checks.succeeded(
+            now,
+            newest=result.latest.version if result.latest else None,
+            newest_eligible=_newest_eligible(releases, result.eligibility, self.layout),
+            running_withdrawn=result.running_withdrawn is not None,
+        )
+        return result
 
     def shared_check(self) -> Future[CheckResult]:
         """A check that callers arriving while it runs share (single flight).
@@ -438,6 +486,8 @@ class UpdateService:
             if job is not self._job:
                 return  # a newer job owns the lock and downloads/ now
             keep = [job.partial] if job.partial is not None and outcome in RESUMABLE else []
+            if job.keep is not None:
+                keep.append(job.keep)
             try:
                 self._downloader.prune(keep)
             except OSError as e:
@@ -449,19 +499,20 @@ class UpdateService:
             self._fence_now(job)
             view = self._repository().refresh()
             facts["metadata_versions"] = view.metadata.versions
-            release = choose_release(
+            choice = choose_release(
                 view.releases,
                 running=self.running.version,
                 channel=self.channel,
+                host_id=self.host_id,
+                now=self._clock(),
                 target_version=request.target_version,
                 allow_downgrade=request.allow_downgrade,
+                allow_withdrawn=request.allow_withdrawn,
                 bad_versions=frozenset(self.layout.bad_versions()),
             )
+            release = choice.release
             if release is None:
-                self._finish(
-                    job, f"already up to date: {self.running.version} is the newest", False
-                )
-                self._audit(job, "update", outcome="up_to_date", **self._who(), **facts)
+                self._nothing_to_install(job, choice, facts)
                 return
             info = view.target_info(release.target)
         facts["to"] = release.version
@@ -488,6 +539,12 @@ class UpdateService:
         artifact = self._downloader.fetch(
             view.target_url(info), info, lambda done, total: self._on_bytes(job, done, total)
         )
+        facts["bytes"] = info.length
+        if request.download_only:
+            job.keep = artifact
+            self._finish(job, f"{release.version} is downloaded and verified; not installed", False)
+            self._audit(job, "update", outcome="downloaded", **self._who(), **facts)
+            return
         fault_point("after_download")
         self._update(job, stage="installing", progress=50, message=f"installing {release.version}")
         self._installer.install(
@@ -520,6 +577,33 @@ class UpdateService:
         self.feed.publish(final)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
+
+    def _nothing_to_install(self, job: _Job, choice: Choice, facts: dict[str, Any]) -> None:
+        """Up to date, or waiting for a rollout to reach this host: say which, and when."""
+        if choice.waiting is None:
+            self._finish(job, f"already up to date: {self.running.version} is the newest", False)
+            self._audit(job, "update", outcome="up_to_date", **self._who(), **facts)
+            return
+        when = (
+            f"this host becomes eligible at {iso(choice.waiting_until)}"
+            if choice.waiting_until is not None
+            else "its rollout is paused or does not reach this host"
+        )
+        self._finish(
+            job,
+            f"{choice.waiting.version} is being rolled out and has not reached this host yet: "
+            f"{when}; {self.running.version} stays",
+            False,
+        )
+        self._audit(
+            job,
+            "update",
+            outcome="not_eligible",
+            waiting=choice.waiting.version,
+            eligible_at=iso(choice.waiting_until) if choice.waiting_until else None,
+            **self._who(),
+            **facts,
+        )
 
     def _fence_now(self, job: _Job) -> None:
         with self._lock:
@@ -570,7 +654,10 @@ class UpdateService:
         self.audit.append("update", outcome="failed", code=code, **self._who(), **facts)
 
     def _who(self) -> dict[str, Any]:
-        return {"by": self._status.requested_by, "from": self.running.version}
+        """Who asked, from which version, and how long the job has taken so far."""
+        started = self._status.started_at
+        seconds = round((utcnow() - started).total_seconds(), 3) if started else None
+        return {"by": self._status.requested_by, "from": self.running.version, "seconds": seconds}
 
     # --- restart --------------------------------------------------------------
     def prepare_restart(
@@ -624,6 +711,19 @@ class UpdateService:
             "rollback", outcome="activated", by=requested_by, **{"from": old, "to": new}
         )
         return RollbackResult(from_version=old, to_version=new)
+
+
+def _newest_eligible(
+    releases: list[Release], places: dict[str, Eligibility], layout: InstallLayout
+) -> str | None:
+    """The newest release this host would take by itself: eligible, not withdrawn, not bad."""
+    bad = layout.bad_versions()
+    usable = [
+        r
+        for r in releases
+        if places[r.version].eligible and r.withdrawn is None and r.version not in bad
+    ]
+    return usable[-1].version if usable else None
 
 
 def _explain_expired(error: UpdateError, trusted: TrustedMetadataInfo) -> UpdateError:

@@ -92,5 +92,6 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
         keep_releases=settings.keep_releases,
         source_dir=source_dir,
         transport=transport,
+        host_id=settings.host_id,
     )
     return service
