@@ -97,10 +97,17 @@ class CaioClient:
         return result
 
     def start_update(
-        self, target_version: str | None = None, *, allow_downgrade: bool = False
+        self,
+        target_version: str | None = None,
+        *,
+        allow_downgrade: bool = False,
+        allow_withdrawn: bool = False,
     ) -> Status:
         """Start a job (202). Raises CaioApiError 409 ``update_in_progress`` if one runs."""
-        body: dict[str, Any] = {"allow_downgrade": allow_downgrade}
+        body: dict[str, Any] = {
+            "allow_downgrade": allow_downgrade,
+            "allow_withdrawn": allow_withdrawn,
+        }
         if target_version is not None:
             body["target_version"] = target_version
         result: Status = self._call("POST", "/api/v1/update", json=body)

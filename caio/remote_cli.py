@@ -131,11 +131,18 @@ def update(
     token_file: TokenFileOpt = None,
     version: Annotated[str | None, typer.Option(help="exact version to install")] = None,
     allow_downgrade: Annotated[bool, typer.Option(help="allow an older version")] = False,
+    allow_withdrawn: Annotated[
+        bool, typer.Option(help="allow a withdrawn version (with --version)")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="follow progress until the job ends")] = False,
 ) -> None:
     """Start an update; with --wait, show progress and exit 1 with the error code on failure."""
     with _client(url, token, token_file) as c:
-        started = _api_call(lambda: c.start_update(version, allow_downgrade=allow_downgrade))
+        started = _api_call(
+            lambda: c.start_update(
+                version, allow_downgrade=allow_downgrade, allow_withdrawn=allow_withdrawn
+            )
+        )
         if not wait:
             _print(started)
             return

@@ -11,12 +11,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from caio.api.errors import ErrorBody, install_error_handlers
+from caio.api.metrics import build_registry
+from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
 from caio.restart import RestartCallback, ServiceControl, make_strategy
-from caio.update import build_update_service
+from caio.update import Scheduler, build_update_service
 
 access_log = logging.getLogger("caio.access")
 
@@ -55,9 +57,23 @@ def create_app(
         environ=dict(os.environ),
     )
 
+    def scheduled_restart() -> None:
+        update_service.prepare_restart(restart_strategy, requested_by="scheduler", graceful=True)
+        restart_strategy.restart(True)
+
+    scheduler = Scheduler(
+        update_service,
+        mode=settings.auto_update,
+        interval=settings.check_interval,
+        window=settings.window,
+        restart=scheduled_restart,
+    )
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
         yield
+        scheduler.stop()
         update_service.shutdown()  # a restart cancels a running job, and says so
         update_service.close()
 
@@ -78,10 +94,13 @@ def create_app(
     app.state.tokens = tokens
     app.state.update_service = update_service
     app.state.restart_strategy = restart_strategy
+    app.state.scheduler = scheduler
+    app.state.metrics = build_registry(running, update_service, scheduler)
 
     install_error_handlers(app)
     app.include_router(public_router)
     app.include_router(api_v1)
+    app.include_router(metrics_router)
 
     @app.middleware("http")
     async def log_request(

@@ -20,7 +20,7 @@ from caio.core.tokens import Principal, Role, TokenStore
 from caio.restart import RestartStrategy
 from caio.update import UpdateService
 
-_bearer = HTTPBearer(auto_error=False, description="token from `caio token create`")
+bearer_scheme = HTTPBearer(auto_error=False, description="token from `caio token create`")
 
 
 async def get_running(request: Request) -> Running:
@@ -51,7 +51,7 @@ def require_role(role: Role) -> Callable[..., Awaitable[Principal]]:
     """
 
     async def dependency(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         tokens: Annotated[TokenStore, Depends(get_token_store)],
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from caio.core.errors import ConfigError
 from caio.core.manifest import Channel, UpdateUrl
 from caio.core.rollout import HOST_ID_RE
+from caio.core.schedule import MaintenanceWindow
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PACKAGE_DIR.parent
@@ -98,6 +99,32 @@ class Settings(BaseSettings):
         pattern=f"^{HOST_ID_RE.pattern}$",
         description="this host's id in staged rollouts; default: random, kept in state/host_id",
     )
+
+    auto_update: Literal["off", "check", "download", "install", "restart"] = Field(
+        default="off", description="scheduled updates: what the scheduler may do by itself"
+    )
+    check_interval: float = Field(
+        default=3600.0, ge=1, description="seconds between scheduled checks (10 % jitter)"
+    )
+    maintenance_window: str | None = Field(
+        default=None,
+        description="scheduled installs and restarts happen only inside it, "
+        "e.g. 'Mon-Fri 02:00-04:00 UTC'",
+    )
+    metrics_public: bool = Field(
+        default=False, description="serve /metrics without a token (default: viewer token)"
+    )
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None:
+            MaintenanceWindow.parse(value)
+        return value
+
+    @property
+    def window(self) -> MaintenanceWindow | None:
+        return MaintenanceWindow.parse(self.maintenance_window) if self.maintenance_window else None
 
     @field_validator("restart_signal")
     @classmethod

@@ -99,7 +99,7 @@ class Supervisor:
         self._restart_asked: bool | None = None  # graceful flag when asked
         self._fresh: tuple[str, float] | None = None  # version activated by a restart, when
         self._crashes = 0
-        self._last_failure = ""
+        self._last_failure = ("unhealthy", "")
         self._sock: socket.socket | None = None
         self._rundir: Path | None = None
 
@@ -191,15 +191,18 @@ class Supervisor:
         log.info("started child %d (pid %d) running %s", n, proc.pid, version)
         return child
 
-    def _await_healthy(self, child: Child, expected: str) -> str | None:
-        """None when ``child`` is ready and healthy in time, else why not."""
+    def _await_healthy(self, child: Child, expected: str) -> tuple[str, str] | None:
+        """None when ``child`` is ready and healthy in time, else (kind, why not).
+
+        The kind is one of a fixed set (the reason label of the rollback metric).
+        """
         deadline = time.monotonic() + self.settings.probation_seconds
         transport = httpx.HTTPTransport(uds=str(child.control_path))
         with httpx.Client(transport=transport, timeout=2.0) as client:
             while time.monotonic() < deadline and not self._stop:
                 code = child.proc.poll()
                 if code is not None:
-                    return f"the new process exited with code {code}"
+                    return "exited", f"the new process exited with code {code}"
                 child.ready = child.ready or any(
                     m.get("READY") == "1" for m in child.notify.drain()
                 )
@@ -212,13 +215,11 @@ class Supervisor:
                     if version == expected and health.status_code == 200:
                         return None
                     if version is not None:
-                        return f"it reports version {version}, expected {expected}"
+                        return "wrong_version", f"it reports version {version}, expected {expected}"
                 time.sleep(0.05)
-        return (
-            "stopped by signal"
-            if self._stop
-            else (f"not ready and healthy within {self.settings.probation_seconds:g}s")
-        )
+        if self._stop:
+            return "stopped", "stopped by signal"
+        return "unhealthy", f"not ready and healthy within {self.settings.probation_seconds:g}s"
 
     def _stop_child(self, child: Child, *, graceful: bool) -> None:
         if child.proc.poll() is None:
@@ -247,7 +248,7 @@ class Supervisor:
             if previous is None or previous == version:
                 log.error("%s does not start and there is no previous release", version)
                 return None
-            self._roll_back(version, previous, "it did not start")
+            self._roll_back(version, previous, ("did_not_start", "it did not start"))
         return None
 
     def _launch(self, version: str, fault: str | None = None) -> Child | None:
@@ -256,15 +257,15 @@ class Supervisor:
         self._write_status()
         if fault:
             fault_point(fault)
-        reason = self._await_healthy(child, version)
+        failure = self._await_healthy(child, version)
         self._starting = None
-        if reason is None:
+        if failure is None:
             self._write_status(child)
             return child
-        log.error("child running %s failed: %s", version, reason)
+        log.error("child running %s failed: %s", version, failure[1])
         self._stop_child(child, graceful=False)
         self._write_status()
-        self._last_failure = reason
+        self._last_failure = failure
         return None
 
     # --- restart and rollback ---------------------------------------------------
@@ -291,14 +292,15 @@ class Supervisor:
         log.info("now serving %s (child %d)", expected, new.number)
         return True
 
-    def _roll_back(self, bad: str, good: str, reason: str) -> None:
+    def _roll_back(self, bad: str, good: str, failure: tuple[str, str]) -> None:
+        kind, reason = failure
         if self.layout.previous_version == good:
             self.layout.swap_to_previous()
         else:
             self.layout.point(self.layout.current_link, good)
         self.layout.mark_bad(bad)
         self.audit.append(
-            "restart", outcome="rolled_back", reason=reason, **{"from": good, "to": bad}
+            "restart", outcome="rolled_back", kind=kind, reason=reason, **{"from": good, "to": bad}
         )
         self._record_failure(
             "health_check_failed",
@@ -349,7 +351,11 @@ class Supervisor:
             self._crashes += 1
             if self._crashes >= CRASH_LOOP_LIMIT and self.layout.previous_version:
                 self._fresh = None
-                self._roll_back(child.version, self.layout.previous_version, "crash loop")
+                self._roll_back(
+                    child.version,
+                    self.layout.previous_version,
+                    ("crash_loop", "crash loop"),
+                )
         self._active = None
         while not self._stop:
             backoff = min(MAX_BACKOFF, 0.5 * 2 ** min(self._crashes, 6))

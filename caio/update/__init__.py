@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         TrustedMetadataInfo,
         TrustedRepository,
     )
+    from caio.update.scheduler import Scheduler, SchedulerState
     from caio.update.service import (
         CheckResult,
         RestartPlan,
@@ -42,6 +43,8 @@ _HOMES = {
     "RestartPlan": "service",
     "RetryPolicy": "repository",
     "RollbackResult": "service",
+    "Scheduler": "scheduler",
+    "SchedulerState": "scheduler",
     "SpeedLimits": "transport",
     "Transport": "transport",
     "TrustedMetadataInfo": "repository",
@@ -59,6 +62,8 @@ __all__ = [
     "RestartPlan",
     "RetryPolicy",
     "RollbackResult",
+    "Scheduler",
+    "SchedulerState",
     "SpeedLimits",
     "Transport",
     "TrustedMetadataInfo",

@@ -308,6 +308,13 @@ class UpdateService:
         )
         return result
 
+    def trusted_metadata(self) -> TrustedMetadataInfo | None:
+        """Versions and expiry of the metadata trusted now (local files; None: no repository)."""
+        try:
+            return self._repository().trusted_metadata()
+        except UpdateError:
+            return None
+
     def shared_check(self) -> Future[CheckResult]:
         """A check that callers arriving while it runs share (single flight).
 
