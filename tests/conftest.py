@@ -9,6 +9,7 @@ import pytest
 
 from caio.core.settings import Settings
 from tests.helpers import free_port, write_manifest
+from tests.served import started  # noqa: F401 (fixture)
 from tests.supervisor_fixtures import supervised  # noqa: F401 (fixture)
 from tests.tuf_fixtures import published_repo  # noqa: F401 (fixture)
 from tests.update_fixtures import update_env  # noqa: F401 (fixture)

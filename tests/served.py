@@ -1,0 +1,106 @@
+"""A real `caio serve` process for tests: started against an :class:`UpdateEnv`, logged, stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+from tests.update_fixtures import UpdateEnv
+
+__all__ = ["Served", "run", "serve", "started"]
+
+
+@dataclass
+class Served:
+    """A real `caio serve` process and its log."""
+
+    env: UpdateEnv
+    proc: subprocess.Popen[str]
+    url: str
+    log: list[str] = field(default_factory=list)
+
+    def api(self, method: str, path: str, role: str | None = "admin", **kw: Any) -> httpx.Response:
+        headers = self.env.auth(role) if role else {}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kw)
+
+    def peak_rss_kb(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(
+            next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]
+        )
+
+    def wait_job(self, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status: dict[str, Any] = self.api("GET", "/api/v1/update").json()
+            if status["status"] != "updating":
+                return status
+            time.sleep(0.05)
+        raise AssertionError("the job did not end; log:\n" + "".join(self.log[-20:]))
+
+    def wait_stage(self, stage: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api("GET", "/api/v1/update").json()["stage"] == stage:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the job never reached {stage}")
+
+
+def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "caio", "serve"],
+        env=env.process_env(port, CAIO_RESTART_STRATEGY="exec", **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 (setrlimit only)
+    )
+    served = Served(env, proc, f"http://127.0.0.1:{port}")
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            served.log.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{served.url}/health", timeout=2).status_code == 200:
+                return served
+        except httpx.HTTPError:
+            time.sleep(0.05)
+        assert proc.poll() is None, "".join(served.log)
+    raise AssertionError("caio serve did not come up:\n" + "".join(served.log))
+
+
+@pytest.fixture
+def started(update_env: UpdateEnv) -> Iterator[list[Served]]:
+    processes: list[Served] = []
+    yield processes
+    for served in processes:
+        if served.proc.poll() is None:
+            served.proc.terminate()
+            try:
+                served.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                served.proc.kill()
+                served.proc.wait()
+
+
+def run(env: UpdateEnv, started: list[Served], preexec: Any = None, **extra: str) -> Served:
+    served = serve(env, preexec, **extra)
+    started.append(served)
+    return served
