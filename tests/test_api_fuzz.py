@@ -46,6 +46,7 @@ def test_every_operation_answers_within_its_schema(update_env: UpdateEnv, who: s
         "GET /api/v1/update/history",
         "POST /api/v1/rollback",
         "POST /api/v1/restart",
+        "GET /metrics",
     }
 
     for operation in operations:
