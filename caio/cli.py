@@ -32,17 +32,53 @@ audit_app = typer.Typer(help="The audit log ($CAIO_HOME/state/audit.jsonl).", no
 app.add_typer(audit_app, name="audit")
 app.add_typer(remote_app, name="remote")
 
-EXIT_USER_ERROR = 2
+# Exit codes (stable; README "Exit codes"): 0 done, 1 failed, 2 usage or configuration
+# error, 3 the CAIO API answered with an error or could not be reached (caio remote).
+EXIT_FAILED, EXIT_USAGE = 1, 2
+Port = Annotated[
+    int | None, typer.Option(min=1, max=65535, help="port to bind (1-65535) [CAIO_PORT]")
+]
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn CAIO's errors into one line on stderr and a non-zero exit, never a traceback."""
+    """Turn CAIO's errors into one line on stderr and a non-zero exit, never a traceback.
+
+    A bad setting or configuration file exits 2, like a bad option; any other
+    failure exits 1.
+    """
     try:
         yield
     except CaioError as e:
         typer.echo(f"caio: error [{e.code}]: {e.message}", err=True)
-        raise typer.Exit(EXIT_USER_ERROR) from e
+        raise typer.Exit(EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED) from e
+
+
+def _version(value: bool) -> None:
+    if value:
+        from caio.core.manifest import load_manifest
+        from caio.core.settings import SOURCE_DIR
+
+        try:
+            version = load_manifest(SOURCE_DIR / "manifest.json").version
+        except CaioError:
+            from importlib.metadata import version as package_version
+
+            version = package_version("caio")
+        typer.echo(f"caio {version}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """CAIO: a service that updates itself through verified TUF releases."""
 
 
 def _settings(**overrides: object) -> Settings:
@@ -55,7 +91,7 @@ def _settings(**overrides: object) -> Settings:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind [CAIO_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="port to bind [CAIO_PORT]")] = None,
+    port: Port = None,
 ) -> None:
     """Run the service in this process (no supervisor)."""
     from caio.main import serve as run_server
@@ -68,7 +104,7 @@ def serve(
 @app.command()
 def run(
     host: Annotated[str | None, typer.Option(help="address to bind [CAIO_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="port to bind [CAIO_PORT]")] = None,
+    port: Port = None,
 ) -> None:
     """Run CAIO under its supervisor: zero-downtime, health-gated restarts with rollback."""
     from caio.core.logs import configure_logging

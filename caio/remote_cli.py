@@ -29,7 +29,7 @@ TokenFileOpt = Annotated[
     Path | None,
     typer.Option("--token-file", envvar="CAIO_TOKEN_FILE", help="file holding the API token"),
 ]
-EXIT_FAILED, EXIT_API = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_API = 1, 2, 3
 
 
 def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
@@ -40,7 +40,7 @@ def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
             token = token_file.read_text().strip()
         except OSError as e:
             typer.echo(f"caio: cannot read the token file {token_file}: {e.strerror}", err=True)
-            raise typer.Exit(EXIT_API) from e
+            raise typer.Exit(EXIT_USAGE) from e
     return CaioClient(url, token)
 
 

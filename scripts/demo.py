@@ -49,7 +49,13 @@ def run(*command: str | Path, env: dict[str, str] | None = None, capture: bool =
 
 
 def port_or_free(port: int) -> int:
+    """``port`` if it can be listened on, else a free one.
+
+    Probed with SO_REUSEADDR, as the servers themselves bind: a port left in
+    TIME_WAIT by the previous run is free for them, so it is free here too.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -58,7 +64,22 @@ def port_or_free(port: int) -> int:
         return int(s.getsockname()[1])
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM and SIGHUP end the demo the way Ctrl-C does: everything it started stops."""
+    raise SystemExit(128 + signum)
+
+
+def _die_with_demo() -> None:
+    """In the supervisor's process before exec: SIGTERM it if the demo dies, even by SIGKILL."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop_on_signal)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="exit after the update and restart")
     parser.add_argument("--port", type=int, default=8000, help="CAIO port (0: any free port)")
@@ -125,7 +146,11 @@ def run_caio(
     token_file.write_text(token + "\n")
 
     step(f"starting `caio run` on {current}")
-    supervisor = subprocess.Popen([BIN / "caio", "run"], env=env)
+    supervisor = subprocess.Popen(
+        [BIN / "caio", "run"],
+        env=env,
+        preexec_fn=_die_with_demo,  # noqa: PLW1509 (one prctl call, async-signal-safe)
+    )
     url = f"http://127.0.0.1:{port}"
     remote = [BIN / "caio", "remote"]
     try:
@@ -145,7 +170,7 @@ def run_caio(
         if args.once:
             step("done (--once): stopping")
             return 0
-        step("CAIO keeps serving; Ctrl-C stops it")
+        step("CAIO keeps serving; Ctrl-C (or SIGTERM, SIGHUP) stops it and everything started")
         print(f"   URL:          {url}   (API docs: {url}/docs)")
         print(f"   admin token:  {token}")
         print(f"   try:          curl {url}/api/v1/version")
@@ -155,9 +180,15 @@ def run_caio(
     except KeyboardInterrupt:
         return 0
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the cleanup
         if supervisor.poll() is None:
             supervisor.send_signal(signal.SIGTERM)
-            supervisor.wait(60)
+            try:
+                supervisor.wait(60)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+                supervisor.wait()
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ def test_token_create_prints_only_the_token_on_stdout(home: Path) -> None:
         (["token", "create", "--name", "x"], {}, "--role"),
         (["serve"], {"CAIO_UPDATE_URL": "ftp://mirror.invalid/"}, "CAIO_UPDATE_URL"),
         (["serve"], {"CAIO_CHANNEL": "Beta Channel"}, "CAIO_CHANNEL"),
-        (["token", "revoke", "ghost"], {}, "no token named 'ghost'"),
-        (["serve", "--port", "0"], {}, "CAIO_PORT"),
+        (["token", "revoke", "ghost"], {}, "[token_not_found]: no token named 'ghost'"),
+        (["serve", "--port", "0"], {}, "'--port'"),  # the option typed, not the variable
+        (["run", "--port", "99999"], {}, "'--port'"),
         (["serve"], {"CAIO_PORT": "65536"}, "CAIO_PORT"),
+        (["trust", "install", "missing.json"], {}, "[file_not_found]: missing.json does not exist"),
     ],
 )
 def test_user_mistakes_exit_non_zero_without_traceback(
@@ -64,6 +66,32 @@ def test_user_mistakes_exit_non_zero_without_traceback(
     assert done.returncode != 0
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (["token", "revoke", "ghost"], {}, 1),  # failed
+        (["serve", "--port", "99999"], {}, 2),  # usage
+        (["serve"], {"CAIO_CHANNEL": "Bad Channel"}, 2),  # a bad setting is a usage error too
+        (["remote", "version", "--url", "http://127.0.0.1:9"], {}, 3),  # no API to answer
+    ],
+)
+def test_exit_codes_are_the_documented_ones(
+    home: Path, args: list[str], env: dict[str, str], code: int
+) -> None:
+    assert caio(home, *args, **env).returncode == code
+
+
+def test_both_commands_print_their_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "caio", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "caio 1.0.0"
+    repo = subprocess.run(
+        [sys.executable, "-m", "tuf_repo", "--version"], capture_output=True, text=True
+    )
+    assert repo.returncode == 0 and repo.stdout.startswith("tuf-repo 1.0.0 (python-tuf ")
 
 
 def test_unreadable_tokens_file_is_a_clear_error(home: Path) -> None:
@@ -128,5 +156,5 @@ def test_trust_install_writes_the_anchor(home: Path, published_repo: object) -> 
     assert "root v1, 3 keys, threshold 2" in done.stdout
     assert (home / "trusted_root.json").read_bytes() == published_repo.trusted_root.read_bytes()
     bad = caio(home, "trust", "install", str(published_repo.dir / "metadata" / "timestamp.json"))
-    assert bad.returncode == 2
-    assert "not root" in bad.stderr
+    assert bad.returncode == 1
+    assert "[trust_root_invalid]" in bad.stderr and "not root" in bad.stderr

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -39,3 +44,74 @@ def test_demo_updates_and_restarts_into_the_newer_release(tmp_path: Path) -> Non
     assert os.readlink(home / "current") == "releases/1.1.0"
     assert os.readlink(home / "previous") == "releases/1.0.0"
     assert len(list((tmp_path / "keys").rglob("root-*.json"))) == 3
+
+
+def _processes_with(home: Path) -> list[int]:
+    """Pids of live processes whose environment points at ``home`` (caio run and its child)."""
+    found = []
+    marker = f"CAIO_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(") ")[-1][0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _demo_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CAIO_")},
+        "CAIO_DEMO_DIR": str(tmp_path / "demo"),
+        "CAIO_DEMO_KEYS": str(tmp_path / "keys"),
+    }
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_stopping_the_demo_by_signal_stops_everything_it_started(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    port, repo_port = free_port(), free_port()
+    demo = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo"), "--port", str(port), "--repo-port", str(repo_port)],
+        env=_demo_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    seen = []
+    for line in demo.stdout:
+        seen.append(line)
+        if "CAIO keeps serving" in line:
+            break
+    else:
+        raise AssertionError("".join(seen))
+    home = tmp_path / "demo" / "home"
+    assert len(_processes_with(home)) >= 2  # the supervisor and its child
+    demo.send_signal(signum)
+    assert demo.wait(60) == 128 + signum
+    deadline = time.monotonic() + 30
+    while _processes_with(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(home) == []
+    for busy in (port, repo_port):
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", busy)) != 0  # nothing serves there any more
+
+
+def test_the_demo_runs_twice_in_a_row_on_its_own_ports(tmp_path: Path) -> None:
+    port, repo_port = free_port(), free_port()
+    command = [str(ROOT / "scripts" / "demo"), "--once", "--port", str(port)]
+    command += ["--repo-port", str(repo_port)]
+    for run in range(2):
+        done = subprocess.run(
+            command, env=_demo_env(tmp_path), capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "is busy" not in done.stdout, f"run {run + 1}: {done.stdout}"
+        assert f"http://127.0.0.1:{port}/api/v1/version" in done.stdout

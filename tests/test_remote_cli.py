@@ -72,9 +72,9 @@ def test_remote_update_with_progress_then_status_and_rollback(
     assert shown["integrity"]["ok"] is True and len(shown["records"]) == 2
     assert shown["records"][-1]["event"] == "rollback"
     nothing = remote("cancel", "--url", service, "--token", update_env.admin)
-    assert (nothing.returncode, "[no_update_in_progress]" in nothing.stderr) == (2, True)
+    assert (nothing.returncode, "[no_update_in_progress]" in nothing.stderr) == (3, True)
     denied = remote("history", "--url", service, "--token", "caio_wrong")
-    assert (denied.returncode, "[unauthorized]" in denied.stderr) == (2, True)
+    assert (denied.returncode, "[unauthorized]" in denied.stderr) == (3, True)
 
 
 def test_remote_update_failure_exits_with_the_error_code(
@@ -89,10 +89,10 @@ def test_remote_update_failure_exits_with_the_error_code(
     assert "update failed [hash_mismatch]" in failed.stderr
 
     denied = remote("update", "--url", service, "--token", update_env.viewer)
-    assert denied.returncode == 2
+    assert denied.returncode == 3  # the API answered with an error
     assert "[forbidden]" in denied.stderr
     wrong = remote("status", "--url", service, "--token", "caio_wrong")
-    assert (wrong.returncode, "[unauthorized]" in wrong.stderr) == (2, True)
+    assert (wrong.returncode, "[unauthorized]" in wrong.stderr) == (3, True)
 
 
 def test_caio_client_follows_the_event_stream(service: str, update_env: UpdateEnv) -> None:

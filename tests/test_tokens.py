@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from caio.core.errors import ConfigError
+from caio.core.errors import CaioError, ConfigError, ConflictError, NotFoundError
 from caio.core.tokens import Principal, Role, TokenStore
 
 
@@ -40,17 +40,20 @@ def test_revoke_removes_only_that_token(home: Path) -> None:
     store.revoke("a")
     assert store.authenticate(a) is None
     assert store.authenticate(b) is not None
-    with pytest.raises(ConfigError, match="no token named"):
+    with pytest.raises(NotFoundError, match="no token named") as missing:
         store.revoke("a")
+    assert missing.value.code == "token_not_found"
 
 
 def test_duplicate_and_bad_names_are_refused(home: Path) -> None:
     store = TokenStore(home / "tokens.json")
     store.create("a", Role.ADMIN)
-    with pytest.raises(ConfigError, match="exists"):
+    with pytest.raises(ConflictError, match="exists") as exists:
         store.create("a", Role.VIEWER)
-    with pytest.raises(ConfigError, match="invalid token name"):
+    assert exists.value.code == "token_exists"
+    with pytest.raises(CaioError, match="invalid token name") as invalid:
         store.create("bad name/../", Role.VIEWER)
+    assert invalid.value.code == "invalid_token_name"
 
 
 def test_corrupt_tokens_file_is_a_clear_error(home: Path) -> None:

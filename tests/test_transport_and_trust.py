@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tuf.api.exceptions import DownloadError
 
-from caio.core.errors import ConfigError, ErrorCode
+from caio.core.errors import ErrorCode, NotFoundError, TrustError
 from caio.core.trust import install_trusted_root
 from caio.update.errors import from_os_error
 from caio.update.transport import HttpTransport
@@ -216,16 +216,16 @@ def test_trust_install_checks_the_root(update_env: UpdateEnv, tmp_path: Path) ->
     doc["signed"]["expires"] = "2099-01-01T00:00:00Z"  # signatures no longer match
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="not signed by 2 of its own root keys"):
+    with pytest.raises(TrustError, match="not signed by 2 of its own root keys"):
         install_trusted_root(forged, tmp_path / "x.json")
     timestamp = update_env.repo.dir / "metadata" / "timestamp.json"
-    with pytest.raises(ConfigError, match="not root"):
+    with pytest.raises(TrustError, match="not root"):
         install_trusted_root(timestamp, tmp_path / "x.json")
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(NotFoundError, match="does not exist"):
         install_trusted_root(tmp_path / "missing.json", tmp_path / "x.json")
     not_json = tmp_path / "garbage.json"
     not_json.write_text("garbage")
-    with pytest.raises(ConfigError, match="not TUF metadata"):
+    with pytest.raises(TrustError, match="not TUF metadata"):
         install_trusted_root(not_json, tmp_path / "x.json")
 
 

@@ -111,17 +111,17 @@ def test_offline_signature_needed_has_its_own_exit_code(tmp_path: Path) -> None:
         (["rotate", "--repo", "{repo}", "--keys", "{keys}", "mirror"], EXIT_FAILED, "unknown role"),
         (
             ["init", "--repo", "{tmp}/r2", "--keys", "{tmp}/k2", "--root-threshold", "4"],
-            EXIT_FAILED,
+            EXIT_USAGE,
             "--root-threshold",
         ),
         (
             ["init", "--repo", "{tmp}/r3", "--keys", "{tmp}/k3", "--expiry", "forever"],
-            EXIT_FAILED,
+            EXIT_USAGE,
             "ROLE=DAYS",
         ),
         (
             ["init", "--repo", "{tmp}/r4", "--keys", "{tmp}/k4", "--bins", "3"],
-            EXIT_FAILED,
+            EXIT_USAGE,
             "power of two",
         ),
         (["build", "{tmp}", "--version", "x.y"], EXIT_FAILED, "PEP 440"),
@@ -131,6 +131,11 @@ def test_offline_signature_needed_has_its_own_exit_code(tmp_path: Path) -> None:
             "cannot be read",
         ),
         (["add", "--repo", "{repo}"], EXIT_USAGE, "Missing"),
+        (
+            ["add", "--repo", "{repo}", "--keys", "{keys}", "missing.tar.gz"],
+            EXIT_FAILED,
+            "artifact not found: missing.tar.gz",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_the_right_exit_code(

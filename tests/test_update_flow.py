@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from caio.api import create_app
+from tests.helpers import write_manifest
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, sse_events
 
 
@@ -50,6 +53,20 @@ def test_status_is_persisted_across_restarts(update_env: UpdateEnv) -> None:
     update_env.run_update(update_env.client())
     again = update_env.client().get("/api/v1/update", headers=update_env.auth("viewer")).json()
     assert (again["status"], again["to_version"]) == ("complete", NEWER)
+
+
+def test_once_the_new_version_runs_the_status_no_longer_asks_for_a_restart(
+    update_env: UpdateEnv, tmp_path: Path
+) -> None:
+    done = update_env.run_update(update_env.client())
+    assert done["requires_restart"] and "restart to run it" in done["message"]
+    manifest = write_manifest(
+        tmp_path / "new.json", version=NEWER, update_url=update_env.repo.url
+    )  # what the restarted process runs
+    restarted = create_app(update_env.settings.model_copy(update={"manifest": manifest}))
+    status = TestClient(restarted).get("/api/v1/update", headers=update_env.auth()).json()
+    assert (status["status"], status["requires_restart"]) == ("complete", False)
+    assert status["message"] == f"{NEWER} is installed and running"
 
 
 def test_event_stream_reports_every_stage_until_the_end(update_env: UpdateEnv) -> None:

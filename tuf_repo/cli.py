@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tuf_repo.errors import SignaturesNeeded, TufRepoError
+from tuf_repo.errors import SignaturesNeeded, TufRepoError, UsageError
 
 if TYPE_CHECKING:
     from caio.core.rollout import Step
@@ -46,6 +46,26 @@ LiveOpt = Annotated[
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"tuf-repo {version('caio')} (python-tuf {version('tuf')})")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Publish CAIO releases as signed TUF targets."""
+
+
 @contextmanager
 def outcome() -> Iterator[None]:
     """Map failures to one line on stderr and the documented exit code."""
@@ -56,7 +76,7 @@ def outcome() -> Iterator[None]:
         raise typer.Exit(SignaturesNeeded.exit_code) from e
     except TufRepoError as e:
         typer.echo(f"tuf-repo: error: {e}", err=True)
-        raise typer.Exit(TufRepoError.exit_code) from e
+        raise typer.Exit(e.exit_code) from e
 
 
 def _publisher(repo: Path, keys: Path | None, live: str | None = None) -> Publisher:
@@ -76,7 +96,7 @@ def _parse_expiry(values: list[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise TufRepoError(f"--expiry takes ROLE=DAYS, got {value!r}")
+            raise UsageError(f"--expiry takes ROLE=DAYS, got {value!r}")
     return parsed
 
 

@@ -3,6 +3,7 @@
 Hierarchy::
 
     TufRepoError                 exit code 1: nothing was changed
+    ├── UsageError               exit code 2: an option's value cannot work
     ├── KeyFileError             missing, unreadable, encrypted or wrong key
     ├── MetadataError            corrupt or unverifiable published/staged metadata
     └── ReleaseError             an artifact is not a valid CAIO release
@@ -16,6 +17,12 @@ class TufRepoError(Exception):
     """A publishing operation failed; the repository is unchanged."""
 
     exit_code = 1
+
+
+class UsageError(TufRepoError):
+    """An option's value cannot work (e.g. a threshold above the number of keys)."""
+
+    exit_code = 2
 
 
 class KeyFileError(TufRepoError):

@@ -49,7 +49,13 @@ from caio.core.release_format import (
     target_custom,
 )
 from caio.core.rollout import MAX_REASON, Rollout, Step, Withdrawal, iso, parse_time
-from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
+from tuf_repo.errors import (
+    KeyFileError,
+    MetadataError,
+    SignaturesNeeded,
+    TufRepoError,
+    UsageError,
+)
 from tuf_repo.keys import (
     KeyFile,
     Keyring,
@@ -207,11 +213,13 @@ class Publisher:
         if self.store.exists():
             raise TufRepoError(f"{self.store.root} already holds a repository")
         if not 1 <= root_threshold <= root_keys:
-            raise TufRepoError("--root-threshold must be between 1 and --root-keys")
+            raise UsageError(
+                f"--root-threshold {root_threshold} must be between 1 and --root-keys ({root_keys})"
+            )
         if bins and (bins < 2 or bins & (bins - 1) or bins > 2**16):
-            raise TufRepoError("--bins must be a power of two between 2 and 65536")
+            raise UsageError("--bins must be a power of two between 2 and 65536")
         if online_bins and not bins:
-            raise TufRepoError("--online-bins needs --bins")
+            raise UsageError("--online-bins needs --bins")
         policy = RepoPolicy(
             expiry_days={**DEFAULT_EXPIRY_DAYS, **(expiry_days or {})},
             bins=bins,
@@ -219,7 +227,7 @@ class Publisher:
         )
         for role, days in policy.expiry_days.items():
             if role not in DEFAULT_EXPIRY_DAYS or days <= 0:
-                raise TufRepoError(f"--expiry {role}={days}: unknown role or not positive")
+                raise UsageError(f"--expiry {role}={days}: unknown role or not positive")
 
         root = Root(expires=self._expiry(policy, Root.type), consistent_snapshot=True)
         online, offline = keydir / "online", keydir / "offline"

@@ -220,6 +220,8 @@ def inspect_release(artifact: Path) -> ReleaseInfo:
         ReleaseError: wrong name, not a gzip tarball, unsafe or stray entries,
             no package, or a manifest whose version differs from the name.
     """
+    if not artifact.is_file():
+        raise ReleaseError(f"artifact not found: {artifact}")
     match = ARTIFACT_RE.match(artifact.name)
     if not match:
         raise ReleaseError(f"{artifact.name}: a release is named caio-<version>.tar.gz")

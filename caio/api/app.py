@@ -82,11 +82,7 @@ def create_app(
         title="CAIO",
         version=version_info.version,
         summary="Verified self-update service",
-        responses={
-            401: {"model": ErrorBody, "description": "missing or unknown token"},
-            403: {"model": ErrorBody, "description": "token lacks the role"},
-            422: {"model": ErrorBody, "description": "invalid request"},
-        },
+        responses={422: {"model": ErrorBody, "description": "invalid request"}},
     )
     app.state.settings = settings
     app.state.running = running

@@ -27,13 +27,14 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 from prometheus_client.registry import Collector
 
 from caio.api.deps import bearer_scheme, get_token_store, require_role
+from caio.api.errors import AUTH_RESPONSES
 from caio.core.audit_tally import DURATION_BUCKETS, AuditCounts, AuditTally
 from caio.core.rollout import parse_time
 from caio.core.running import Running
 from caio.core.tokens import Role, TokenStore
 from caio.update import Scheduler, UpdateService
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=AUTH_RESPONSES)
 _viewer = require_role(Role.VIEWER)
 
 

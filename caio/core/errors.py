@@ -4,6 +4,8 @@ Hierarchy::
 
     CaioError                     code: str, message: str
     ├── ConfigError               bad settings, manifest or tokens file (startup)
+    ├── NotFoundError             what a command names does not exist (a token, a file)
+    ├── TrustError                a trust anchor cannot be installed
     ├── AuthError                 missing/unknown token (401) or missing role (403)
     ├── ConflictError             the request conflicts with the current state (409)
     │   └── RestartError          a restart cannot be done now (409 restart_failed)
@@ -63,6 +65,18 @@ class ConfigError(CaioError):
     """Settings, manifest or tokens file is missing or invalid."""
 
     code = "config_invalid"
+
+
+class NotFoundError(CaioError):
+    """What a command names does not exist: a token (``token_not_found``), a file."""
+
+    code = "not_found"
+
+
+class TrustError(CaioError):
+    """A file offered as trust anchor is not a root that can be installed."""
+
+    code = "trust_root_invalid"
 
 
 class AuthError(CaioError):

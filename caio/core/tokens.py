@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from caio.core.errors import ConfigError
+from caio.core.errors import CaioError, ConfigError, ConflictError, NotFoundError
 from caio.core.files import atomic_write_json
 
 TOKEN_PREFIX = "caio_"  # noqa: S105 (a prefix, not a secret)
@@ -97,13 +97,20 @@ class TokenStore:
         """Store a new token and return its secret (shown once, never stored).
 
         Raises:
-            ConfigError: bad name, or a token of that name exists.
+            CaioError: ``invalid_token_name``.
+            ConflictError: ``token_exists``: a token of that name exists.
+            ConfigError: the tokens file cannot be read.
         """
         if not _NAME.match(name):
-            raise ConfigError(f"invalid token name {name!r}: use letters, digits, . _ -")
+            raise CaioError(
+                f"invalid token name {name!r}: use letters, digits, . _ -",
+                code="invalid_token_name",
+            )
         records = self.records()
         if any(r.name == name for r in records):
-            raise ConfigError(f"a token named {name!r} exists; revoke it first")
+            raise ConflictError(
+                f"a token named {name!r} exists; revoke it first", code="token_exists"
+            )
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         records.append(TokenRecord(name, role, _digest(secret), created))
@@ -114,12 +121,16 @@ class TokenStore:
         """Remove the token called ``name``.
 
         Raises:
-            ConfigError: no token has that name.
+            NotFoundError: ``token_not_found``: no token has that name.
+            ConfigError: the tokens file cannot be read.
         """
         records = self.records()
         kept = [r for r in records if r.name != name]
         if len(kept) == len(records):
-            raise ConfigError(f"no token named {name!r}")
+            names = ", ".join(r.name for r in records) or "none"
+            raise NotFoundError(
+                f"no token named {name!r} (tokens: {names})", code="token_not_found"
+            )
         self._write(kept)
 
     def authenticate(self, token: str) -> Principal | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from tuf.api.metadata import Metadata, Root
 from tuf.api.serialization import DeserializationError
 
-from caio.core.errors import ConfigError
+from caio.core.errors import NotFoundError, TrustError
 from caio.core.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -70,22 +70,25 @@ def install_trusted_root(source: Path, destination: Path, *, force: bool = False
     Returns a one-line summary (version, threshold, expiry).
 
     Raises:
-        ConfigError: unreadable, not root metadata, not self-signed to
+        NotFoundError: ``file_not_found``: ``source`` does not exist.
+        TrustError: unreadable, not root metadata, not self-signed to
             threshold, or older than the installed anchor.
     """
     try:
         data = source.read_bytes()
+    except FileNotFoundError as e:
+        raise NotFoundError(f"{source} does not exist", code="file_not_found") from e
     except OSError as e:
-        raise ConfigError(f"cannot read {source}: {e.strerror}") from e
+        raise TrustError(f"cannot read {source}: {e.strerror}") from e
     try:
         md = Metadata[Root].from_bytes(data)
     except DeserializationError as e:
-        raise ConfigError(f"{source} is not TUF metadata: {e}") from e
+        raise TrustError(f"{source} is not TUF metadata: {e}") from e
     if not isinstance(md.signed, Root):
-        raise ConfigError(f"{source} holds {md.signed.type} metadata, not root")
+        raise TrustError(f"{source} holds {md.signed.type} metadata, not root")
     result = md.signed.get_verification_result(Root.type, md.signed_bytes, md.signatures)
     if not result.verified:
-        raise ConfigError(
+        raise TrustError(
             f"{source} is not signed by {result.threshold} of its own root keys "
             f"({len(result.signed)} valid signatures)"
         )
@@ -94,7 +97,7 @@ def install_trusted_root(source: Path, destination: Path, *, force: bool = False
     except OSError:
         installed = None
     if installed is not None and md.signed.version < installed and not force:
-        raise ConfigError(
+        raise TrustError(
             f"{source} is root v{md.signed.version}, older than the installed anchor "
             f"v{installed}; an old root can be captured with retired keys (use --force "
             "only if you know why)"

@@ -214,6 +214,26 @@ class UpdateService:
                         "removed leftovers of an interrupted install: %s", ", ".join(removed)
                     )
             self._status = self._load_checked(nobody_runs_a_job)
+            if nobody_runs_a_job:
+                self._status = self._now_running(self._status)
+
+    def _now_running(self, status: JobStatus) -> JobStatus:
+        """A job that activated what this process runs is done: it needs no restart any more."""
+        if not (
+            status.status == "complete"
+            and status.requires_restart
+            and status.to_version == self.running.version
+        ):
+            return status
+        status = status.model_copy(
+            update={
+                "requires_restart": False,
+                "message": f"{self.running.version} is installed and running",
+                "updated_at": utcnow(),
+            }
+        )
+        self._state.save(status)
+        return status
 
     def _load_checked(self, nobody_runs_a_job: bool) -> JobStatus:
         """The saved status; a "running" job that no process owns is closed as interrupted."""

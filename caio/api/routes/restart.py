@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, StrategyDep
-from caio.api.errors import ErrorBody
+from caio.api.errors import AUTH_RESPONSES, ErrorBody
 
-router = APIRouter(tags=["restart"])
+router = APIRouter(tags=["restart"], responses=AUTH_RESPONSES)
 
 
 class RestartIn(BaseModel):

@@ -13,13 +13,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, ViewerDep
-from caio.api.errors import ApiError, ErrorBody
+from caio.api.errors import AUTH_RESPONSES, ApiError, ErrorBody
 from caio.core.manifest import Pep440
 from caio.core.rollout import Withdrawal
 from caio.core.state import JobStatus
 from caio.update import CheckResult, Release, UpdateRequest
 
-router = APIRouter(tags=["update"])
+router = APIRouter(tags=["update"], responses=AUTH_RESPONSES)
 
 HEARTBEAT_SECONDS = 15
 
