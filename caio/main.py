@@ -99,7 +99,7 @@ def serve(settings: Settings) -> int:
     server = NotifyingServer(config, app.state.version_info.version)
     host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)
     logging.getLogger("caio").info(
-        "caio %s serving on %s:%s", app.state.version_info.version, host, port
+        "caio %s listening on http://%s:%s", app.state.version_info.version, host, port
     )
     control.server = server
     stop_watchdog = threading.Event()

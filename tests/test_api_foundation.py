@@ -154,3 +154,11 @@ def test_openapi_documents_public_routes(settings: Settings) -> None:
     schema = TestClient(create_app(settings)).get("/openapi.json").json()
     assert {"/health", "/api/v1/version"} <= set(schema["paths"])
     assert "VersionOut" in schema["components"]["schemas"]
+
+
+def test_openapi_lists_auth_errors_only_where_a_token_is_needed(settings: Settings) -> None:
+    paths = TestClient(create_app(settings)).get("/openapi.json").json()["paths"]
+    for public in ("/health", "/api/v1/version"):
+        assert not {"401", "403"} & set(paths[public]["get"]["responses"])
+    for path, method in (("/api/v1/update", "post"), ("/metrics", "get")):
+        assert {"401", "403"} <= set(paths[path][method]["responses"])

@@ -141,6 +141,8 @@ def test_python_m_caio_main_serves_version_and_health(
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     records = [json.loads(line) for line in err.splitlines()]
+    said = [r["message"] for r in records if r["logger"] == "caio"]
+    assert f"caio 1.2.3 listening on http://127.0.0.1:{port}" in said
     access = [r for r in records if r["logger"] == "caio.access"]
     assert {"method": "GET", "path": "/health", "status": 200} in [
         {k: r[k] for k in ("method", "path", "status")} for r in access
