@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ def app_with_probe_routes(settings: Settings) -> FastAPI:
 def test_version_answers_from_the_manifest_without_auth(settings: Settings) -> None:
     client = TestClient(create_app(settings))
     body = client.get("/api/v1/version").json()
+    started = datetime.fromisoformat(body.pop("started_at"))
+    assert abs((datetime.now(UTC) - started).total_seconds()) < 60  # this process's start
     assert body == {
         "version": "1.2.3",
         "build_date": "2026-01-02T03:04:05Z",

@@ -93,6 +93,27 @@ def trickle(interval: float, *, max_seconds: float = 120.0) -> Behaviour:
     return behaviour
 
 
+def paced(chunks: int, pause: float) -> Behaviour:
+    """Serve the whole file in ``chunks`` pieces with ``pause`` seconds between them.
+
+    A download that takes a few seconds on loopback, so a watcher sees its progress.
+    """
+
+    def behaviour(handler: RepoRequestHandler) -> None:
+        data = promise_whole_file(handler)
+        size = -(-len(data) // chunks)
+        try:
+            for start in range(0, len(data), size):
+                handler.wfile.write(data[start : start + size])
+                handler.wfile.flush()
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        handler.close_connection = True
+
+    return behaviour
+
+
 def cut_after(limit: int) -> Behaviour:
     """Serve the first ``limit`` bytes of the file with its full length, then drop the line."""
     used: list[bool] = []

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 
@@ -14,6 +15,8 @@ from caio.api.errors import ErrorBody, install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
+from caio.api.web import router as web_router
+from caio.api.web import security_headers
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
@@ -82,9 +85,13 @@ def create_app(
         title="CAIO",
         version=version_info.version,
         summary="Verified self-update service",
+        # Served by caio.api.web from packaged assets (no CDN) under a strict CSP.
+        docs_url=None,
+        redoc_url=None,
         responses={422: {"model": ErrorBody, "description": "invalid request"}},
     )
     app.state.settings = settings
+    app.state.started_at = datetime.now(UTC)
     app.state.running = running
     app.state.version_info = version_info
     app.state.tokens = tokens
@@ -97,6 +104,8 @@ def create_app(
     app.include_router(public_router)
     app.include_router(api_v1)
     app.include_router(metrics_router)
+    app.include_router(web_router)
+    app.middleware("http")(security_headers)
 
     @app.middleware("http")
     async def log_request(

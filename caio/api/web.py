@@ -1,0 +1,123 @@
+"""The pages: the operator console at ``/``, and the API docs at ``/docs`` and ``/redoc``.
+
+Everything a page loads comes from CAIO itself: the console's HTML, CSS and
+JavaScript ship in the package (``caio/api/console/``, no build step), and
+the Swagger UI and ReDoc bundles come from the ``fastapi-offline`` package,
+so the pages work on an air-gapped host. Every answer carries strict
+security headers (:func:`security_headers`): no inline script or style, no
+framing, no MIME sniffing, no referrer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Awaitable, Callable
+from functools import cache
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+
+from caio.api.errors import ApiError
+
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+CONSOLE_ASSETS = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+    "docs.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+}
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # Swagger UI draws its icons as data: SVG
+        "connect-src 'self'",
+        "font-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# ReDoc styles itself with styled-components, which writes <style> elements that no
+# hash or nonce can cover; that page alone may apply inline styles. Its scripts are as
+# strict as everywhere else: only CAIO's own files run.
+REDOC_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate CSP 2
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+# A day: the assets change only with a new release, and a restart into it reloads the page.
+ASSET_CACHE = "public, max-age=86400"
+
+router = APIRouter(include_in_schema=False)
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Middleware: the same strict headers on every answer, pages and API alike."""
+    response = await call_next(request)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+@cache
+def _page(name: str) -> str:
+    return (CONSOLE_DIR / name).read_text(encoding="utf-8")
+
+
+@cache
+def docs_assets_dir() -> Path:
+    """Where ``fastapi-offline`` keeps the Swagger UI and ReDoc bundles (not imported)."""
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("fastapi-offline is not installed: the docs pages need its assets")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def console() -> HTMLResponse:
+    """The operator console: public page; what it shows beyond the version needs a token."""
+    return HTMLResponse(_page("index.html"), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/console/{name}")
+async def console_asset(name: str) -> FileResponse:
+    if name not in CONSOLE_ASSETS:
+        raise ApiError(404, "not_found", f"no console asset {name!r}")
+    return FileResponse(
+        CONSOLE_DIR / name, media_type=CONSOLE_ASSETS[name], headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/docs", response_class=HTMLResponse)
+async def swagger_ui() -> HTMLResponse:
+    return HTMLResponse(_page("docs.html"))
+
+
+@router.get("/redoc", response_class=HTMLResponse)
+async def redoc() -> HTMLResponse:
+    return HTMLResponse(_page("redoc.html"), headers={"Content-Security-Policy": REDOC_CSP})
+
+
+@router.get("/docs/assets/{name}")
+async def docs_asset(name: str) -> FileResponse:
+    if name not in DOCS_ASSETS:
+        raise ApiError(404, "not_found", f"no docs asset {name!r}")
+    return FileResponse(
+        docs_assets_dir() / name,
+        media_type=DOCS_ASSETS[name],
+        headers={"Cache-Control": ASSET_CACHE},
+    )

@@ -1,0 +1,239 @@
+"""The operator console and the API docs in a real browser: Debian's headless Chromium.
+
+Selenium drives Chromium through Debian's chromedriver against a real
+`caio serve` and a repository published by `tuf_repo`. The DevTools protocol
+records every request the page makes and every Content-Security-Policy
+violation it reports, so "nothing leaves the origin" is observed, not assumed.
+
+`CAIO_SCREENSHOT_DIR=docs scripts/test -k console` refreshes docs/console.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.components import require
+from tests.served import Served, run
+from tests.update_fixtures import NEWER, UpdateEnv, paced
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+# Injected before any page script (DevTools runs it whatever the CSP says).
+WATCH_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+class Browser:
+    """A headless Chromium, and what its pages asked the network for."""
+
+    def __init__(self) -> None:
+        chromium = require("chromium", "chromium")
+        driver = require("chromedriver", "chromium-driver")
+        self.profile = tempfile.mkdtemp(prefix="caio-chromium-")
+        options = Options()
+        options.binary_location = chromium
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+            f"--user-data-dir={self.profile}",
+        ):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+        self._ids: dict[str, str] = {}  # DevTools request id -> URL
+        self.driver = webdriver.Chrome(service=Service(driver), options=options)
+        self.driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_VIOLATIONS}
+        )
+
+    def open(self, url: str) -> None:
+        self.driver.get("about:blank")
+        self.driver.get_log("performance")  # type: ignore[no-untyped-call]  # forget the past
+        self.driver.get(url)
+
+    def requests(self) -> dict[str, str]:
+        """URL -> "sent", or why the browser blocked it (e.g. "csp"), since :meth:`open`."""
+        seen: dict[str, str] = {}
+        for entry in self.driver.get_log("performance"):  # type: ignore[no-untyped-call]
+            message = json.loads(entry["message"])["message"]
+            params = message.get("params", {})
+            if message["method"] == "Network.requestWillBeSent":
+                seen[params["request"]["url"]] = "sent"
+                self._ids[params["requestId"]] = params["request"]["url"]
+            elif message["method"] == "Network.loadingFailed" and params.get("blockedReason"):
+                url = self._ids.get(params["requestId"])
+                if url is not None:
+                    seen[url] = params["blockedReason"]
+        return seen
+
+    def violations(self) -> list[str]:
+        found: list[str] = self.driver.execute_script("return window.__violations || []")
+        return found
+
+    def text(self, element_id: str) -> str:
+        return str(self.driver.find_element(By.ID, element_id).text)
+
+    def wait(self, what: Callable[[], bool], timeout: float = 30, message: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # an element not there yet
+                if what():
+                    return
+            time.sleep(0.1)
+        raise AssertionError(message or "the page did not get there")
+
+    def use_token(self, token: str, *, keep: bool = False) -> None:
+        field = self.driver.find_element(By.ID, "token")
+        field.clear()
+        field.send_keys(token)
+        if keep:
+            self.driver.find_element(By.ID, "keep").click()
+        self.driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+
+    def close(self) -> None:
+        self.driver.quit()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = Browser()
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def caio(update_env: UpdateEnv, started: list[Served]) -> Served:
+    update_env.publish(NEWER)
+    return run(update_env, started)
+
+
+def off_origin(requests: dict[str, str], origin: str) -> dict[str, str]:
+    """Network requests (http, https, ws) that are not to ``origin``."""
+    return {
+        url: fate
+        for url, fate in requests.items()
+        if url.split(":", 1)[0] in ("http", "https", "ws", "wss") and not url.startswith(origin)
+    }
+
+
+def test_the_console_shows_the_running_version_and_nothing_leaves_the_origin(
+    browser: Browser, caio: Served
+) -> None:
+    browser.open(caio.url + "/")
+    browser.wait(lambda: browser.text("version") == "1.0.0", message="no version shown")
+    assert browser.text("channel") == "stable" and browser.text("commit") == "abc123"
+    assert browser.text("uptime").endswith("s")
+    assert browser.text("job-status") == "token needed"
+    requests = browser.requests()
+    assert f"{caio.url}/api/v1/version" in requests
+    assert off_origin(requests, caio.url) == {}
+    assert browser.violations() == []
+
+
+def test_a_wrong_token_gets_a_clear_message(browser: Browser, caio: Served) -> None:
+    browser.open(caio.url + "/")
+    browser.use_token("caio_not-a-real-token")
+    browser.wait(lambda: "The token was refused" in browser.text("notice"))
+    assert "[unauthorized]" not in browser.text("notice")  # readable, not a log line
+    assert "unauthorized" in browser.text("notice")
+
+
+def test_an_update_started_from_the_console_shows_progress_and_completes(
+    browser: Browser, caio: Served, update_env: UpdateEnv
+) -> None:
+    update_env.behaviours[f"caio-{NEWER}.tar.gz"] = paced(chunks=10, pause=0.3)
+    browser.open(caio.url + "/")
+    browser.use_token(update_env.admin)
+    browser.wait(lambda: browser.text("job-status") == "idle", message="no job status")
+    browser.wait(lambda: NEWER in browser.text("would-install"), message="no check shown")
+    assert "an update installs this" in browser.text("release-rows")
+    assert {"root", "targets", "snapshot", "timestamp"} <= set(browser.text("roles").split())
+
+    browser.driver.find_element(By.ID, "do-update").click()
+    seen: set[int] = set()
+
+    def finished() -> bool:
+        value = browser.driver.find_element(By.ID, "job-progress").get_attribute("value")
+        seen.add(round(float(value or 0)))
+        return browser.text("job-status") == "complete"
+
+    browser.wait(finished, timeout=60, message="the update did not complete")
+    assert any(0 < p < 100 for p in seen), seen  # the bar moved while it downloaded
+    assert "restart to run it" in browser.text("job-message")
+    browser.wait(lambda: "activated" in browser.text("history-rows"))
+    assert "hash chain intact" in browser.text("integrity")
+    requests = browser.requests()
+    assert f"{caio.url}/api/v1/update/events" in requests  # the live stream
+    assert off_origin(requests, caio.url) == {}
+    assert browser.violations() == []
+    assert not [url for url in requests if update_env.admin in url]  # never in a URL
+    shots = os.environ.get("CAIO_SCREENSHOT_DIR")
+    if shots:
+        browser.driver.save_screenshot(str(Path(shots) / "console.png"))
+
+
+def test_the_token_stays_out_of_cookies_and_local_storage(
+    browser: Browser, caio: Served, update_env: UpdateEnv
+) -> None:
+    browser.open(caio.url + "/")
+    browser.use_token(update_env.viewer)
+    browser.wait(lambda: browser.text("job-status") == "idle")
+    storage: dict[str, Any] = browser.driver.execute_script(
+        "return {cookie: document.cookie, local: localStorage.length,"
+        " session: sessionStorage.getItem('caio.token')}"
+    )
+    assert storage == {"cookie": "", "local": 0, "session": None}  # memory only
+    browser.use_token(update_env.viewer, keep=True)
+    browser.wait(
+        lambda: (
+            browser.driver.execute_script("return sessionStorage.getItem('caio.token')")
+            == update_env.viewer
+        )
+    )
+    assert browser.driver.execute_script("return localStorage.length") == 0
+    browser.driver.find_element(By.ID, "do-update").click()  # a viewer may not
+    browser.wait(lambda: "may not do that" in browser.text("notice"))
+
+
+def test_the_api_docs_render_offline(browser: Browser, caio: Served) -> None:
+    browser.open(caio.url + "/docs")
+    browser.wait(
+        lambda: "CAIO" in browser.driver.find_element(By.CSS_SELECTOR, ".swagger-ui .title").text,
+        message="Swagger UI did not render",
+    )
+    assert "/api/v1/update/check" in browser.driver.find_element(By.ID, "swagger-ui").text
+    requests = browser.requests()
+    assert off_origin(requests, caio.url) == {}
+    assert browser.violations() == []
+
+    browser.open(caio.url + "/redoc")
+    browser.wait(
+        lambda: "CAIO" in browser.driver.find_element(By.TAG_NAME, "h1").text,
+        message="ReDoc did not render",
+    )
+    # ReDoc's footer asks a CDN for its logo: the CSP blocks it, so nothing is sent.
+    assert all(fate == "csp" for fate in off_origin(browser.requests(), caio.url).values())
