@@ -237,3 +237,28 @@ def test_the_api_docs_render_offline(browser: Browser, caio: Served) -> None:
     )
     # ReDoc's footer asks a CDN for its logo: the CSP blocks it, so nothing is sent.
     assert all(fate == "csp" for fate in off_origin(browser.requests(), caio.url).values())
+
+
+def test_cancel_and_rollback_from_the_console(
+    browser: Browser, caio: Served, update_env: UpdateEnv
+) -> None:
+    update_env.behaviours[f"caio-{NEWER}.tar.gz"] = paced(chunks=20, pause=0.5)
+    browser.open(caio.url + "/")
+    browser.use_token(update_env.admin)
+    browser.wait(lambda: browser.text("job-status") == "idle")
+    browser.driver.find_element(By.ID, "do-update").click()
+    browser.wait(lambda: browser.text("job-status") == "updating")
+    browser.driver.find_element(By.ID, "do-cancel").click()
+    browser.wait(lambda: browser.text("job-status") == "failed")
+    assert browser.text("job-error").startswith("cancelled: cancelled by ops")
+
+    del update_env.behaviours[f"caio-{NEWER}.tar.gz"]
+    browser.driver.find_element(By.ID, "target-version").send_keys(NEWER)
+    browser.driver.find_element(By.ID, "do-update-to").click()
+    browser.wait(lambda: browser.text("job-status") == "complete", timeout=60)
+    assert browser.text("job-message").endswith("restart to run it")
+
+    browser.driver.find_element(By.ID, "do-rollback").click()
+    browser.wait(lambda: "1.0.0 is active again; restart to run it" in browser.text("notice"))
+    browser.wait(lambda: "rollback" in browser.text("history-rows"))
+    assert browser.violations() == []

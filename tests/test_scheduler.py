@@ -199,3 +199,19 @@ def test_the_service_runs_its_scheduler_and_metrics_show_it(update_env: UpdateEn
         assert 'caio_scheduler_mode{mode="check"} 1.0' in text
         assert "caio_scheduler_next_run_timestamp_seconds " in text
     assert update_env.layout.current_version is None  # check mode installs nothing
+
+
+def test_restart_mode_goes_through_the_services_restart_strategy(update_env: UpdateEnv) -> None:
+    update_env.publish(NEWER)
+    asked: list[bool] = []
+    settings = update_env.settings.model_copy(
+        update={"auto_update": "restart", "restart_strategy": "embedded"}
+    )
+    app = create_app(settings, on_restart=asked.append)
+    scheduler: Scheduler = app.state.scheduler
+    assert scheduler.run_once() == "restarted"
+    assert asked == [True]  # graceful, through the embedded strategy's callback
+    requested = [r for r in audit(update_env) if r["event"] == "restart"]
+    assert [(r["outcome"], r["by"], r["current"]) for r in requested] == [
+        ("requested", "scheduler", NEWER)
+    ]

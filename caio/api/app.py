@@ -15,8 +15,8 @@ from caio.api.errors import ErrorBody, install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
+from caio.api.web import SecurityHeaders
 from caio.api.web import router as web_router
-from caio.api.web import security_headers
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
@@ -105,7 +105,7 @@ def create_app(
     app.include_router(api_v1)
     app.include_router(metrics_router)
     app.include_router(web_router)
-    app.middleware("http")(security_headers)
+    app.add_middleware(SecurityHeaders)
 
     @app.middleware("http")
     async def log_request(

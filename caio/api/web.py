@@ -4,19 +4,19 @@ Everything a page loads comes from CAIO itself: the console's HTML, CSS and
 JavaScript ship in the package (``caio/api/console/``, no build step), and
 the Swagger UI and ReDoc bundles come from the ``fastapi-offline`` package,
 so the pages work on an air-gapped host. Every answer carries strict
-security headers (:func:`security_headers`): no inline script or style, no
+security headers (:class:`SecurityHeaders`): no inline script or style, no
 framing, no MIME sniffing, no referrer.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caio.api.errors import ApiError
 
@@ -63,14 +63,31 @@ ASSET_CACHE = "public, max-age=86400"
 router = APIRouter(include_in_schema=False)
 
 
-async def security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Middleware: the same strict headers on every answer, pages and API alike."""
-    response = await call_next(request)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+class SecurityHeaders:
+    """ASGI middleware: the same strict headers on every answer, pages and API alike.
+
+    Plain ASGI rather than ``BaseHTTPMiddleware``: it only adds headers to the
+    response start, and leaves streaming bodies and background tasks alone.
+    A header the route set itself (``/redoc``'s CSP) is kept.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.headers if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 @cache

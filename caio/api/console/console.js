@@ -39,8 +39,9 @@ function headers(extra = {}) {
   return result;
 }
 
-async function api(method, path, body) {
-  const init = { method, headers: headers(), cache: "no-store" };
+async function api(method, path, body, timeoutMs = 30000) {
+  // A request the server never answers (a process going away) is abandoned, not awaited forever.
+  const init = { method, headers: headers(), cache: "no-store", signal: AbortSignal.timeout(timeoutMs) };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -289,7 +290,6 @@ async function loadAll() {
     $("job-status").textContent = "token needed";
     return;
   }
-  notice("");
   const job = await loadStatus();
   if (job === null) return; // the token was refused: the notice says why
   await Promise.all([loadHistory(), loadCheck()]);
@@ -351,11 +351,11 @@ async function restart() {
   while (Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     try {
-      const info = await api("GET", "/api/v1/version");
+      const info = await api("GET", "/api/v1/version", undefined, 3000);
       if (info.version === answer.to_version) {
-        notice(`now running ${info.version}`, "info");
         renderVersion(info);
         await loadAll();
+        notice(`now running ${info.version}`, "info");
         return;
       }
     } catch {
@@ -387,6 +387,7 @@ function useToken(event) {
     return;
   }
   state.token = value;
+  notice("");
   if ($("keep").checked) sessionStorage.setItem(TOKEN_KEY, value);
   else sessionStorage.removeItem(TOKEN_KEY);
   loadAll();
