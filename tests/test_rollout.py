@@ -38,6 +38,7 @@ def test_a_plan_spec_reads_as_steps_in_seconds() -> None:
         ("0%@0h", "(0, 100]"),
         ("101%@0h", "(0, 100]"),
         (",".join(f"{n + 1}%@{n}h" for n in range(40)), "1 to 32 steps"),
+        ("5%@0h,10%@4000d", "at most ten years"),
     ],
 )
 def test_a_bad_plan_is_refused_saying_why(spec: str, says: str) -> None:
@@ -111,6 +112,18 @@ def test_the_index_carries_release_time_plan_and_withdrawal_both_ways() -> None:
         },
         {"withdrawn": {"reason": "x" * 501, "at": "2026-11-01T00:00:00Z"}},
         {"withdrawn": "yes"},
+        {
+            "rollout": {
+                "start": "9999-12-31T23:59:59Z",
+                "steps": [{"after_seconds": 0, "percent": 5}],
+            }
+        },
+        {
+            "rollout": {
+                "start": START.isoformat(),
+                "steps": [{"after_seconds": 10**18, "percent": 5}],
+            }
+        },
         {
             "rollout": {
                 "start": "2026-11-01T00:00:00Z",

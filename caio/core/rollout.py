@@ -26,6 +26,7 @@ from typing import Any
 
 HOST_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_STEPS = 32
+MAX_OFFSET_SECONDS = 3650 * 86400  # ten years: a plan longer than that is a mistake
 MAX_REASON = 500
 _STEP_RE = re.compile(r"^\s*(?P<pct>\d{1,3})%@(?P<num>\d+(?:\.\d+)?)(?P<unit>[smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -45,6 +46,8 @@ def parse_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
+    if not 1970 <= moment.year <= 9000:  # room for offsets and pauses without overflow
+        raise ValueError(f"{text!r} is not a plausible time")
     return moment.astimezone(UTC)
 
 
@@ -192,6 +195,8 @@ def _check_steps(steps: tuple[Step, ...]) -> None:
     for step in steps:
         if step.after_seconds < 0 or not 0 < step.percent <= 100:
             raise ValueError("rollout percentages are in (0, 100] and offsets are not negative")
+        if step.after_seconds > MAX_OFFSET_SECONDS:
+            raise ValueError("a rollout step is at most ten years after the release")
 
 
 def _integer(value: Any) -> int:
