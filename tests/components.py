@@ -16,7 +16,7 @@ import pytest
 
 def require(program: str, package: str) -> str:
     """The path of ``program``; skip (fail on CI) when it is not installed."""
-    found = shutil.which(program)
+    found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
     if found is not None:
         return found
     message = f"{program} is missing: apt-get install {package} (scripts/test does, as root)"

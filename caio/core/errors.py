@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     SLOW_RETRIEVAL = "slow_retrieval"
     CANCELLED = "cancelled"
     RELEASE_WITHDRAWN = "release_withdrawn"
+    REPOSITORY_UNAUTHORIZED = "repository_unauthorized"
 
 
 class CaioError(Exception):

@@ -26,6 +26,12 @@ def is_retryable(exc: BaseException) -> bool:
 def from_tuf(exc: Exception, what: str) -> UpdateError:
     """The ``UpdateError`` for a python-tuf exception raised while handling ``what``."""
     detail = redact(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, tuf.DownloadHTTPError) and exc.status_code in (401, 403):
+        return UpdateError(
+            ErrorCode.REPOSITORY_UNAUTHORIZED,
+            f"{detail}; the repository wants credentials: set CAIO_UPDATE_TOKEN "
+            "(or user:password in the update URL)",
+        )
     table: list[tuple[type[Exception], ErrorCode]] = [
         (tuf.ExpiredMetadataError, ErrorCode.METADATA_EXPIRED),
         (tuf.BadVersionNumberError, ErrorCode.METADATA_ROLLBACK),

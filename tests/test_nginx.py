@@ -1,0 +1,153 @@
+"""CAIO against a repository served by a real nginx with the shipped deploy/nginx/caio-repo.conf.
+
+Debian's nginx runs as an ordinary process with its own prefix and a free
+loopback port; the repository is published by `tuf_repo`; CAIO runs through
+its app factory with the nginx URL as its update URL.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from caio.api import create_app
+from tests.nginx_fixtures import Nginx, start_nginx
+from tests.update_fixtures import NEWER, UpdateEnv
+
+pytestmark = [pytest.mark.slow, pytest.mark.nginx]
+
+TOKEN = "repo-s3cret-token"
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Nginx]]:
+    started: list[Nginx] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def nginx_for(env: UpdateEnv, servers: list[Nginx], name: str = "nginx", **options: Any) -> Nginx:
+    server = start_nginx(env.repo.work / name, env.repo.dir, **options)
+    servers.append(server)
+    return server
+
+
+def client(env: UpdateEnv, url: str, **settings: Any) -> TestClient:
+    return TestClient(create_app(env.settings.model_copy(update={"update_url": url, **settings})))
+
+
+def test_an_update_through_nginx_and_the_headers_it_serves(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    update_env.publish(NEWER)
+    nginx = nginx_for(update_env, servers)
+    done = update_env.run_update(client(update_env, nginx.url))
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+    assert update_env.layout.current_version == NEWER
+
+    timestamp = httpx.get(f"{nginx.url}/metadata/timestamp.json")
+    assert timestamp.headers["cache-control"] == "no-cache, max-age=0"
+    versioned = httpx.get(f"{nginx.url}/metadata/1.root.json")
+    assert "immutable" in versioned.headers["cache-control"]
+    target = next(line.split()[0] for line in nginx.access_log() if f"caio-{NEWER}.tar.gz" in line)
+    artifact = httpx.get(nginx.url + target, headers={"Accept-Encoding": "gzip"})
+    assert "immutable" in artifact.headers["cache-control"]
+    assert "content-encoding" not in artifact.headers  # served as signed, never recompressed
+    part = httpx.get(nginx.url + target, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and len(part.content) == 100
+    assert httpx.get(f"{nginx.url}/").status_code == 404  # nothing else is served
+
+
+def test_a_download_cut_mid_way_resumes_with_a_range_request(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    update_env.publish(NEWER)
+    nginx = nginx_for(update_env, servers, http_extra="    limit_rate 16k;")
+    caio = client(update_env, nginx.url)
+    started = caio.post("/api/v1/update", json={}, headers=update_env.auth())
+    assert started.status_code == 202
+    deadline = time.monotonic() + 30
+    while caio.get("/api/v1/update", headers=update_env.auth()).json()["bytes_done"] < 20_000:
+        assert time.monotonic() < deadline, "the download did not start"
+        time.sleep(0.05)
+    nginx.kill_workers()  # the connection is cut mid-way; nginx's master starts new workers
+    done = update_env.wait(caio)
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+    resumed = [
+        line
+        for line in nginx.access_log()
+        if f"caio-{NEWER}.tar.gz" in line and " 206 " in line and 'range="bytes=' in line
+    ]
+    assert resumed, nginx.access_log()
+    offset = int(resumed[0].split('range="bytes=')[1].split("-")[0])
+    assert offset >= 20_000  # from what was kept, not from the start
+
+
+def test_a_private_repository_needs_the_token_and_gets_it(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    update_env.publish(NEWER)
+    auth = f'if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}\n'
+    nginx = nginx_for(update_env, servers, auth=auth)
+    refused = client(update_env, nginx.url).get("/api/v1/update/check", headers=update_env.auth())
+    assert refused.status_code == 502
+    assert refused.json()["error"]["code"] == "repository_unauthorized"
+    assert "CAIO_UPDATE_TOKEN" in refused.json()["error"]["message"]
+    allowed = client(update_env, nginx.url, update_token=TOKEN)
+    assert update_env.run_update(allowed)["to_version"] == NEWER
+    assert TOKEN not in (update_env.settings.home / "state" / "update.json").read_text()
+
+
+def test_a_redirect_to_another_origin_never_receives_the_token(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    update_env.publish(NEWER)
+    mirror = nginx_for(update_env, servers, "mirror")  # another origin, public
+    auth = (
+        f'if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}\n'
+        f"rewrite ^/targets/(.*)$ {mirror.url}/targets/$1 redirect;\n"
+    )
+    origin = nginx_for(update_env, servers, "origin", auth=auth)
+    caio = client(update_env, origin.url, update_token=TOKEN)
+    assert update_env.run_update(caio)["to_version"] == NEWER
+    redirected = [line for line in origin.access_log() if line.startswith("/targets/")]
+    assert redirected and all(" 302 " in line for line in redirected)
+    served = [line for line in mirror.access_log() if line.startswith("/targets/")]
+    assert served and all('auth="-"' in line for line in served), served  # no header at all
+    assert all(f'auth="Bearer {TOKEN}"' in line for line in origin.access_log())
+
+
+def test_a_stale_cached_timestamp_never_installs_anything_wrong(
+    update_env: UpdateEnv, servers: list[Nginx], tmp_path: Path
+) -> None:
+    nginx = nginx_for(update_env, servers)
+    metadata = update_env.repo.dir / "metadata"
+    seen_it = client(update_env, nginx.url)
+    assert update_env.run_update(seen_it)["message"].startswith("already up to date")
+    stale = tmp_path / "stale-timestamp.json"
+    shutil.copy(metadata / "timestamp.json", stale)
+    update_env.publish(NEWER)
+    fresh = tmp_path / "fresh-timestamp.json"
+    shutil.copy(metadata / "timestamp.json", fresh)
+
+    # A host that saw the new timestamp, then gets the old one from a stale cache.
+    knows_new = client(update_env, nginx.url)
+    check = knows_new.get("/api/v1/update/check", headers=update_env.auth()).json()
+    assert check["latest"]["version"] == NEWER
+    shutil.copy(stale, metadata / "timestamp.json")  # the cache serves the old copy a while
+    refused = knows_new.get("/api/v1/update/check", headers=update_env.auth())
+    assert refused.json()["error"]["code"] == "metadata_rollback"
+    assert update_env.run_update(knows_new)["error"]["code"] == "metadata_rollback"
+    assert update_env.layout.current_version is None  # nothing installed
+
+    # The cache expires: the same host updates, to the release that was signed.
+    shutil.copy(fresh, metadata / "timestamp.json")
+    assert update_env.run_update(knows_new)["to_version"] == NEWER
