@@ -362,6 +362,77 @@ def rotate(
     typer.echo(message)
 
 
+key_app = typer.Typer(
+    help="Keys one at a time: create (in a file or a PKCS#11 token), add to a role, remove.",
+    no_args_is_help=True,
+)
+app.add_typer(key_app, name="key")
+
+
+@key_app.command("create")
+def key_create(
+    keys: KeysOpt,
+    role: Annotated[str, typer.Option(help="the role the key is for")],
+    hsm: Annotated[
+        bool, typer.Option("--hsm", help="generate it inside a PKCS#11 token (PYKCS11LIB)")
+    ] = False,
+    token_label: Annotated[str | None, typer.Option(help="the token's label (--hsm)")] = None,
+    pin_env: Annotated[
+        str | None, typer.Option(help="environment variable holding the token's PIN (--hsm)")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="the key's label in the token")] = None,
+) -> None:
+    """Create a key for ROLE; `tuf-repo key add` then puts it into the role."""
+    from tuf_repo.keys import generate_key, key_home
+    from tuf_repo.publisher import ONLINE_TOP_ROLES
+
+    if hsm and (token_label is None or pin_env is None):
+        raise typer.BadParameter("--hsm needs --token-label and --pin-env")
+    home = key_home(keys, online=role in ONLINE_TOP_ROLES)
+    with outcome():
+        if hsm and token_label is not None and pin_env is not None:
+            from tuf_repo.hsm import create_hsm_key
+
+            key = create_hsm_key(home, role, token_label=token_label, pin_env=pin_env, label=label)
+        else:
+            key = generate_key(home, role, os.environ.get("TUF_REPO_PASSPHRASE") or None)
+    where = f"in token {token_label!r}" if hsm else "in the file"
+    typer.echo(f"created {role} key {key.keyid[:12]} ({where}): {key.path}")
+    if hsm:
+        typer.echo("the private key was generated inside the token and never left it", err=True)
+
+
+@key_app.command("add")
+def key_add(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp")],
+    key_file: Annotated[Path, typer.Argument(help="the key file (tuf-repo key create)")],
+    check_live: LiveOpt = None,
+) -> None:
+    """Authorise a key for ROLE: a new root, signed by the old and the new root keys."""
+    with outcome():
+        from tuf_repo import read_key_file
+
+        key = read_key_file(key_file)
+        message = _publisher(repo, keys, check_live).add_key(role, key)
+    typer.echo(message)
+
+
+@key_app.command("remove")
+def key_remove(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp")],
+    keyid: Annotated[str, typer.Argument(help="the keyid, or a unique prefix of it")],
+    check_live: LiveOpt = None,
+) -> None:
+    """Take a key away from ROLE (rotate a hardware key out): a new root announces it."""
+    with outcome():
+        message = _publisher(repo, keys, check_live).remove_key(role, keyid)
+    typer.echo(message)
+
+
 @app.command()
 def refresh(
     repo: RepoOpt,

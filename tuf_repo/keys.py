@@ -13,7 +13,10 @@ One JSON file per key (mode 0600)::
 or, for keys held in a KMS/HSM/Sigstore, ``"uri": "<securesystemslib signer URI>"``
 instead of ``private_pem``: every signature then goes through
 ``securesystemslib.signer.Signer.from_priv_key_uri`` and the repository code
-does not change.
+does not change. A key in a PKCS#11 token (``tuf-repo key create --hsm``) has
+``"uri": "hsm:<id>?label=<token>"`` and ``"pin_env": "<VARIABLE>"``, the
+environment variable that holds the token's user PIN; the PKCS#11 module is
+named by ``PYKCS11LIB``. The private key never leaves the token.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_pem_private_key,
 )
-from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
+from securesystemslib.signer import CryptoSigner, Key, SecretsHandler, Signature, Signer, SSlibKey
 
 from caio.core.files import atomic_write_bytes
 from tuf_repo.errors import KeyFileError
@@ -94,6 +97,7 @@ class KeyFile:
     public: SSlibKey
     private_pem: bytes | None
     uri: str | None
+    pin_env: str | None = None
 
     @property
     def keyid(self) -> str:
@@ -107,9 +111,12 @@ class KeyFile:
         """
         if self.uri is not None:
             try:
-                return Signer.from_priv_key_uri(self.uri, self.public)
+                signer = Signer.from_priv_key_uri(self.uri, self.public, self._pin)
+            except KeyFileError:
+                raise
             except Exception as e:  # signer back-ends raise their own types
                 raise KeyFileError(f"key {self.path}: cannot open signer: {e}") from e
+            return NamedSigner(signer, self)
         if self.private_pem is None:
             raise KeyFileError(f"key {self.path} has neither private_pem nor uri")
         encrypted = b"ENCRYPTED" in self.private_pem.split(b"\n", 1)[0]
@@ -125,6 +132,47 @@ class KeyFile:
             return CryptoSigner(private, self.public)
         except Exception as e:
             raise KeyFileError(f"key {self.path}: private key does not match public key") from e
+
+    def _pin(self, _what: str) -> str:
+        """The PIN of a hardware key, from the environment variable its key file names."""
+        if self.pin_env is None:
+            raise KeyFileError(f"key {self.path} ({self.uri}) names no pin_env")
+        pin = os.environ.get(self.pin_env)
+        if not pin:
+            raise KeyFileError(f"key {self.path} ({self.uri}): set {self.pin_env} to its PIN")
+        return pin
+
+
+class NamedSigner(Signer):
+    """A signer whose failures (a wrong PIN, a missing PKCS#11 module) name the key."""
+
+    def __init__(self, inner: Signer, key: KeyFile) -> None:
+        self._inner = inner
+        self._key = key
+
+    @property
+    def public_key(self) -> Key:
+        return self._inner.public_key
+
+    @classmethod
+    def from_priv_key_uri(
+        cls, priv_key_uri: str, public_key: Key, secrets_handler: SecretsHandler | None = None
+    ) -> Signer:
+        raise NotImplementedError("build a NamedSigner around a signer")
+
+    def sign(self, payload: bytes) -> Signature:
+        """Raises: KeyFileError naming the key, whatever the back-end raised."""
+        try:
+            return self._inner.sign(payload)
+        except KeyFileError:
+            raise
+        except Exception as e:  # PKCS#11 back-ends raise their own types
+            detail = f"{type(e).__name__}: {e}".rstrip(": ")
+            if type(e).__name__ == "PinIncorrect":
+                detail = f"wrong PIN (from {self._key.pin_env})"
+            raise KeyFileError(
+                f"key {self._key.path} ({self._key.role}, {self._key.uri}) cannot sign: {detail}"
+            ) from e
 
 
 def generate_key(keydir: Path, role: str, passphrase: str | None = None) -> KeyFile:
@@ -158,7 +206,15 @@ def read_key_file(path: Path) -> KeyFile:
         uri = data.get("uri")
         if (pem is None) == (uri is None):
             raise ValueError("exactly one of private_pem and uri is needed")
-        return KeyFile(path, str(data["role"]), public, pem.encode() if pem else None, uri)
+        pin_env = data.get("pin_env")
+        return KeyFile(
+            path,
+            str(data["role"]),
+            public,
+            pem.encode() if pem else None,
+            uri,
+            str(pin_env) if pin_env else None,
+        )
     except FileNotFoundError as e:
         raise KeyFileError(f"key file not found: {path}") from e
     except OSError as e:

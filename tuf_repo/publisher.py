@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.signer import Key, Signature, Signer
+from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
     Delegations,
     Metadata,
@@ -681,6 +682,64 @@ class Publisher:
         retired = _retire_keys(keydir, old_keyids, keep_retired_private)
         return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
 
+    def add_key(self, role: str, key: KeyFile) -> str:
+        """Authorise ``key`` for a top-level ``role``: a new root, signed as TUF requires.
+
+        Raises:
+            UsageError: unknown role.
+            TufRepoError: the key is already the role's, or work is staged.
+            KeyFileError: a key cannot sign (e.g. a wrong PIN): nothing is written.
+            SignaturesNeeded: the new root needs more signatures (staged).
+        """
+        self._refuse_if_staged()
+        root_md = self._editable_root(role)
+        root = root_md.signed
+        if key.keyid in root.roles[role].keyids:
+            raise TufRepoError(f"{key.keyid[:12]} is already a {role} key")
+        root.add_key(key.public, role)
+        self.keyring = self.keyring.with_key(key)
+        self._commit_key_change(role, root_md)
+        keys = len(root.roles[role].keyids)
+        return f"added {key.keyid[:12]} ({key.path.name}) to {role}: {keys} keys, threshold " + str(
+            root.roles[role].threshold
+        )
+
+    def remove_key(self, role: str, keyid: str) -> str:
+        """Take a key (by keyid or a unique prefix of it) away from ``role``.
+
+        Raises:
+            UsageError: unknown role, or no single key matches.
+            TufRepoError: fewer keys than the threshold would remain, or work is staged.
+            SignaturesNeeded: the new root needs more signatures (staged).
+        """
+        self._refuse_if_staged()
+        root_md = self._editable_root(role)
+        root = root_md.signed
+        matches = [k for k in root.roles[role].keyids if k.startswith(keyid)]
+        if len(matches) != 1:
+            raise UsageError(f"{len(matches)} {role} keys match {keyid!r}: give more of the keyid")
+        threshold = root.roles[role].threshold
+        if len(root.roles[role].keyids) - 1 < threshold:
+            raise TufRepoError(
+                f"removing it would leave {role} fewer keys than its threshold {threshold}: "
+                "add the new key first"
+            )
+        root.revoke_key(matches[0], role)
+        self._commit_key_change(role, root_md)
+        return f"removed {matches[0][:12]} from {role}: {len(root.roles[role].keyids)} keys left"
+
+    def _editable_root(self, role: str) -> Metadata[Root]:
+        if role not in TOP_ROLES:
+            raise UsageError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}")
+        return copy.deepcopy(cast(Metadata[Root], self.store.load(Root.type)))
+
+    def _commit_key_change(self, role: str, root_md: Metadata[Root]) -> None:
+        """Publish a new root; re-sign the role's own metadata under its new keys."""
+        changes: dict[str, Metadata[Any]] = {Root.type: root_md}
+        if role == Targets.type:
+            changes[Targets.type] = self.store.load(Targets.type)
+        self._commit(changes, self.store.read_policy())
+
     def _rotate_bins(
         self,
         keydir: Path,
@@ -906,7 +965,7 @@ class Publisher:
             md.signatures.clear()
         for role, md in changes.items():
             for signer in self._signers_for(role, changes):
-                md.sign(signer, append=True)
+                _sign(md, signer, role)
 
     def _commit(self, changes: dict[str, Metadata[Any]], policy: RepoPolicy) -> None:
         """Bump, sign and publish ``changes``; stage them when signatures are missing."""
@@ -1101,11 +1160,25 @@ class Publisher:
         """
         md.signatures.clear()
         for signer in self.keyring.signers(root.roles[role].keyids):
-            md.sign(signer, append=True)
+            _sign(md, signer, role)
         if not root.get_verification_result(role, md.signed_bytes, md.signatures):
             raise KeyFileError(
                 f"the {role} key is not in the key directory: pass --keys with the online keys"
             )
+
+
+def _sign(md: Metadata[Any], signer: Signer, role: str) -> None:
+    """Add ``signer``'s signature; a signer that fails (a wrong PIN) is a KeyFileError.
+
+    Raises:
+        KeyFileError: naming the key, when the signer's back-end failed.
+    """
+    try:
+        md.sign(signer, append=True)
+    except UnsignedMetadataError as e:  # python-tuf wraps the signer's own error
+        if isinstance(e.__cause__, KeyFileError):
+            raise e.__cause__ from None
+        raise KeyFileError(f"cannot sign {role}: {e.__cause__ or e}") from e
 
 
 def describe_release(entry: IndexEntry, now: datetime) -> str:
