@@ -239,7 +239,7 @@ def test_the_api_docs_render_offline(browser: Browser, caio: Served) -> None:
     assert all(fate == "csp" for fate in off_origin(browser.requests(), caio.url).values())
 
 
-def test_cancel_and_rollback_from_the_console(
+def test_cancel_restart_and_rollback_from_the_console(
     browser: Browser, caio: Served, update_env: UpdateEnv
 ) -> None:
     update_env.behaviours[f"caio-{NEWER}.tar.gz"] = paced(chunks=20, pause=0.5)
@@ -257,6 +257,10 @@ def test_cancel_and_rollback_from_the_console(
     browser.driver.find_element(By.ID, "do-update-to").click()
     browser.wait(lambda: browser.text("job-status") == "complete", timeout=60)
     assert browser.text("job-message").endswith("restart to run it")
+    browser.driver.find_element(By.ID, "do-restart").click()  # exec: the process becomes 1.1.0
+    browser.wait(lambda: f"now running {NEWER}" in browser.text("notice"), timeout=60)
+    assert browser.text("version") == NEWER
+    browser.wait(lambda: "is installed and running" in browser.text("job-message"))
 
     browser.driver.find_element(By.ID, "do-rollback").click()
     browser.wait(lambda: "1.0.0 is active again; restart to run it" in browser.text("notice"))
