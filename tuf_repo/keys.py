@@ -158,7 +158,8 @@ class NamedSigner(Signer):
     def from_priv_key_uri(
         cls, priv_key_uri: str, public_key: Key, secrets_handler: SecretsHandler | None = None
     ) -> Signer:
-        raise NotImplementedError("build a NamedSigner around a signer")
+        """The back-end's own signer for the URI (a NamedSigner is built from a KeyFile)."""
+        return Signer.from_priv_key_uri(priv_key_uri, public_key, secrets_handler)
 
     def sign(self, payload: bytes) -> Signature:
         """Raises: KeyFileError naming the key, whatever the back-end raised."""
