@@ -92,3 +92,10 @@ def test_the_tuf_client_does_not_import_the_service_the_installer_or_fastapi() -
         "caio.update.install",
     )
     assert [m for m in loaded if m.startswith(heavy)] == []
+
+
+def test_the_api_models_need_nothing_of_the_server() -> None:
+    """caio/schemas.py is what clients import: pydantic and the manifest's types, no more."""
+    allowed = ("__future__", "datetime", "typing", "pydantic", "caio.core.manifest")
+    found = imports(ROOT / "caio" / "schemas.py")
+    assert found and [name for name in found if not name.startswith(allowed)] == []

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request, Response
 
-from caio.api.errors import ErrorBody, install_error_handlers
+from caio.api.errors import install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
@@ -21,6 +21,7 @@ from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
 from caio.restart import RestartCallback, ServiceControl, make_strategy
+from caio.schemas import ErrorBody
 from caio.update import Scheduler, build_update_service
 
 access_log = logging.getLogger("caio.access")

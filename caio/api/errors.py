@@ -9,11 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from caio.core.errors import AuthError, CaioError, ConflictError, ErrorCode, UpdateError
 from caio.core.redact import redact
+from caio.schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger("caio.api")
 
@@ -28,18 +28,6 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
 }
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = None
-
-
-class ErrorBody(BaseModel):
-    """The body of every error answer."""
-
-    error: ErrorDetail
 
 
 class ApiError(CaioError):

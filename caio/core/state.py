@@ -20,50 +20,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from caio.core.files import atomic_write_bytes
+from caio.schemas import JobError, JobStatus
+
+__all__ = ["JobError", "JobStatus"]  # re-exported: the models live in caio.schemas
 
 log = logging.getLogger(__name__)
 
 STATE_FILE_MODE = 0o600
-JobStatusName = Literal["idle", "updating", "complete", "failed"]
-Stage = Literal["idle", "checking", "downloading", "verifying", "installing", "complete", "failed"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
-class JobStatus(BaseModel):
-    """The current or last update job, as the API reports it."""
-
-    status: JobStatusName = "idle"
-    stage: Stage = "idle"
-    progress: int = Field(default=0, ge=0, le=100)
-    message: str = "no update has run"
-    requires_restart: bool = False
-    error: JobError | None = None
-    from_version: str | None = None
-    to_version: str | None = None
-    bytes_done: int = 0
-    bytes_total: int | None = None
-    requested_by: str | None = None
-    job_id: str | None = None
-    started_at: datetime | None = None
-    updated_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.status == "updating"
 
 
 class StateStore:

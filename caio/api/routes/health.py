@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from caio.api.deps import RunningDep
+from caio.schemas import Health
 
 router = APIRouter(tags=["service"])
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-    version: str
 
 
 @router.get("/health", response_model=Health, summary="Liveness and running version")

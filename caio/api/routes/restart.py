@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, status
-from pydantic import BaseModel, ConfigDict, StrictBool
 
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, StrategyDep
-from caio.api.errors import AUTH_RESPONSES, ErrorBody
+from caio.api.errors import AUTH_RESPONSES
+from caio.schemas import ErrorBody, RestartIn, RestartOut
 
 router = APIRouter(tags=["restart"], responses=AUTH_RESPONSES)
-
-
-class RestartIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    graceful: StrictBool = True
-
-
-class RestartOut(BaseModel):
-    status: Literal["restarting"]
-    strategy: str
-    from_version: str
-    to_version: str | None
-    message: str
 
 
 @router.post(

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, ViewerDep
-from caio.api.errors import AUTH_RESPONSES, ApiError, ErrorBody
-from caio.core.manifest import Pep440
+from caio.api.errors import AUTH_RESPONSES, ApiError
 from caio.core.rollout import Withdrawal
 from caio.core.state import JobStatus
+from caio.schemas import (
+    CheckOut,
+    ErrorBody,
+    HistoryOut,
+    IntegrityOut,
+    MetadataOut,
+    ReleaseOut,
+    RollbackOut,
+    RolloutOut,
+    UpdateIn,
+    WithdrawnOut,
+)
 from caio.update import CheckResult, Release, UpdateRequest
 
 router = APIRouter(tags=["update"], responses=AUTH_RESPONSES)
@@ -24,112 +33,34 @@ router = APIRouter(tags=["update"], responses=AUTH_RESPONSES)
 HEARTBEAT_SECONDS = 15
 
 
-class UpdateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    target_version: Pep440 | None = None
-    allow_downgrade: StrictBool = False
-    allow_withdrawn: StrictBool = False
-
-
-class RolloutOut(BaseModel):
-    """This host's place in the release's signed rollout plan."""
-
-    percent_now: int
-    eligible: bool
-    eligible_at: datetime | None
-    paused: bool
-    staged: bool  # False: the release has no plan and reaches every host at once
-
-
-class WithdrawnOut(BaseModel):
-    reason: str
-    at: datetime
-
-
-class ReleaseOut(BaseModel):
-    version: str
-    target: str
-    channels: list[str]
-    build_date: str
-    commit: str
-    released_at: str
-    rollout: RolloutOut | None
-    withdrawn: WithdrawnOut | None
-
-    @classmethod
-    def of(cls, release: Release | None, result: CheckResult) -> ReleaseOut | None:
-        if release is None:
-            return None
-        place = result.eligibility.get(release.version)
-        return cls(
-            version=release.version,
-            target=release.target,
-            channels=list(release.channels),
-            build_date=release.build_date,
-            commit=release.commit,
-            released_at=release.released_at,
-            rollout=RolloutOut(
-                percent_now=place.percent_now,
-                eligible=place.eligible,
-                eligible_at=place.eligible_at,
-                paused=place.paused,
-                staged=release.rollout is not None,
-            )
-            if place is not None
-            else None,
-            withdrawn=_withdrawn(release.withdrawn),
+def release_out(release: Release | None, result: CheckResult) -> ReleaseOut | None:
+    if release is None:
+        return None
+    place = result.eligibility.get(release.version)
+    return ReleaseOut(
+        version=release.version,
+        target=release.target,
+        channels=list(release.channels),
+        build_date=release.build_date,
+        commit=release.commit,
+        released_at=release.released_at,
+        rollout=RolloutOut(
+            percent_now=place.percent_now,
+            eligible=place.eligible,
+            eligible_at=place.eligible_at,
+            paused=place.paused,
+            staged=release.rollout is not None,
         )
+        if place is not None
+        else None,
+        withdrawn=_withdrawn(release.withdrawn),
+    )
 
 
 def _withdrawn(withdrawal: Withdrawal | None) -> WithdrawnOut | None:
     if withdrawal is None:
         return None
     return WithdrawnOut(reason=withdrawal.reason, at=withdrawal.at)
-
-
-class MetadataOut(BaseModel):
-    versions: dict[str, int]
-    expires: dict[str, datetime]
-
-
-class CheckOut(BaseModel):
-    running_version: str
-    channel: str
-    host_id: str
-    releases: list[ReleaseOut]
-    latest: ReleaseOut | None
-    update_available: ReleaseOut | None
-    waiting_for: ReleaseOut | None = Field(
-        description="a newer release whose rollout has not reached this host yet"
-    )
-    running_withdrawn: WithdrawnOut | None = Field(
-        description="set when the running version has been withdrawn"
-    )
-    metadata: MetadataOut
-    checked_at: datetime
-
-
-class RollbackOut(BaseModel):
-    status: str
-    from_version: str
-    to_version: str
-    requires_restart: bool
-    message: str
-
-
-class IntegrityOut(BaseModel):
-    """The audit log's hash chain: ``ok``, or the first record where it breaks."""
-
-    ok: bool
-    records: int
-    first_bad: int | None
-    reason: str | None
-
-
-class HistoryOut(BaseModel):
-    records: list[dict[str, Any]]
-    integrity: IntegrityOut
 
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -229,10 +160,10 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
         running_version=result.running_version,
         channel=result.channel,
         host_id=result.host_id,
-        releases=[r for r in (ReleaseOut.of(x, result) for x in result.releases) if r],
-        latest=ReleaseOut.of(result.latest, result),
-        update_available=ReleaseOut.of(result.update_available, result),
-        waiting_for=ReleaseOut.of(result.waiting, result),
+        releases=[r for r in (release_out(x, result) for x in result.releases) if r],
+        latest=release_out(result.latest, result),
+        update_available=release_out(result.update_available, result),
+        waiting_for=release_out(result.waiting, result),
         running_withdrawn=_withdrawn(result.running_withdrawn),
         metadata=MetadataOut(versions=result.metadata.versions, expires=result.metadata.expires),
         checked_at=result.checked_at,

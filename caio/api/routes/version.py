@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
 
 from caio.api.deps import RunningDep
+from caio.schemas import VersionOut
 
 router = APIRouter(tags=["service"])
-
-
-class VersionOut(BaseModel):
-    version: str
-    build_date: datetime
-    commit: str
-    channel: str
-    started_at: datetime = Field(description="when this process started serving")
 
 
 @router.get("/version", response_model=VersionOut, summary="Running version (public)")

@@ -1,0 +1,165 @@
+"""The API's request and response models: the one source for the server and its clients.
+
+Pydantic only, no server dependencies: ``caio.api`` answers with these
+models, and the host clients (``caio.client``) return them. The committed
+contract ``docs/openapi.json`` is generated from them (``python -m
+caio.api.openapi``), and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from caio.core.manifest import Pep440
+
+JobStatusName = Literal["idle", "updating", "complete", "failed"]
+Stage = Literal["idle", "checking", "downloading", "verifying", "installing", "complete", "failed"]
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobStatus(BaseModel):
+    """The current or last update job, as the API reports it."""
+
+    status: JobStatusName = "idle"
+    stage: Stage = "idle"
+    progress: int = Field(default=0, ge=0, le=100)
+    message: str = "no update has run"
+    requires_restart: bool = False
+    error: JobError | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    requested_by: str | None = None
+    job_id: str | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "updating"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class VersionOut(BaseModel):
+    version: str
+    build_date: datetime
+    commit: str
+    channel: str
+    started_at: datetime = Field(description="when this process started serving")
+
+
+class RestartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    graceful: StrictBool = True
+
+
+class RestartOut(BaseModel):
+    status: Literal["restarting"]
+    strategy: str
+    from_version: str
+    to_version: str | None
+    message: str
+
+
+class UpdateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target_version: Pep440 | None = None
+    allow_downgrade: StrictBool = False
+    allow_withdrawn: StrictBool = False
+
+
+class RolloutOut(BaseModel):
+    """This host's place in the release's signed rollout plan."""
+
+    percent_now: int
+    eligible: bool
+    eligible_at: datetime | None
+    paused: bool
+    staged: bool  # False: the release has no plan and reaches every host at once
+
+
+class WithdrawnOut(BaseModel):
+    reason: str
+    at: datetime
+
+
+class ReleaseOut(BaseModel):
+    version: str
+    target: str
+    channels: list[str]
+    build_date: str
+    commit: str
+    released_at: str
+    rollout: RolloutOut | None
+    withdrawn: WithdrawnOut | None
+
+
+class MetadataOut(BaseModel):
+    versions: dict[str, int]
+    expires: dict[str, datetime]
+
+
+class CheckOut(BaseModel):
+    running_version: str
+    channel: str
+    host_id: str
+    releases: list[ReleaseOut]
+    latest: ReleaseOut | None
+    update_available: ReleaseOut | None
+    waiting_for: ReleaseOut | None = Field(
+        description="a newer release whose rollout has not reached this host yet"
+    )
+    running_withdrawn: WithdrawnOut | None = Field(
+        description="set when the running version has been withdrawn"
+    )
+    metadata: MetadataOut
+    checked_at: datetime
+
+
+class RollbackOut(BaseModel):
+    status: str
+    from_version: str
+    to_version: str
+    requires_restart: bool
+    message: str
+
+
+class IntegrityOut(BaseModel):
+    """The audit log's hash chain: ``ok``, or the first record where it breaks."""
+
+    ok: bool
+    records: int
+    first_bad: int | None
+    reason: str | None
+
+
+class HistoryOut(BaseModel):
+    records: list[dict[str, Any]]
+    integrity: IntegrityOut
