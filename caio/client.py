@@ -1,38 +1,154 @@
-"""``CaioClient``: what a host application (TAI) uses to drive CAIO over HTTP.
+"""Clients for a host application (TAI): ``CaioClient`` (sync) and ``AsyncCaioClient`` (asyncio).
 
-client = CaioClient("http://127.0.0.1:8000", token=admin_token)
-client.start_update()
-final = client.wait(on_status=lambda s: print(s["stage"], s["progress"]))
-if final["status"] == "failed":
-    print(final["error"]["code"])
+Both have the same methods and return the API's own models (``caio.schemas``)::
+
+    with CaioClient("http://127.0.0.1:8000", token=admin_token) as caio:
+        caio.start_update()
+        final = caio.wait(on_status=lambda s: print(s.stage, s.progress), timeout=600)
+        if final.status == "failed":
+            print(final.error.code if final.error else "unknown")
+
+    async with AsyncCaioClient("http://127.0.0.1:8000", token=admin_token) as caio:
+        await caio.start_update()
+        final = await caio.wait(timeout=600)
+
+Errors are a small tree under :class:`CaioApiError`, each with the API's
+stable ``code``: :class:`AuthError` (401, 403), :class:`NotFoundError` (404),
+:class:`ConflictError` (409, e.g. ``update_in_progress``),
+:class:`ServerError` (5xx), :class:`UnreachableError` (no answer) and
+:class:`WaitTimeoutError`. Idempotent calls (the GETs) are retried with
+backoff when the connection fails; calls that change something never are.
+Server-Sent Events are read with ``httpx-sse``. Every wait has a timeout; a
+sync wait also stops when its ``cancel`` event is set, an async one when
+its task is cancelled.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
+from httpx_sse import aconnect_sse, connect_sse
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["CaioApiError", "CaioClient"]
+from caio.schemas import (
+    CheckOut,
+    Health,
+    HistoryOut,
+    JobStatus,
+    RestartOut,
+    RollbackOut,
+    VersionOut,
+)
 
-Status = dict[str, Any]
+__all__ = [
+    "AsyncCaioClient",
+    "AuthError",
+    "CaioApiError",
+    "CaioClient",
+    "ConflictError",
+    "NotFoundError",
+    "ServerError",
+    "UnreachableError",
+    "WaitTimeoutError",
+]
+
+M = TypeVar("M", bound=BaseModel)
+StatusCallback = Callable[[JobStatus], object]
+EVENTS = "/api/v1/update/events"
 
 
 class CaioApiError(Exception):
-    """An error answer of the CAIO API: HTTP status, stable code and message."""
+    """An error of the CAIO API: HTTP status (0: no answer), stable code, message."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
-        super().__init__(f"HTTP {status_code} [{code}] {message}")
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status_code} [{code}] {message}" if status_code else message)
         self.status_code = status_code
         self.code = code
         self.message = message
+        self.details = details
+
+
+class AuthError(CaioApiError):
+    """401: no or an unknown token; 403: the token lacks the role."""
+
+
+class NotFoundError(CaioApiError):
+    """404."""
+
+
+class ConflictError(CaioApiError):
+    """409: e.g. ``update_in_progress``, ``no_update_in_progress``, ``restart_failed``."""
+
+
+class ServerError(CaioApiError):
+    """5xx: the repository failed (502), no trust configured (503), a slow repository (504)."""
+
+
+class UnreachableError(CaioApiError):
+    """CAIO did not answer (connection refused, reset or timed out)."""
+
+
+class WaitTimeoutError(CaioApiError):
+    """A wait ran out of time (``wait_timeout``) or was cancelled (``wait_cancelled``)."""
+
+
+def _error(response: httpx.Response) -> CaioApiError:
+    try:
+        body = response.json()["error"]
+        code, message = str(body["code"]), str(body["message"])
+        details = body.get("details")
+    except (ValueError, KeyError, TypeError):
+        code, message, details = f"http_{response.status_code}", response.text[:200], None
+    status = response.status_code
+    kind: type[CaioApiError] = CaioApiError
+    if status in (401, 403):
+        kind = AuthError
+    elif status == 404:
+        kind = NotFoundError
+    elif status == 409:
+        kind = ConflictError
+    elif status >= 500:
+        kind = ServerError
+    return kind(status, code, message, details)
+
+
+def _parse(response: httpx.Response, model: type[M]) -> M:
+    if response.is_error:
+        raise _error(response)
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as e:
+        raise CaioApiError(
+            response.status_code, "bad_answer", f"not a {model.__name__}: {e}"
+        ) from e
+
+
+def _update_body(
+    target_version: str | None, allow_downgrade: bool, allow_withdrawn: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"allow_downgrade": allow_downgrade, "allow_withdrawn": allow_withdrawn}
+    if target_version is not None:
+        body["target_version"] = target_version
+    return body
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class CaioClient:
-    """A small, typed-enough client for the CAIO API (httpx underneath)."""
+    """The CAIO API from synchronous code (httpx ``Client``)."""
 
     def __init__(
         self,
@@ -40,12 +156,18 @@ class CaioClient:
         token: str | None = None,
         *,
         timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+            base_url=base_url.rstrip("/"),
+            headers=_headers(token),
+            timeout=timeout,
+            transport=transport,
         )
+        self._retries = retries
+        self._backoff = backoff
 
     def __enter__(self) -> CaioClient:
         return self
@@ -56,129 +178,265 @@ class CaioClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as e:
-            raise CaioApiError(0, "unreachable", f"{self._http.base_url}: {e}") from e
-        if response.is_error:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempts = self._retries if method == "GET" else 1  # only what is safe to repeat
+        for attempt in range(1, attempts + 1):
             try:
-                error = response.json()["error"]
-                raise CaioApiError(response.status_code, error["code"], error["message"])
-            except (ValueError, KeyError, TypeError):
-                raise CaioApiError(
-                    response.status_code, "http_error", response.text[:200]
-                ) from None
-        return response.json()
+                return self._http.request(method, path, **kwargs)
+            except httpx.TransportError as e:
+                if attempt == attempts:
+                    raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
-    # --- public endpoints -------------------------------------------------
-    def version(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/api/v1/version")
-        return result
+    # --- public -----------------------------------------------------------
+    def version(self) -> VersionOut:
+        return _parse(self._send("GET", "/api/v1/version"), VersionOut)
 
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/health")
-        return result
+    def health(self) -> Health:
+        return _parse(self._send("GET", "/health"), Health)
 
-    # --- update -------------------------------------------------------------
-    def status(self) -> Status:
-        result: Status = self._call("GET", "/api/v1/update")
-        return result
+    # --- viewer -----------------------------------------------------------
+    def status(self) -> JobStatus:
+        return _parse(self._send("GET", "/api/v1/update"), JobStatus)
 
-    def check(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "/api/v1/update/check")
-        return result
+    def check(self) -> CheckOut:
+        return _parse(self._send("GET", "/api/v1/update/check"), CheckOut)
 
-    def history(self, limit: int = 100) -> dict[str, Any]:
-        """``{"records": [...], "integrity": {...}}``: audit records and the chain's state."""
-        result: dict[str, Any] = self._call(
-            "GET", "/api/v1/update/history", params={"limit": limit}
+    def history(self, limit: int = 100) -> HistoryOut:
+        return _parse(
+            self._send("GET", "/api/v1/update/history", params={"limit": limit}), HistoryOut
         )
-        return result
 
+    # --- admin ------------------------------------------------------------
     def start_update(
         self,
         target_version: str | None = None,
         *,
         allow_downgrade: bool = False,
         allow_withdrawn: bool = False,
-    ) -> Status:
-        """Start a job (202). Raises CaioApiError 409 ``update_in_progress`` if one runs."""
-        body: dict[str, Any] = {
-            "allow_downgrade": allow_downgrade,
-            "allow_withdrawn": allow_withdrawn,
-        }
-        if target_version is not None:
-            body["target_version"] = target_version
-        result: Status = self._call("POST", "/api/v1/update", json=body)
-        return result
+    ) -> JobStatus:
+        """Start a job (202). Raises ConflictError ``update_in_progress`` if one runs."""
+        body = _update_body(target_version, allow_downgrade, allow_withdrawn)
+        return _parse(self._send("POST", "/api/v1/update", json=body), JobStatus)
 
-    def restart(self, *, graceful: bool = True) -> dict[str, Any]:
-        """Ask CAIO to run the current release (202). Raises CaioApiError 409 ``restart_failed``."""
-        result: dict[str, Any] = self._call("POST", "/api/v1/restart", json={"graceful": graceful})
-        return result
+    def cancel(self) -> JobStatus:
+        """Cancel the running job. Raises ConflictError ``no_update_in_progress``."""
+        return _parse(self._send("DELETE", "/api/v1/update"), JobStatus)
 
-    def wait_for_version(self, version: str, *, timeout: float = 120) -> dict[str, Any]:
-        """Poll ``/api/v1/version`` until it reports ``version`` (after a restart).
+    def restart(self, *, graceful: bool = True) -> RestartOut:
+        """Restart into the current release (202). Raises ConflictError ``restart_failed``."""
+        return _parse(
+            self._send("POST", "/api/v1/restart", json={"graceful": graceful}), RestartOut
+        )
+
+    def rollback(self) -> RollbackOut:
+        return _parse(self._send("POST", "/api/v1/rollback"), RollbackOut)
+
+    # --- following a job --------------------------------------------------
+    def events(self, *, read_timeout: float | None = None) -> Iterator[JobStatus]:
+        """Status updates from the event stream, the current one first, until the job ends."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout)
+        try:
+            with connect_sse(self._http, "GET", EVENTS, timeout=timeout) as source:
+                if source.response.is_error:
+                    source.response.read()
+                    raise _error(source.response)
+                for event in source.iter_sse():
+                    if event.event == "status":
+                        yield JobStatus.model_validate_json(event.data)
+        except httpx.ConnectError as e:
+            raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+
+    def wait(
+        self,
+        on_status: StatusCallback | None = None,
+        *,
+        timeout: float = 3600,
+        cancel: threading.Event | None = None,
+        poll: float = 1.0,
+    ) -> JobStatus:
+        """Follow the job until it ends; returns its final status.
+
+        The stream is read in slices of ``poll`` seconds, so a timeout or a
+        ``cancel`` is noticed within that; a dropped stream is reopened.
 
         Raises:
-            CaioApiError: ``restart_timeout`` when it does not in time.
+            WaitTimeoutError: ``wait_timeout`` after ``timeout`` seconds,
+                ``wait_cancelled`` once ``cancel`` is set.
         """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
+            try:
+                for status in self.events(read_timeout=poll):
+                    if on_status is not None:
+                        on_status(status)
+                    if not status.running:
+                        return status
+                    _check_wait(deadline, timeout, cancel)
+            except (httpx.ReadTimeout, httpx.RemoteProtocolError, UnreachableError):
+                pass  # a quiet or dropped stream: look at the clock, then open it again
+            _check_wait(deadline, timeout, cancel)
+            time.sleep(min(poll, 0.2))
+
+    def wait_for_version(
+        self, version: str, *, timeout: float = 120, cancel: threading.Event | None = None
+    ) -> VersionOut:
+        """Ask ``/api/v1/version`` until it reports ``version`` (after a restart).
+
+        Raises:
+            WaitTimeoutError: not running in time, or cancelled.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
             try:
                 info = self.version()
-                if info["version"] == version:
+                if info.version == version:
                     return info
             except CaioApiError:
                 pass  # restarting: the socket may briefly not answer
+            _check_wait(deadline, timeout, cancel, f"{version} was not running")
             time.sleep(0.2)
-        raise CaioApiError(0, "restart_timeout", f"{version} was not running after {timeout:g}s")
 
-    def cancel(self) -> Status:
-        """Cancel the running job. Raises CaioApiError 409 ``no_update_in_progress``."""
-        result: Status = self._call("DELETE", "/api/v1/update")
-        return result
 
-    def rollback(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "/api/v1/rollback")
-        return result
+def _check_wait(
+    deadline: float, timeout: float, cancel: threading.Event | None, what: str = "the job"
+) -> None:
+    if cancel is not None and cancel.is_set():
+        raise WaitTimeoutError(0, "wait_cancelled", f"stopped waiting for {what}: cancelled")
+    if time.monotonic() > deadline:
+        raise WaitTimeoutError(0, "wait_timeout", f"{what} did not end within {timeout:g}s")
 
-    def events(self) -> Iterator[Status]:
-        """Status updates from the event stream until the job ends."""
-        with self._http.stream("GET", "/api/v1/update/events", timeout=None) as response:
-            if response.is_error:
-                response.read()
-                error = response.json().get("error", {})
-                raise CaioApiError(
-                    response.status_code, error.get("code", "http_error"), error.get("message", "")
-                )
-            data: list[str] = []
-            for line in response.iter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif not line and data:
-                    yield json.loads("\n".join(data))
-                    data = []
 
-    def wait(
-        self, on_status: Callable[[Status], None] | None = None, *, timeout: float = 3600
-    ) -> Status:
-        """Follow the job until it ends; falls back to polling if the stream drops."""
-        deadline = time.monotonic() + timeout
-        last: Status = self.status()
+class AsyncCaioClient:
+    """The CAIO API from asyncio code (httpx ``AsyncClient``): the same methods, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=_headers(token),
+            timeout=timeout,
+            transport=transport,
+        )
+        self._retries = retries
+        self._backoff = backoff
+
+    async def __aenter__(self) -> AsyncCaioClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempts = self._retries if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as e:
+                if attempt == attempts:
+                    raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def version(self) -> VersionOut:
+        return _parse(await self._send("GET", "/api/v1/version"), VersionOut)
+
+    async def health(self) -> Health:
+        return _parse(await self._send("GET", "/health"), Health)
+
+    async def status(self) -> JobStatus:
+        return _parse(await self._send("GET", "/api/v1/update"), JobStatus)
+
+    async def check(self) -> CheckOut:
+        return _parse(await self._send("GET", "/api/v1/update/check"), CheckOut)
+
+    async def history(self, limit: int = 100) -> HistoryOut:
+        response = await self._send("GET", "/api/v1/update/history", params={"limit": limit})
+        return _parse(response, HistoryOut)
+
+    async def start_update(
+        self,
+        target_version: str | None = None,
+        *,
+        allow_downgrade: bool = False,
+        allow_withdrawn: bool = False,
+    ) -> JobStatus:
+        body = _update_body(target_version, allow_downgrade, allow_withdrawn)
+        return _parse(await self._send("POST", "/api/v1/update", json=body), JobStatus)
+
+    async def cancel(self) -> JobStatus:
+        return _parse(await self._send("DELETE", "/api/v1/update"), JobStatus)
+
+    async def restart(self, *, graceful: bool = True) -> RestartOut:
+        response = await self._send("POST", "/api/v1/restart", json={"graceful": graceful})
+        return _parse(response, RestartOut)
+
+    async def rollback(self) -> RollbackOut:
+        return _parse(await self._send("POST", "/api/v1/rollback"), RollbackOut)
+
+    async def events(self) -> AsyncIterator[JobStatus]:
+        """Status updates from the event stream, the current one first, until the job ends."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
         try:
-            for status in self.events():
-                last = status
-                if on_status:
-                    on_status(status)
-                if status["status"] != "updating" or time.monotonic() > deadline:
-                    return status
-        except (httpx.HTTPError, CaioApiError):
-            pass  # the stream dropped (e.g. a restart): fall back to polling below
-        while last["status"] == "updating" and time.monotonic() < deadline:
-            time.sleep(0.5)
-            last = self.status()
-            if on_status:
-                on_status(last)
-        return last
+            async with aconnect_sse(self._http, "GET", EVENTS, timeout=timeout) as source:
+                if source.response.is_error:
+                    await source.response.aread()
+                    raise _error(source.response)
+                async for event in source.aiter_sse():
+                    if event.event == "status":
+                        yield JobStatus.model_validate_json(event.data)
+        except httpx.ConnectError as e:
+            raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+
+    async def wait(
+        self, on_status: StatusCallback | None = None, *, timeout: float = 3600
+    ) -> JobStatus:
+        """Follow the job until it ends (cancel the task to stop waiting).
+
+        Raises:
+            WaitTimeoutError: ``wait_timeout`` after ``timeout`` seconds.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        async for status in self.events():
+                            if on_status is not None:
+                                on_status(status)
+                            if not status.running:
+                                return status
+                    except (httpx.RemoteProtocolError, httpx.ReadError, UnreachableError):
+                        await asyncio.sleep(0.2)  # a dropped stream: open it again
+        except TimeoutError as e:
+            raise WaitTimeoutError(
+                0, "wait_timeout", f"the job did not end within {timeout:g}s"
+            ) from e
+
+    async def wait_for_version(self, version: str, *, timeout: float = 120) -> VersionOut:
+        """Ask ``/api/v1/version`` until it reports ``version`` (after a restart)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        info = await self.version()
+                        if info.version == version:
+                            return info
+                    except CaioApiError:
+                        pass  # restarting: the socket may briefly not answer
+                    await asyncio.sleep(0.2)
+        except TimeoutError as e:
+            raise WaitTimeoutError(
+                0, "wait_timeout", f"{version} was not running after {timeout:g}s"
+            ) from e

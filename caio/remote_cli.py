@@ -16,6 +16,7 @@ import typer
 
 if TYPE_CHECKING:
     from caio.client import CaioClient
+    from caio.schemas import JobStatus
 
 # The HTTP client and the progress bar are imported when a command runs.
 remote_app = typer.Typer(help="Talk to a running CAIO over HTTP.", no_args_is_help=True)
@@ -45,7 +46,8 @@ def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
 
 
 def _print(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+    data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _api_call(func: Any) -> Any:
@@ -120,8 +122,9 @@ def restart(
         if not wait:
             _print(answer)
             return
-        info = _api_call(lambda: c.wait_for_version(answer["to_version"]))
-    typer.echo(f"now running {info['version']}")
+        target = answer.to_version or answer.from_version
+        info = _api_call(lambda: c.wait_for_version(target))
+    typer.echo(f"now running {info.version}")
 
 
 @remote_app.command("update")
@@ -153,13 +156,14 @@ def update(
         with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
             task = bar.add_task("checking", total=100)
 
-            def show(s: dict[str, Any]) -> None:
-                label = f"{s['stage']} {s.get('to_version') or ''}".strip()
-                bar.update(task, completed=s["progress"], description=label)
+            def show(s: JobStatus) -> None:
+                label = f"{s.stage} {s.to_version or ''}".strip()
+                bar.update(task, completed=s.progress, description=label)
 
             final = _api_call(lambda: c.wait(show))
-    if final["status"] == "failed":
-        error = final["error"] or {"code": "unknown", "message": final["message"]}
-        typer.echo(f"caio: update failed [{error['code']}]: {error['message']}", err=True)
+    if final.status == "failed":
+        code = final.error.code if final.error else "unknown"
+        message = final.error.message if final.error else final.message
+        typer.echo(f"caio: update failed [{code}]: {message}", err=True)
         raise typer.Exit(EXIT_FAILED)
-    typer.echo(final["message"])
+    typer.echo(final.message)

@@ -156,16 +156,18 @@ def run_caio(
     try:
         with CaioClient(url, token) as client:
             client.wait_for_version(current, timeout=60)
-            print(f"   {url}/api/v1/version -> {json.dumps(client.version())}")
+            shown = json.dumps(client.version().model_dump(mode="json"))
+            print(f"   {url}/api/v1/version -> {shown}")
             step(f"updating to {newer} through the API")
             auth = ["--url", url, "--token-file", token_file]
             run(*remote, "update", *auth, "--wait", env=env)
             step("restarting into the new release (the old one serves until it is healthy)")
             run(*remote, "restart", *auth, "--wait", env=env)
             info = client.version()
-        print(f"   {url}/api/v1/version -> {json.dumps(info)}")
-        if info["version"] != newer:
-            print(f"demo: expected {newer}, got {info['version']}", file=sys.stderr)
+        shown = json.dumps(info.model_dump(mode="json"))
+        print(f"   {url}/api/v1/version -> {shown}")
+        if info.version != newer:
+            print(f"demo: expected {newer}, got {info.version}", file=sys.stderr)
             return 1
         if args.once:
             step("done (--once): stopping")

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from caio.client import CaioApiError, CaioClient
+from caio.client import CaioClient, ConflictError, UnreachableError
+from caio.schemas import JobStatus
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
@@ -96,18 +96,19 @@ def test_remote_update_failure_exits_with_the_error_code(
 
 
 def test_caio_client_follows_the_event_stream(service: str, update_env: UpdateEnv) -> None:
-    seen: list[dict[str, Any]] = []
+    seen: list[JobStatus] = []
     with CaioClient(service, update_env.admin) as client:
-        assert client.health()["version"] == RUNNING
+        assert client.health().version == RUNNING
         started = client.start_update()
-        assert started["status"] == "updating"
-        with pytest.raises(CaioApiError) as busy:
+        assert started.status == "updating"
+        with pytest.raises(ConflictError) as busy:
             client.start_update()
         assert (busy.value.status_code, busy.value.code) == (409, "update_in_progress")
-        final = client.wait(seen.append)
-        assert final["status"] == "complete"
-        assert seen[-1]["stage"] == "complete"
-        assert client.history()["records"][-1]["outcome"] == "activated"
-    with CaioClient("http://127.0.0.1:9") as nowhere, pytest.raises(CaioApiError) as down:
+        final = client.wait(seen.append, timeout=120)
+        assert final.status == "complete"
+        assert seen[-1].stage == "complete"
+        assert client.history().records[-1]["outcome"] == "activated"
+    nowhere = CaioClient("http://127.0.0.1:9", retries=2, backoff=0.01)
+    with nowhere, pytest.raises(UnreachableError) as down:
         nowhere.version()
     assert down.value.code == "unreachable"
