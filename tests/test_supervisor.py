@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import pytest
@@ -196,6 +197,8 @@ def test_graceful_restart_lets_an_in_flight_request_finish(
     answer = supervised.api("POST", "/api/v1/restart", json={"graceful": graceful})
     assert answer.status_code == 202
     supervised.wait_for(lambda: supervised.state()["active"]["pid"] != old)
+    if not graceful:  # the switch is written before the old child is killed: wait for the kill
+        supervised.wait_for(lambda: not Path(f"/proc/{old}").exists(), timeout=15)
     try:
         sock.sendall(b'version": 1}')  # 20 bytes in all, but not a valid version
         reply = sock.recv(4096)
