@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuf.ngclient import Updater
 
 from tests.components import require
-from tests.tuf_fixtures import make_source_tree
+from tests.tuf_fixtures import PublishedRepo, make_source_tree
 from tuf_repo import RepoServer
 from tuf_repo.release import build_release
 
@@ -83,7 +82,8 @@ def hsm_create(token: Token, keys: Path, role: str, **env: str) -> subprocess.Co
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
+def repo(tmp_path: Path) -> Iterator[PublishedRepo]:
+    """A repository made by the `tuf-repo init` CLI, served on loopback."""
     repo_dir, keys = tmp_path / "repo", tmp_path / "keys"
     init = subprocess.run(
         [sys.executable, "-m", "tuf_repo", "init", "--repo", repo_dir, "--keys", keys],
@@ -93,20 +93,8 @@ def repo(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
     )
     assert init.returncode == 0, init.stderr
     server = RepoServer(repo_dir, quiet=True).start()
-    yield repo_dir, keys, server.url
+    yield PublishedRepo(repo_dir, keys, tmp_path, server)
     server.stop()
-
-
-def client(tmp_path: Path, url: str, root: Path, name: str = "client") -> Updater:
-    base = tmp_path / name
-    (base / "metadata").mkdir(parents=True, exist_ok=True)
-    return Updater(
-        str(base / "metadata"),
-        f"{url}/metadata/",
-        str(base / "targets"),
-        f"{url}/targets/",
-        bootstrap=root.read_bytes(),
-    )
 
 
 def newest(repo_dir: Path, role: str) -> dict[str, Any]:
@@ -124,10 +112,9 @@ def root_keys(repo_dir: Path) -> dict[str, dict[str, object]]:
 
 
 def test_a_two_of_three_root_with_one_key_in_the_token(
-    token: Token, repo: tuple[Path, Path, str], tmp_path: Path
+    token: Token, repo: PublishedRepo, tmp_path: Path
 ) -> None:
-    repo_dir, keys, url = repo
-    first_root = repo_dir / "metadata" / "1.root.json"
+    repo_dir, keys = repo.dir, repo.keys
     made = ok(hsm_create(token, keys, "root"))
     hsm_key = created_key(made)
     body = json.loads(hsm_key.read_text())
@@ -154,7 +141,7 @@ def test_a_two_of_three_root_with_one_key_in_the_token(
     (holder / "offline").mkdir()
     ok(tuf_repo(token, "rotate", "--repo", repo_dir, "--keys", holder, "timestamp"))
 
-    updater = client(tmp_path, url, first_root)
+    updater = repo.client()  # bootstrapped from 1.root.json
     updater.refresh()  # every root from v1 on, the last signed with the token's key
     trusted = json.loads((tmp_path / "client" / "metadata" / "root.json").read_text())
     assert trusted["signed"]["version"] == 4
@@ -162,9 +149,9 @@ def test_a_two_of_three_root_with_one_key_in_the_token(
 
 
 def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
-    token: Token, repo: tuple[Path, Path, str], tmp_path: Path
+    token: Token, repo: PublishedRepo, tmp_path: Path
 ) -> None:
-    repo_dir, keys, url = repo
+    repo_dir, keys = repo.dir, repo.keys
     made = ok(hsm_create(token, keys, "targets"))
     hsm_key = created_key(made)
     ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "targets", hsm_key))
@@ -178,7 +165,7 @@ def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
     targets = newest(repo_dir, "targets")
     assert [s["keyid"] for s in targets["signatures"]] == [json.loads(hsm_key.read_text())["keyid"]]
 
-    updater = client(tmp_path, url, repo_dir / "metadata" / "1.root.json")
+    updater = repo.client()
     updater.refresh()
     info = updater.get_targetinfo("caio/1.1.0/caio-1.1.0.tar.gz")
     assert info is not None
@@ -187,18 +174,18 @@ def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
 
 
 def test_the_token_key_rotated_out_of_root_is_followed_by_a_client(
-    token: Token, repo: tuple[Path, Path, str], tmp_path: Path
+    token: Token, repo: PublishedRepo, tmp_path: Path
 ) -> None:
-    repo_dir, keys, url = repo
+    repo_dir, keys = repo.dir, repo.keys
     hsm_key = created_key(ok(hsm_create(token, keys, "root")))
     ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "root", hsm_key))
-    early = client(tmp_path, url, repo_dir / "metadata" / "1.root.json", "early")
+    early = repo.client("early")
     early.refresh()  # holds root v2, which trusts the token's key
     keyid = json.loads(hsm_key.read_text())["keyid"]
     ok(tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "root", keyid[:16]))
     assert keyid not in root_keys(repo_dir)
 
-    early = client(tmp_path, url, repo_dir / "metadata" / "1.root.json", "early")
+    early = repo.client("early")
     early.refresh()  # v2 -> v3, without the token's key
     trusted = json.loads((tmp_path / "early" / "metadata" / "root.json").read_text())
     assert trusted["signed"]["version"] == 3 and keyid not in trusted["signed"]["keys"]
@@ -212,9 +199,9 @@ def test_the_token_key_rotated_out_of_root_is_followed_by_a_client(
     ],
 )
 def test_a_wrong_pin_or_module_is_a_clear_error_naming_the_key_and_writes_nothing(
-    token: Token, repo: tuple[Path, Path, str], change: dict[str, str], says: str
+    token: Token, repo: PublishedRepo, change: dict[str, str], says: str
 ) -> None:
-    repo_dir, keys, _ = repo
+    repo_dir, keys = repo.dir, repo.keys
     refused = hsm_create(token, keys, "root", **change)
     assert refused.returncode == 1 and says in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
