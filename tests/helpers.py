@@ -6,6 +6,8 @@ import json
 import socket
 from pathlib import Path
 
+from caio.core.rollout import host_position
+
 
 def write_manifest(path: Path, **fields: object) -> Path:
     data: dict[str, object] = {
@@ -26,3 +28,8 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def host_at(version: str, low: float, high: float) -> str:
+    """A host id whose position in ``version``'s rollout lies in [low, high)."""
+    return next(f"h{n}" for n in range(10_000) if low <= host_position(f"h{n}", version) < high)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from caio.api import create_app
-from caio.core.rollout import host_position
+from tests.helpers import host_at
 from tests.update_fixtures import NEWER, UpdateEnv, built_release
 from tuf_repo.cli import app as tuf_repo_app
 
@@ -34,11 +34,6 @@ def tuf_repo(env: UpdateEnv, *args: str | Path, keys: Path | None = None) -> Any
             *map(str, args[1:]),
         ],
     )
-
-
-def host_at(version: str, low: float, high: float) -> str:
-    """A host id whose position in ``version``'s rollout lies in [low, high)."""
-    return next(f"h{n}" for n in range(10_000) if low <= host_position(f"h{n}", version) < high)
 
 
 def client_for(env: UpdateEnv, host_id: str) -> TestClient:

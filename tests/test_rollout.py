@@ -11,6 +11,7 @@ from caio.core.errors import UpdateError
 from caio.core.release_format import IndexEntry, parse_index, render_index, target_path
 from caio.core.rollout import Rollout, Step, Withdrawal, host_position, parse_plan
 from caio.update.policy import choose_release, eligibility
+from tests.helpers import host_at
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -154,11 +155,6 @@ def release(version: str, rollout: Rollout | None = None, withdrawn: bool = Fals
         rollout=rollout,
         withdrawn=Withdrawal("bad", START) if withdrawn else None,
     )
-
-
-def host_at(version: str, low: float, high: float) -> str:
-    """A host id whose position in ``version``'s rollout lies in [low, high)."""
-    return next(f"h{n}" for n in range(10_000) if low <= host_position(f"h{n}", version) < high)
 
 
 def test_a_host_takes_the_newest_release_its_rollout_has_reached() -> None:

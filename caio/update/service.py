@@ -297,13 +297,14 @@ class UpdateService:
             raise
         now = self._clock()
         releases = releases_for_channel(view.releases, self.channel)
+        bad = frozenset(self.layout.bad_versions())
         choice = choose_release(
             view.releases,
             running=self.running.version,
             channel=self.channel,
             host_id=self.host_id,
             now=now,
-            bad_versions=frozenset(self.layout.bad_versions()),
+            bad_versions=bad,
         )
         running = next((r for r in view.releases if r.version == self.running.version), None)
         result = CheckResult(
@@ -323,7 +324,7 @@ class UpdateService:
         self.checks.succeeded(
             now,
             newest=result.latest.version if result.latest else None,
-            newest_eligible=_newest_eligible(releases, result.eligibility, self.layout),
+            newest_eligible=_newest_eligible(releases, result.eligibility, bad),
             running_withdrawn=result.running_withdrawn is not None,
         )
         return result
@@ -741,10 +742,9 @@ class UpdateService:
 
 
 def _newest_eligible(
-    releases: list[Release], places: dict[str, Eligibility], layout: InstallLayout
+    releases: list[Release], places: dict[str, Eligibility], bad: frozenset[str]
 ) -> str | None:
     """The newest release this host would take by itself: eligible, not withdrawn, not bad."""
-    bad = layout.bad_versions()
     usable = [
         r
         for r in releases
