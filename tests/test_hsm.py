@@ -14,13 +14,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.components import require
 from tests.tuf_fixtures import PublishedRepo, make_source_tree
-from tuf_repo import RepoServer
+from tuf_repo import RepoServer, RepoStore
 from tuf_repo.release import build_release
 
 pytestmark = [pytest.mark.slow, pytest.mark.hsm]
@@ -97,18 +96,9 @@ def repo(tmp_path: Path) -> Iterator[PublishedRepo]:
     server.stop()
 
 
-def newest(repo_dir: Path, role: str) -> dict[str, Any]:
-    """The newest published version of ``role`` (consistent snapshots: N.<role>.json)."""
-    paths = (repo_dir / "metadata").glob(f"*.{role}.json")
-    found: dict[str, Any] = json.loads(
-        max(paths, key=lambda p: int(p.name.split(".")[0])).read_text()
-    )
-    return found
-
-
-def root_keys(repo_dir: Path) -> dict[str, dict[str, object]]:
-    root = newest(repo_dir, "root")["signed"]
-    return {k: root["keys"][k] for k in root["roles"]["root"]["keyids"]}
+def root_keys(repo_dir: Path) -> list[str]:
+    """The keyids of the newest published root's root role."""
+    return list(RepoStore(repo_dir).load("root").signed.roles["root"].keyids)
 
 
 def test_a_two_of_three_root_with_one_key_in_the_token(
@@ -162,8 +152,8 @@ def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
 
     artifact = build_release(make_source_tree(tmp_path / "src"), "1.1.0", tmp_path / "dist")
     ok(tuf_repo(token, "add", "--repo", repo_dir, "--keys", keys, artifact))
-    targets = newest(repo_dir, "targets")
-    assert [s["keyid"] for s in targets["signatures"]] == [json.loads(hsm_key.read_text())["keyid"]]
+    targets = RepoStore(repo_dir).load("targets")
+    assert list(targets.signatures) == [json.loads(hsm_key.read_text())["keyid"]]
 
     updater = repo.client()
     updater.refresh()
