@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from caio.core.errors import CaioError, ConfigError
+from caio.core.errors import CaioError, ConfigError, ListenError
 from caio.core.tokens import Role, TokenStore
 from caio.remote_cli import remote_app
 
@@ -119,7 +119,7 @@ def run(
         try:
             code = Supervisor(settings, running.manifest, SOURCE_DIR).run()
         except OSError as e:
-            raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {e}") from e
+            raise ListenError.from_os_error(settings.host, settings.port, e) from e
     raise typer.Exit(code)
 
 

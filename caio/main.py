@@ -20,8 +20,9 @@ import threading
 import uvicorn
 
 from caio.api import create_app
-from caio.core.errors import ConfigError
+from caio.core.errors import CaioError, ConfigError, ListenError
 from caio.core.logs import configure_logging
+from caio.core.running import load_running
 from caio.core.settings import Settings, load_settings
 from caio.restart import (
     RateLimitedLoopErrors,
@@ -70,17 +71,17 @@ def serve(settings: Settings) -> int:
 
     Raises:
         ConfigError: settings, manifest or tokens file are invalid.
+        ListenError: the address cannot be had (another program holds it).
     """
     configure_logging(settings.log_level, settings.log_format)
     raise_open_file_limit()
+    load_running(settings)  # a bad manifest is named before the port is taken
     sockets = inherited_sockets(dict(os.environ))
     if not sockets or sockets[0].family == socket.AF_UNIX:
         try:
             sockets.insert(0, bind(settings.host, settings.port))
         except OSError as e:
-            raise ConfigError(
-                f"cannot listen on {settings.host}:{settings.port}: {e.strerror}"
-            ) from e
+            raise ListenError.from_os_error(settings.host, settings.port, e) from e
     # A private copy of the listening socket survives uvicorn's close, for an exec restart.
     listen_copy = os.dup(sockets[0].fileno())
     control = ServiceControl()
@@ -112,11 +113,12 @@ def serve(settings: Settings) -> int:
 
 
 def main() -> int:
+    """Exit codes as the ``caio`` command's: 2 for a bad setting or manifest, 1 otherwise."""
     try:
         return serve(load_settings())
-    except ConfigError as e:
-        print(f"caio: {e}", file=sys.stderr)
-        return 2
+    except CaioError as e:
+        print(f"caio: error [{e.code}]: {e.message}", file=sys.stderr)
+        return 2 if isinstance(e, ConfigError) else 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from tests.supervisor_fixtures import supervised  # noqa: F401 (fixture)
 from tests.tuf_fixtures import published_repo  # noqa: F401 (fixture)
 from tests.update_fixtures import update_env  # noqa: F401 (fixture)
 
+# Every test ends: the per-test backstop and the end-of-run check for leftovers.
+pytest_plugins = ["tests.guard"]
+
 CAIO_ENV_KEYS = (
     "CAIO_HOME",
     "CAIO_HOST",

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.background import end, spawn
 from tests.components import require
 from tests.helpers import free_port
 
@@ -58,12 +59,8 @@ class Nginx:
             return set()
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        """Graceful stop (SIGQUIT), then the master's whole group, workers included."""
+        end(self.proc, grace=10, sig=signal.SIGQUIT)
 
 
 def start_nginx(prefix: Path, root: Path, *, http_extra: str = "", auth: str = "") -> Nginx:
@@ -99,7 +96,7 @@ http {{
 """
     )
     (prefix / "tmp").mkdir()
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             nginx,
             "-p",
@@ -115,10 +112,11 @@ http {{
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            end(proc)
             raise AssertionError("nginx did not start:\n" + (prefix / "error.log").read_text())
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return Nginx(prefix, root, port, proc)
         time.sleep(0.05)
-    proc.kill()
+    end(proc)
     raise AssertionError("nginx did not listen:\n" + (prefix / "error.log").read_text())

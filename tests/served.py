@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import UpdateEnv
 
@@ -59,13 +60,13 @@ class Served:
 
 def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "caio", "serve"],
         env=env.process_env(port, CAIO_RESTART_STRATEGY="exec", **extra),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=preexec,  # noqa: PLW1509 (setrlimit only)
+        preexec_fn=preexec,
     )
     served = Served(env, proc, f"http://127.0.0.1:{port}")
 
@@ -75,15 +76,19 @@ def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
             served.log.append(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{served.url}/health", timeout=2).status_code == 200:
-                return served
-        except httpx.HTTPError:
-            time.sleep(0.05)
-        assert proc.poll() is None, "".join(served.log)
-    raise AssertionError("caio serve did not come up:\n" + "".join(served.log))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{served.url}/health", timeout=2).status_code == 200:
+                    return served
+            except httpx.HTTPError:
+                time.sleep(0.05)
+            assert proc.poll() is None, "".join(served.log)
+        raise AssertionError("caio serve did not come up:\n" + "".join(served.log))
+    except BaseException:
+        end(proc)
+        raise
 
 
 @pytest.fixture
@@ -91,13 +96,7 @@ def started(update_env: UpdateEnv) -> Iterator[list[Served]]:
     processes: list[Served] = []
     yield processes
     for served in processes:
-        if served.proc.poll() is None:
-            served.proc.terminate()
-            try:
-                served.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                served.proc.kill()
-                served.proc.wait()
+        end(served.proc)
 
 
 def run(env: UpdateEnv, started: list[Served], preexec: Any = None, **extra: str) -> Served:

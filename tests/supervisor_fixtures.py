@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from caio.core.settings import SOURCE_DIR
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import UpdateEnv
 from tuf_repo import build_release
@@ -113,7 +113,7 @@ class Supervised:
 def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) -> Supervised:
     port = free_port()
     process_env = env.process_env(port, **{"CAIO_PROBATION_SECONDS": "20", **(extra_env or {})})
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "caio", "run"],
         env=process_env,
         stdout=subprocess.PIPE,
@@ -128,20 +128,20 @@ def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) ->
             supervised.log.append(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    supervised.wait_for(lambda: httpx.get(f"{supervised.url}/health", timeout=2).status_code == 200)
-    supervised.wait_for(lambda: supervised.state()["active"]["pid"] > 0)
+    try:
+        supervised.wait_for(
+            lambda: httpx.get(f"{supervised.url}/health", timeout=2).status_code == 200
+        )
+        supervised.wait_for(lambda: supervised.state()["active"]["pid"] > 0)
+    except BaseException:
+        end(proc)
+        raise
     return supervised
 
 
 def stop_supervised(supervised: Supervised) -> int:
-    if supervised.proc.poll() is None:
-        supervised.proc.send_signal(signal.SIGTERM)
-        try:
-            supervised.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            supervised.proc.kill()
-            supervised.proc.wait()
-    return supervised.proc.returncode
+    """SIGTERM, as an operator's stop; then its whole process group, whatever the outcome."""
+    return end(supervised.proc, grace=30)
 
 
 @pytest.fixture

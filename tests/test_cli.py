@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from caio.core.tokens import TokenStore
-from tests.helpers import write_manifest
+from tests.background import end, spawn
+from tests.helpers import free_port, write_manifest
 
 pytestmark = pytest.mark.slow  # real processes
 
 
 def caio(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "CAIO_HOME": str(home), **env}
+    # A free port unless the test names one: no test may depend on 8000 being free.
+    full_env = {**os.environ, "CAIO_HOME": str(home), "CAIO_PORT": str(free_port()), **env}
     return subprocess.run(
         [sys.executable, "-m", "caio", *args],
         capture_output=True,
@@ -104,10 +109,32 @@ def test_unreadable_tokens_file_is_a_clear_error(home: Path) -> None:
 
 def test_serve_with_invalid_manifest_exits_naming_the_field(home: Path, tmp_path: Path) -> None:
     bad = write_manifest(tmp_path / "m.json", update_url="gopher://old")
-    done = caio(home, "serve", CAIO_MANIFEST=str(bad))
+    with held_port() as busy:  # the manifest is checked before the port is taken
+        done = caio(home, "serve", CAIO_MANIFEST=str(bad), CAIO_PORT=str(busy))
     assert done.returncode == 2
     assert "field 'update_url'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_busy_port_is_its_own_error_not_a_bad_setting(
+    home: Path, manifest_file: Path, command: str
+) -> None:
+    with held_port() as busy:
+        done = caio(home, command, CAIO_MANIFEST=str(manifest_file), CAIO_PORT=str(busy))
+    assert done.returncode == 1, done.stderr
+    assert f"[address_in_use]: cannot listen on 127.0.0.1:{busy}" in done.stderr
+    assert "another program holds that address" in done.stderr
+    assert "config_invalid" not in done.stderr and "Traceback" not in done.stderr
+
+
+@contextlib.contextmanager
+def held_port() -> Iterator[int]:
+    """A loopback port another program listens on for the duration of the block."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
 
 
 def test_python_m_caio_main_serves_version_and_health(
@@ -120,9 +147,7 @@ def test_python_m_caio_main_serves_version_and_health(
         "CAIO_MANIFEST": str(manifest_file),
         "CAIO_LOG_FORMAT": "json",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    proc = spawn([sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -139,7 +164,10 @@ def test_python_m_caio_main_serves_version_and_health(
         assert httpx.get(f"{base}/docs").status_code == 200
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=20)
+        try:
+            _, err = proc.communicate(timeout=20)
+        finally:
+            end(proc, grace=0)
     records = [json.loads(line) for line in err.splitlines()]
     said = [r["message"] for r in records if r["logger"] == "caio"]
     assert f"caio 1.2.3 listening on http://127.0.0.1:{port}" in said

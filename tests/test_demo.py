@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.background import end, spawn
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow  # real processes
@@ -76,29 +77,32 @@ def test_stopping_the_demo_by_signal_stops_everything_it_started(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
     port, repo_port = free_port(), free_port()
-    demo = subprocess.Popen(
+    demo = spawn(
         [str(ROOT / "scripts" / "demo"), "--port", str(port), "--repo-port", str(repo_port)],
         env=_demo_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert demo.stdout is not None
-    seen = []
-    for line in demo.stdout:
-        seen.append(line)
-        if "CAIO keeps serving" in line:
-            break
-    else:
-        raise AssertionError("".join(seen))
-    home = tmp_path / "demo" / "home"
-    assert len(_processes_with(home)) >= 2  # the supervisor and its child
-    demo.send_signal(signum)
-    assert demo.wait(60) == 128 + signum
-    deadline = time.monotonic() + 30
-    while _processes_with(home) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_with(home) == []
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:
+            seen.append(line)
+            if "CAIO keeps serving" in line:
+                break
+        else:
+            raise AssertionError("".join(seen))
+        home = tmp_path / "demo" / "home"
+        assert len(_processes_with(home)) >= 2  # the supervisor and its child
+        demo.send_signal(signum)
+        assert demo.wait(60) == 128 + signum
+        deadline = time.monotonic() + 30
+        while _processes_with(home) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_with(home) == []
+    finally:
+        end(demo, grace=0, sig=signal.SIGKILL)  # only what the demo itself failed to stop
     for busy in (port, repo_port):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", busy)) != 0  # nothing serves there any more

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.supervisor_fixtures import start_supervised, stop_supervised
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
@@ -59,7 +60,7 @@ def test_embedded_the_host_restarts_itself_into_the_new_release(update_env: Upda
         "CAIO_HOME": str(update_env.settings.home),
         "CAIO_UPDATE_URL": update_env.repo.url,
     }
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "examples.embedded.host_app", "--port", str(port)],
         cwd=ROOT,
         env=env,
@@ -94,5 +95,4 @@ def test_embedded_the_host_restarts_itself_into_the_new_release(update_env: Upda
         wait_for(NEWER)  # the same process, re-executed into the new release
         assert httpx.get(f"{url}/api/v1/version").json()["version"] == NEWER
     finally:
-        proc.terminate()
-        proc.wait(20)
+        end(proc, grace=20)

@@ -25,6 +25,7 @@ import pytest
 from caio.core.faults import POINTS
 from caio.core.settings import SOURCE_DIR
 from caio.core.state import JobStatus
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 from tuf_repo import build_release
@@ -55,10 +56,10 @@ class Service:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
         command = ["-m", "caio", "run"] if supervised else ["-m", "caio.main"]
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [sys.executable, *command],
             env=process_env,
-            preexec_fn=limit,  # noqa: PLW1509
+            preexec_fn=limit,
             stderr=subprocess.DEVNULL,
         )
         self._wait(lambda: httpx.get(f"{self.url}/health").status_code == 200)
@@ -95,9 +96,7 @@ class Service:
         raise AssertionError("update did not finish")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
+        end(self.proc, grace=30)
 
 
 def assert_consistent(env: UpdateEnv, allowed: set[str | None]) -> str | None:

@@ -22,6 +22,7 @@ import pytest
 
 from caio.core.layout import InstallLayout
 from caio.core.rollout import host_position
+from tests.background import end
 from tests.served import Served, serve
 from tests.update_fixtures import NEWER, UpdateEnv, built_release
 
@@ -91,8 +92,7 @@ def hosts(update_env: UpdateEnv, tmp_path: Path) -> Iterator[dict[str, Host]]:
         started[name] = Host(served, home)
     yield started
     for host in started.values():
-        host.served.proc.terminate()
-        host.served.proc.wait(15)
+        end(host.served.proc)
 
 
 def eventually(what: Callable[[], bool], timeout: float = 60) -> None:

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from caio.core.state import AuditLog
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.served import Served, run
 from tests.supervisor_fixtures import start_supervised, stop_supervised
@@ -536,7 +537,7 @@ def test_embedded_restart_never_signals_a_process_that_adopted_caio(
     env = update_env.process_env(
         port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
     )
-    reaper = subprocess.Popen([sys.executable, "-c", REAPER, HOST, str(report), str(done)], env=env)
+    reaper = spawn([sys.executable, "-c", REAPER, HOST, str(report), str(done)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -554,8 +555,7 @@ def test_embedded_restart_never_signals_a_process_that_adopted_caio(
         done.touch()
         for pid in _caio_pids(port):
             os.kill(pid, signal.SIGTERM)
-        if reaper.poll() is None:
-            reaper.kill()
+        end(reaper, grace=0, sig=signal.SIGKILL)
 
 
 def _healthy(url: str) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.background import end, spawn
 from tests.components import require
 from tests.helpers import free_port, write_manifest
 from tests.served import Served, serve
@@ -69,8 +70,7 @@ def fleet(update_env: UpdateEnv, tmp_path: Path) -> Iterator[list[Served]]:
         )
     yield hosts
     for host in hosts:
-        host.proc.terminate()
-        host.proc.wait(15)
+        end(host.proc)
 
 
 def start_prometheus(work: Path, config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
@@ -78,7 +78,7 @@ def start_prometheus(work: Path, config: dict[str, Any]) -> tuple[subprocess.Pop
     work.mkdir()
     (work / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         [
             prometheus,
             f"--config.file={work / 'prometheus.yml'}",
@@ -156,5 +156,4 @@ def test_prometheus_shows_the_fleet_and_fires_the_expiry_alert(
         refused = query_until(url, 'up{job="caio-wrong-token"} == 0', 1)
         assert refused[0]["metric"]["instance"] == targets[0]  # a bad token is refused
     finally:
-        proc.terminate()
-        proc.wait(15)
+        end(proc)

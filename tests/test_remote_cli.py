@@ -13,6 +13,7 @@ import pytest
 
 from caio.client import CaioClient, ConflictError, UnreachableError
 from caio.schemas import JobStatus
+from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
@@ -24,7 +25,7 @@ def service(update_env: UpdateEnv) -> Iterator[str]:
     update_env.publish(NEWER)
     port = free_port()
     env = update_env.process_env(port)
-    proc = subprocess.Popen([sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.DEVNULL)
+    proc = spawn([sys.executable, "-m", "caio.main"], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -35,8 +36,7 @@ def service(update_env: UpdateEnv) -> Iterator[str]:
                 time.sleep(0.05)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        end(proc, grace=20)
 
 
 def remote(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ from caio.core.manifest import Manifest
 from caio.core.settings import SOURCE_DIR
 from caio.restart import EXIT_RESTART
 from caio.restart.notify import NotifyListener
+from tests.background import BACKOFF_SECONDS, end, looping, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
@@ -51,7 +52,7 @@ def start(update_env: UpdateEnv) -> Iterator[Start]:
     def starter(*command: str, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
         port = free_port()
         args = list(command) or ["-m", "caio.main"]
-        proc = subprocess.Popen([sys.executable, *args], env=update_env.process_env(port, **extra))
+        proc = spawn([sys.executable, *args], env=update_env.process_env(port, **extra))
         started.append(proc)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{url}/health").status_code == 200)
@@ -59,9 +60,7 @@ def start(update_env: UpdateEnv) -> Iterator[Start]:
 
     yield starter
     for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end(proc, grace=0, sig=signal.SIGKILL)
 
 
 def test_exec_restarts_in_place_keeping_the_socket(update_env: UpdateEnv, start: Start) -> None:
@@ -73,23 +72,20 @@ def test_exec_restarts_in_place_keeping_the_socket(update_env: UpdateEnv, start:
         lambda: httpx.get(f"{url}/api/v1/update", headers=auth).json()["status"] == "complete"
     )
 
-    stop, results = threading.Event(), list[int | str]()
+    results: list[int | str] = []
 
-    def load() -> None:
-        while not stop.is_set():
-            try:
-                r = httpx.get(f"{url}/health", timeout=15, headers={"Connection": "close"})
-                results.append(r.status_code)
-            except httpx.HTTPError as e:
-                results.append(type(e).__name__)
+    def health(stop: threading.Event) -> None:
+        try:
+            r = httpx.get(f"{url}/health", timeout=15, headers={"Connection": "close"})
+            results.append(r.status_code)
+        except httpx.HTTPError as e:
+            results.append(type(e).__name__)
+            stop.wait(BACKOFF_SECONDS)
 
-    worker = threading.Thread(target=load)
-    worker.start()
-    answer = httpx.post(f"{url}/api/v1/restart", json={"graceful": True}, headers=auth)
-    assert (answer.status_code, answer.json()["strategy"]) == (202, "exec")
-    wait_until(lambda: httpx.get(f"{url}/api/v1/version").json()["version"] == NEWER)
-    stop.set()
-    worker.join(30)
+    with looping(health, name="exec-load"):
+        answer = httpx.post(f"{url}/api/v1/restart", json={"graceful": True}, headers=auth)
+        assert (answer.status_code, answer.json()["strategy"]) == (202, "exec")
+        wait_until(lambda: httpx.get(f"{url}/api/v1/version").json()["version"] == NEWER)
     assert proc.poll() is None  # the same process, now running the new release
     assert set(results) == {200}, set(results)
 
@@ -117,7 +113,7 @@ def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
         "os.execv(sys.executable, [sys.executable, '-m', 'caio.main'])"
     )
     command = [sys.executable, "-c", launcher, str(fd)]
-    proc = subprocess.Popen(command, env=env, pass_fds=(fd,))
+    proc = spawn(command, env=env, pass_fds=(fd,))
     try:
         messages: list[dict[str, str]] = []
 
@@ -138,9 +134,7 @@ def test_systemd_notify_socket_activation_watchdog_and_restart_exit_code(
         assert proc.wait(30) == EXIT_RESTART
         assert got("STOPPING")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        end(proc, grace=0, sig=signal.SIGKILL)
         listener.close()
         activated.close()
 

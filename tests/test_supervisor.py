@@ -8,11 +8,13 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.background import BACKOFF_SECONDS, looping
 from tests.supervisor_fixtures import (
     CRASH_LATER,
     SICK,
@@ -27,14 +29,18 @@ from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 pytestmark = pytest.mark.slow  # real processes
 
 
-def load(url: str, stop: threading.Event, results: list[tuple[int | str, str]]) -> None:
-    """One fresh connection per request, until told to stop."""
-    while not stop.is_set():
+def load(url: str, results: list[tuple[int | str, str]]) -> Callable[[threading.Event], None]:
+    """One request on a fresh connection; a failure is recorded, then the loop backs off."""
+
+    def step(stop: threading.Event) -> None:
         try:
             r = httpx.get(f"{url}/api/v1/version", timeout=10, headers={"Connection": "close"})
             results.append((r.status_code, r.json()["version"]))
         except httpx.HTTPError as e:
             results.append((type(e).__name__, ""))
+            stop.wait(BACKOFF_SECONDS)
+
+    return step
 
 
 def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
@@ -42,22 +48,14 @@ def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
     assert supervised.update()["status"] == "complete"
     old_child = supervised.state()["active"]["pid"]
 
-    stop = threading.Event()
     results: list[tuple[int | str, str]] = []
-    workers = [
-        threading.Thread(target=load, args=(supervised.url, stop, results)) for _ in range(8)
-    ]
-    for w in workers:
-        w.start()
-    time.sleep(1.0)
-    answer = supervised.api("POST", "/api/v1/restart", json={"graceful": True})
-    assert answer.status_code == 202
-    assert answer.json()["status"] == "restarting"
-    supervised.wait_for(lambda: supervised.state()["active"]["version"] == NEWER)
-    time.sleep(1.0)
-    stop.set()
-    for w in workers:
-        w.join(30)
+    with looping(load(supervised.url, results), threads=8, name="restart-load"):
+        time.sleep(1.0)
+        answer = supervised.api("POST", "/api/v1/restart", json={"graceful": True})
+        assert answer.status_code == 202
+        assert answer.json()["status"] == "restarting"
+        supervised.wait_for(lambda: supervised.state()["active"]["version"] == NEWER)
+        time.sleep(1.0)
 
     codes = Counter(code for code, _ in results)
     assert set(codes) == {200}, codes  # every request answered successfully

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.background import end, spawn
 from tests.tuf_fixtures import make_source_tree, move_key, write_wheel
 
 pytestmark = pytest.mark.slow  # real processes
@@ -186,7 +187,7 @@ def test_serve_command_serves_the_repository_on_loopback(tmp_path: Path) -> None
     repo, keys = tmp_path / "repo", tmp_path / "keys"
     assert tuf_repo("init", "--repo", repo, "--keys", keys).returncode == 0
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "tuf_repo", "serve", "--repo", str(repo), "--port", str(port)],
         stderr=subprocess.PIPE,
         text=True,
@@ -205,5 +206,8 @@ def test_serve_command_serves_the_repository_on_loopback(tmp_path: Path) -> None
         assert httpx.get(f"{base}/metadata/nope.json").status_code == 404
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
+        try:
+            _, err = proc.communicate(timeout=10)
+        finally:
+            end(proc, grace=0)
     assert f"serving {repo} at http://127.0.0.1:{port}" in err

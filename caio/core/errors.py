@@ -4,6 +4,7 @@ Hierarchy::
 
     CaioError                     code: str, message: str
     ├── ConfigError               bad settings, manifest or tokens file (startup)
+    ├── ListenError               the address to serve on cannot be had (startup)
     ├── NotFoundError             what a command names does not exist (a token, a file)
     ├── TrustError                a trust anchor cannot be installed
     ├── AuthError                 missing/unknown token (401) or missing role (403)
@@ -16,6 +17,7 @@ Codes are a contract with hosts: extend the list, never rename an entry.
 
 from __future__ import annotations
 
+import errno
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +68,26 @@ class ConfigError(CaioError):
     """Settings, manifest or tokens file is missing or invalid."""
 
     code = "config_invalid"
+
+
+class ListenError(CaioError):
+    """The address to serve on cannot be had: ``address_in_use`` or ``listen_failed``.
+
+    Not a configuration error: the settings may be right and another program
+    holds the port.
+    """
+
+    code = "listen_failed"
+
+    @classmethod
+    def from_os_error(cls, host: str, port: int, error: OSError) -> ListenError:
+        if error.errno == errno.EADDRINUSE:
+            return cls(
+                f"cannot listen on {host}:{port}: another program holds that address; "
+                "stop it, or choose another port (CAIO_PORT or --port)",
+                code="address_in_use",
+            )
+        return cls(f"cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 class NotFoundError(CaioError):
