@@ -402,7 +402,7 @@ def test_unsafe_target_paths_are_refused_by_verify_and_never_read_from_a_mirror(
     targets.signed.targets["caio/index.json"] = TargetFile(
         len(data), {"sha256": digest}, "caio/index.json"
     )
-    publisher._commit({"targets": targets}, update_env.repo.store.read_policy())
+    publisher.commit({"targets": targets})
     verify = tuf_repo(
         "verify", "--repo", update_env.repo.dir, "--trusted-root", update_env.repo.trusted_root
     )

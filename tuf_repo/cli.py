@@ -23,7 +23,8 @@ from tuf_repo.errors import SignaturesNeeded, TufRepoError, UsageError
 
 if TYPE_CHECKING:
     from caio.core.rollout import Step
-    from tuf_repo.publisher import Publisher, StagedReview
+    from tuf_repo.publisher import Publisher
+    from tuf_repo.staging import StagedReview
 
 # Commands import the signing stack when they run: `tuf-repo --help` stays quick.
 
@@ -330,7 +331,7 @@ def status(repo: RepoOpt) -> None:
             typer.echo(f"  {line}")
         for bad in review.bad_signatures:
             typer.echo(f"  signature of {bad.keyid[:12]} is {bad.state}: it will be dropped")
-    from tuf_repo.publisher import describe_release
+    from tuf_repo.releases import describe_release
 
     typer.echo("releases:" if report.releases else "releases: none")
     for entry in report.releases:
@@ -383,8 +384,8 @@ def key_create(
     label: Annotated[str | None, typer.Option(help="the key's label in the token")] = None,
 ) -> None:
     """Create a key for ROLE; `tuf-repo key add` then puts it into the role."""
+    from tuf_repo.context import ONLINE_TOP_ROLES
     from tuf_repo.keys import generate_key, key_home
-    from tuf_repo.publisher import ONLINE_TOP_ROLES
 
     if hsm and (token_label is None or pin_env is None):
         raise typer.BadParameter("--hsm needs --token-label and --pin-env")

@@ -1,0 +1,190 @@
+"""Putting new metadata out: sign, then publish with a new snapshot and timestamp, or stage.
+
+Everything is serialised and signed in memory first, so a missing key
+changes nothing; then files are written in the order that keeps every
+published file's references valid (targets roles, snapshot, root, and
+``timestamp.json`` last), each atomically.
+
+Two rules keep clients safe from the publisher's own mistakes: nothing is
+published on top of an expired offline role, and no role is ever published
+at a version at or below one published before (the high-water mark, also
+checked against the live repository with ``--check-live``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from typing import Any, cast
+
+from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
+
+from tuf_repo.context import Changes, RepoContext, is_online
+from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
+from tuf_repo.store import HighWaterMark, RepoPolicy
+
+
+def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
+    """Bump, sign and publish ``changes``; stage them when signatures are missing.
+
+    Raises:
+        KeyFileError: an online role's key is not at hand.
+        SignaturesNeeded: offline signatures are missing; ``changes`` are staged.
+        TufRepoError: publishing is refused (see :func:`publish`).
+    """
+    sign_changes(ctx, changes, policy)
+    missing = unverified(ctx, changes)
+    if missing:
+        online = [role for role in missing if is_online(role, policy)]
+        if online:
+            raise KeyFileError(f"no key for the online role {online[0]} in the key directory")
+        for role, md in changes.items():
+            ctx.store.stage(role, md)
+        raise SignaturesNeeded(describe_missing(missing), sorted(missing))
+    publish(ctx, changes, policy)
+
+
+def publish(
+    ctx: RepoContext, changes: Changes, policy: RepoPolicy, *, heartbeat: bool = False
+) -> None:
+    """Publish signed ``changes`` with a new snapshot and timestamp.
+
+    Raises:
+        TufRepoError: a published offline role that this leaves in force has
+            expired (except for the ``heartbeat`` refresh, which must go on),
+            or a version would not be above every version ever published.
+        KeyFileError: the online keys are not at hand.
+    """
+    store = ctx.store
+    if not heartbeat:
+        refuse_expired(ctx, changes, policy)
+    serialised = {role: store.serialise(md) for role, md in changes.items()}
+    root = cast(Root, (changes.get(Root.type) or store.load(Root.type)).signed)
+
+    snapshot_md = _next_online(ctx, Snapshot.type, policy)
+    for role, data in serialised.items():
+        if role != Root.type:
+            snapshot_md.signed.meta[f"{role}.json"] = metafile(changes[role].signed.version, data)
+    _sign_online(ctx, Snapshot.type, snapshot_md, root)
+    snapshot_bytes = store.serialise(snapshot_md)
+
+    timestamp_md = _next_online(ctx, Timestamp.type, policy)
+    timestamp_md.signed.snapshot_meta = metafile(snapshot_md.signed.version, snapshot_bytes)
+    _sign_online(ctx, Timestamp.type, timestamp_md, root)
+
+    versions = {role: md.signed.version for role, md in changes.items()}
+    versions[Snapshot.type] = snapshot_md.signed.version
+    versions[Timestamp.type] = timestamp_md.signed.version
+    first_root = serialised.get(Root.type) if root.version == 1 else None
+    high_water = HighWaterMark.for_root(
+        first_root or store.metadata_path(Root.type, 1).read_bytes()
+    )
+    high_water.check(versions, live_versions(ctx) if ctx.live_url else None)
+
+    for role, data in serialised.items():
+        if role != Root.type:
+            store.write(role, changes[role].signed.version, data)
+    store.write(Snapshot.type, snapshot_md.signed.version, snapshot_bytes)
+    if Root.type in serialised:
+        store.write(Root.type, root.version, serialised[Root.type])
+    store.write(Timestamp.type, timestamp_md.signed.version, store.serialise(timestamp_md))
+    high_water.record(versions)
+
+
+def refuse_expired(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
+    """Refuse to publish on top of an expired offline role that stays in force.
+
+    Raises:
+        TufRepoError: naming the role, when it expired, and how to renew it.
+    """
+    now = ctx.now()
+    store = ctx.store
+    for role in ctx.all_roles() if store.published_version(Root.type) else []:
+        if role in changes or is_online(role, policy):
+            continue
+        md = store.load(role)
+        if md.signed.expires <= now:
+            raise TufRepoError(
+                f"{role} v{md.signed.version} expired on {md.signed.expires:%Y-%m-%d %H:%M} "
+                "UTC, so clients would refuse what this publishes. Renew it first: "
+                f"`tuf-repo refresh --repo {store.root} --keys KEYDIR` with the {role} "
+                f"key(s), then `tuf-repo sign --repo {store.root} --key KEYFILE {role}` "
+                "for any signature still missing."
+            )
+
+
+def live_versions(ctx: RepoContext) -> dict[str, int]:
+    """Versions the live repository serves (``--check-live``): they count as published.
+
+    Raises:
+        TufRepoError: the live repository cannot be read.
+    """
+    base = f"{ctx.live_url}/metadata"
+    timestamp = _fetch_json(f"{base}/timestamp.json")["signed"]
+    snapshot_version = int(timestamp["meta"]["snapshot.json"]["version"])
+    versions = {Timestamp.type: int(timestamp["version"]), Snapshot.type: snapshot_version}
+    snapshot = _fetch_json(f"{base}/{snapshot_version}.snapshot.json")["signed"]
+    for name, meta in snapshot["meta"].items():
+        versions[name.removesuffix(".json")] = int(meta["version"])
+    root_version = ctx.store.published_version(Root.type)
+    while _exists(f"{base}/{root_version + 1}.root.json"):
+        root_version += 1
+    versions[Root.type] = root_version
+    return versions
+
+
+def metafile(version: int, data: bytes) -> MetaFile:
+    return MetaFile(
+        version=version, length=len(data), hashes={"sha256": hashlib.sha256(data).hexdigest()}
+    )
+
+
+def _next_online(ctx: RepoContext, role: str, policy: RepoPolicy) -> Metadata[Any]:
+    if ctx.store.published_version(role):
+        md = ctx.store.load(role)
+        md.signed.version += 1
+    elif role == Snapshot.type:
+        md = Metadata(Snapshot())
+    else:
+        md = Metadata(Timestamp())
+    md.signed.expires = ctx.expiry(policy, role)
+    return md
+
+
+def _sign_online(ctx: RepoContext, role: str, md: Metadata[Any], root: Root) -> None:
+    """Sign an online role to threshold.
+
+    Raises:
+        KeyFileError: the online keys are not in the key directory.
+    """
+    md.signatures.clear()
+    for signer in ctx.keyring.signers(root.roles[role].keyids):
+        sign_with(md, signer, role)
+    if not root.get_verification_result(role, md.signed_bytes, md.signatures):
+        raise KeyFileError(
+            f"the {role} key is not in the key directory: pass --keys with the online keys"
+        )
+
+
+def _fetch_json(url: str) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 (http(s) only)
+            data: dict[str, Any] = json.loads(response.read(16 * 1024 * 1024))
+            return data
+    except (OSError, ValueError, KeyError) as e:
+        raise TufRepoError(f"--check-live: cannot read {url}: {e}") from e
+
+
+def _exists(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=15):  # noqa: S310 (http(s) only)
+            return True
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise TufRepoError(f"--check-live: {url}: HTTP {e.code}") from e
+    except OSError as e:
+        raise TufRepoError(f"--check-live: cannot read {url}: {e}") from e

@@ -1,0 +1,137 @@
+"""The daily heartbeat (``tuf-repo refresh``): keep the repository from lapsing.
+
+It runs from a timer with the online keys only. It re-signs snapshot and
+timestamp whatever is staged for offline signers, publishes staged work
+whose signatures are all there, stages offline re-signings that come due,
+and says every day, with its exit code, when people must sign.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tuf.api.metadata import Snapshot, Timestamp
+
+from tuf_repo.commit import publish
+from tuf_repo.context import BINS, ONLINE_TOP_ROLES, Changes, RepoContext, is_bin, is_online
+from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.signatures import StagedStatus, sign_changes, signature_state, unverified
+from tuf_repo.staging import publish_staged
+from tuf_repo.store import RepoPolicy
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What a refresh did and what still needs people.
+
+    ``awaiting`` is every staged role short of signatures (exit code 3, every
+    day it is so); ``expired`` names published roles past their expiry that
+    only offline signers can renew (clients are failing: exit code 1).
+    """
+
+    refreshed: list[str]
+    published_staged: list[str]
+    awaiting: list[StagedStatus]
+    expired: list[str]
+    messages: list[str]
+
+
+def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport:
+    """Re-sign what comes due within the window; publish or stage what needs it.
+
+    1. Staged work that has all its signatures is published.
+    2. Snapshot and timestamp (and online bins) due within the window are
+       re-signed against the *published* top-level metadata, even while
+       offline changes await signatures.
+    3. An offline role that is due is re-signed when its keys are here,
+       else staged for its holders (unless other work is already staged).
+
+    The default window for a role is half its expiry period.
+
+    Raises:
+        KeyFileError: an online role's key is not in the key directory.
+    """
+    policy = ctx.store.read_policy()
+    now = ctx.now()
+    messages: list[str] = []
+    published_staged = _publish_staged_if_signed(ctx, messages)
+    due = [role for role in ctx.all_roles() if is_due(ctx, role, policy, now, within_days)]
+    staged_now = set(ctx.store.staged_roles())
+    changes: Changes = {}
+    to_stage: Changes = {}
+    for role in due:
+        if role in ONLINE_TOP_ROLES or role in staged_now:
+            continue
+        candidate = {role: ctx.store.load(role)}
+        sign_changes(ctx, candidate, policy)
+        if unverified(ctx, candidate) and not is_online(role, policy):
+            if not staged_now:
+                to_stage.update(candidate)
+        else:
+            changes.update(candidate)
+    missing_online = [r for r in unverified(ctx, changes) if is_online(r, policy)]
+    if missing_online:
+        raise KeyFileError(f"no key for the online role {missing_online[0]} in the key directory")
+    refreshed: list[str] = []
+    if changes or any(r in ONLINE_TOP_ROLES for r in due):
+        publish(ctx, changes, policy, heartbeat=True)
+        refreshed = sorted(set(changes) | {Snapshot.type, Timestamp.type})
+    for role, md in to_stage.items():
+        ctx.store.stage(role, md)
+    awaiting, expired = _what_needs_people(ctx, policy, now, messages)
+    return RefreshReport(refreshed, published_staged, awaiting, expired, messages)
+
+
+def is_due(
+    ctx: RepoContext, role: str, policy: RepoPolicy, now: datetime, within_days: float | None
+) -> bool:
+    """Whether ``role`` expires within ``within_days`` (default: half its expiry period)."""
+    days = within_days
+    if days is None:
+        days = policy.expiry_days[BINS if is_bin(role) else role] / 2
+    return bool(ctx.store.load(role).signed.expires <= now + timedelta(days=days))
+
+
+def _publish_staged_if_signed(ctx: RepoContext, messages: list[str]) -> list[str]:
+    """Publish staged work that has every signature; the roles published."""
+    staged = ctx.store.staged_roles()
+    if not staged:
+        return []
+    try:
+        messages.append(publish_staged(ctx))
+    except SignaturesNeeded:
+        return []  # reported with how long is left
+    except TufRepoError as e:  # e.g. another offline role expired: the heartbeat goes on
+        messages.append(f"staged work not published: {e}")
+        return []
+    return staged
+
+
+def _what_needs_people(
+    ctx: RepoContext, policy: RepoPolicy, now: datetime, messages: list[str]
+) -> tuple[list[StagedStatus], list[str]]:
+    """Staged roles short of signatures, and offline roles already expired."""
+    store = ctx.store
+    staged = ctx.staged_changes()
+    awaiting = [signature_state(ctx, role, md, staged) for role, md in staged.items()]
+    awaiting = [a for a in awaiting if a.have < a.need]
+    for state in awaiting:
+        published = store.load(state.role) if store.published_version(state.role) else None
+        left = (published.signed.expires - now) if published is not None else None
+        when = f"; the published {state.role} expires in {left.days} days" if left else ""
+        messages.append(
+            f"{state.role} v{state.version} awaits signatures: {state.have} of {state.need}"
+            f"{when}. Holders run `tuf-repo sign --repo DIR --key KEYFILE {state.role}`."
+        )
+    expired = [
+        role
+        for role in ctx.all_roles()
+        if not is_online(role, policy) and store.load(role).signed.expires <= now
+    ]
+    for role in expired:
+        messages.append(
+            f"{role} has EXPIRED: clients refuse the repository until it is signed "
+            f"(tuf-repo sign ... {role})"
+        )
+    return awaiting, expired

@@ -1,0 +1,287 @@
+"""Releases: publish an artifact, change its rollout plan, withdraw it, list them.
+
+A release is a signed target (``caio/<version>/caio-<version>.tar.gz``) plus
+its entry in the signed release index (``caio/index.json``); both carry the
+same signed fields (channels, release time, rollout plan, withdrawal), and
+every change re-signs both together. With hash bins, each lives in the bin
+its path hashes to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import cast
+
+from tuf.api.metadata import Metadata, TargetFile, Targets
+
+from caio.core.release_format import (
+    INDEX_PATH,
+    IndexEntry,
+    is_safe_target_path,
+    parse_index,
+    render_index,
+    target_custom,
+)
+from caio.core.rollout import MAX_REASON, Rollout, Step, Withdrawal, iso, parse_time
+from tuf_repo.commit import commit
+from tuf_repo.context import HASH_ALGORITHMS, Changes, RepoContext
+from tuf_repo.errors import MetadataError, TufRepoError
+from tuf_repo.release import ReleaseInfo, target_path
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: str
+    target: str
+    changed: bool
+    message: str
+
+
+def publish_artifact(
+    ctx: RepoContext,
+    artifact: Path,
+    info: ReleaseInfo,
+    channels: Iterable[str],
+    rollout: tuple[Step, ...] | None = None,
+) -> AddResult:
+    """Sign and publish ``artifact`` as release ``info`` (inspected by the caller).
+
+    Publishing the same bytes again changes channels only: the release keeps
+    its release time, plan and withdrawal.
+
+    Raises:
+        TufRepoError: the version exists with other bytes, or work is staged.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    ctx.refuse_if_staged()
+    policy = ctx.store.read_policy()
+    channel_list = sorted(set(channels)) or ["stable"]
+    path = target_path(info.version)
+    top = ctx.store.load(Targets.type)
+    index = read_index(ctx, top)
+    now = ctx.now()
+    listed = next((e for e in index if e.version == info.version), None)
+    if listed is not None and rollout is not None:
+        raise TufRepoError(
+            f"{info.version} is already published: change its plan with "
+            f"`tuf-repo rollout {info.version} --plan SPEC`"
+        )
+    entry = IndexEntry(
+        info.version,
+        path,
+        tuple(channel_list),
+        info.build_date,
+        info.commit,
+        released_at=listed.released_at if listed is not None else iso(now),
+        rollout=(
+            listed.rollout
+            if listed is not None
+            else Rollout(now, rollout)
+            if rollout is not None
+            else None
+        ),
+        withdrawn=listed.withdrawn if listed is not None else None,
+    )
+    new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)
+    new_file.unrecognized_fields["custom"] = target_custom(entry)
+
+    changes: Changes = {}
+    role_md = editable_role_for(ctx, path, top, changes)
+    existing = role_md.signed.targets.get(path)
+    if existing is not None:
+        if existing.hashes != new_file.hashes or existing.length != new_file.length:
+            raise TufRepoError(
+                f"version {info.version} is already published with different bytes; "
+                "publish a new version instead"
+            )
+        if existing.unrecognized_fields.get("custom") == new_file.unrecognized_fields["custom"]:
+            return AddResult(info.version, path, False, f"{path} is already published")
+    role_md.signed.targets[path] = new_file
+    index_bytes = _stage_index(ctx, index, entry, top, changes)
+    ctx.store.put_target(path, new_file.hashes["sha256"], artifact)
+    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+    commit(ctx, changes, policy)
+    verb = "updated channels of" if existing is not None else "published"
+    plan = f"; rollout {entry.rollout.describe(now)}" if entry.rollout is not None else ""
+    return AddResult(info.version, path, True, f"{verb} {path} ({', '.join(channel_list)}){plan}")
+
+
+def set_rollout(
+    ctx: RepoContext,
+    version: str,
+    *,
+    steps: tuple[Step, ...] | None = None,
+    pause: bool = False,
+    resume: bool = False,
+) -> AddResult:
+    """Give a release a new plan (kept from its start), or pause or resume it.
+
+    A release published without a plan gets one that starts at its release time.
+
+    Raises:
+        TufRepoError: not exactly one change asked for, the version is not
+            published, or work is staged.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    if [steps is not None, pause, resume].count(True) != 1:
+        raise TufRepoError("give exactly one of --plan, --pause and --resume")
+
+    def change(entry: IndexEntry, now: datetime) -> IndexEntry:
+        plan = entry.rollout
+        if steps is not None:
+            start = parse_time(entry.released_at) if entry.released_at else now
+            plan = plan.with_steps(steps) if plan is not None else Rollout(start, steps)
+        elif plan is None:
+            raise TufRepoError(
+                f"{version} has no rollout plan (it went to every host at once); "
+                "give it one with --plan"
+            )
+        elif pause:
+            plan = plan.pause(now)
+        else:
+            plan = plan.resume(now)
+        return replace(entry, rollout=plan)
+
+    return _change_release(ctx, version, change)
+
+
+def withdraw(ctx: RepoContext, version: str, reason: str) -> AddResult:
+    """Withdraw a release: it stays signed, but no host chooses it by itself.
+
+    Raises:
+        TufRepoError: the version is not published, the reason is too long,
+            or work is staged.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    if len(reason) > MAX_REASON:
+        raise TufRepoError(f"--reason has at most {MAX_REASON} characters")
+    return _change_release(
+        ctx, version, lambda entry, now: replace(entry, withdrawn=Withdrawal(reason, now))
+    )
+
+
+def releases(ctx: RepoContext) -> list[IndexEntry]:
+    """The published releases, oldest first, with their plans and withdrawals."""
+    return read_index(ctx, ctx.store.load(Targets.type))
+
+
+def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
+    """Sign many existing targets in one publication (mirrors, migrations, benchmarks).
+
+    The target files themselves must already be in place under ``targets/``;
+    returns the number of roles re-signed.
+
+    Raises:
+        TufRepoError: an unsafe target path, or work is staged.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    ctx.refuse_if_staged()
+    policy = ctx.store.read_policy()
+    changes: Changes = {}
+    top = ctx.store.load(Targets.type)
+    for target_file in files:
+        if not is_safe_target_path(target_file.path):
+            raise TufRepoError(f"unsafe target path {target_file.path!r}: no .., / or \\")
+        editable_role_for(ctx, target_file.path, top, changes).signed.targets[target_file.path] = (
+            target_file
+        )
+    commit(ctx, changes, policy)
+    return len(changes)
+
+
+def read_index(ctx: RepoContext, top: Metadata[Targets]) -> list[IndexEntry]:
+    """The published release index, checked against the hashes its role signs.
+
+    Raises:
+        MetadataError: the index file is missing or does not match.
+    """
+    delegations = top.signed.delegations
+    if delegations is not None and delegations.succinct_roles is not None:
+        holder = ctx.store.load(delegations.succinct_roles.get_role_for_target(INDEX_PATH))
+    else:
+        holder = top
+    info = holder.signed.targets.get(INDEX_PATH)
+    if info is None:
+        return []
+    path = ctx.store.target_file(INDEX_PATH, info.hashes["sha256"])
+    try:
+        with path.open("rb") as f:
+            info.verify_length_and_hashes(f)
+            f.seek(0)
+            return parse_index(f.read())
+    except (OSError, ValueError) as e:
+        raise MetadataError(f"published release index {path} is missing or corrupt: {e}") from e
+
+
+def editable_role_for(
+    ctx: RepoContext, path: str, top: Metadata[Targets], changes: Changes
+) -> Metadata[Targets]:
+    """The metadata (top-level targets or a hash bin) that lists ``path``, loaded once."""
+    delegations = top.signed.delegations
+    if delegations is not None and delegations.succinct_roles is not None:
+        role = delegations.succinct_roles.get_role_for_target(path)
+    else:
+        role = Targets.type
+    if role not in changes:
+        changes[role] = ctx.store.load(role)
+    return cast(Metadata[Targets], changes[role])
+
+
+def describe_release(entry: IndexEntry, now: datetime) -> str:
+    """One line: version, channels, plan and where it stands, withdrawal."""
+    parts = [f"{entry.version} ({', '.join(entry.channels)})"]
+    if entry.released_at:
+        parts.append(f"released {entry.released_at}")
+    parts.append(
+        f"rollout {entry.rollout.describe(now)}" if entry.rollout is not None else "to every host"
+    )
+    if entry.withdrawn is not None:
+        reason = f": {entry.withdrawn.reason}" if entry.withdrawn.reason else ""
+        parts.append(f"WITHDRAWN {iso(entry.withdrawn.at)}{reason}")
+    return ", ".join(parts)
+
+
+def _change_release(
+    ctx: RepoContext, version: str, change: Callable[[IndexEntry, datetime], IndexEntry]
+) -> AddResult:
+    """Re-sign a release's target and index entry as ``change`` rewrites them."""
+    ctx.refuse_if_staged()
+    policy = ctx.store.read_policy()
+    top = ctx.store.load(Targets.type)
+    index = read_index(ctx, top)
+    entry = next((e for e in index if e.version == version), None)
+    if entry is None:
+        listed = ", ".join(e.version for e in index) or "none"
+        raise TufRepoError(f"version {version} is not published (published: {listed})")
+    now = ctx.now()
+    new_entry = change(entry, now)
+    changes: Changes = {}
+    role_md = editable_role_for(ctx, entry.target, top, changes)
+    target = role_md.signed.targets.get(entry.target)
+    if target is None:
+        raise MetadataError(f"the index lists {entry.target}, which no role signs")
+    target.unrecognized_fields["custom"] = target_custom(new_entry)
+    index_bytes = _stage_index(ctx, index, new_entry, top, changes)
+    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+    commit(ctx, changes, policy)
+    return AddResult(version, entry.target, True, describe_release(new_entry, now))
+
+
+def _stage_index(
+    ctx: RepoContext,
+    index: list[IndexEntry],
+    entry: IndexEntry,
+    top: Metadata[Targets],
+    changes: Changes,
+) -> bytes:
+    """The index with ``entry`` in place of its version, listed in the role that holds it."""
+    index_bytes = render_index([e for e in index if e.version != entry.version] + [entry])
+    index_md = editable_role_for(ctx, INDEX_PATH, top, changes)
+    index_md.signed.targets[INDEX_PATH] = TargetFile(
+        len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
+    )
+    return index_bytes

@@ -1,0 +1,185 @@
+"""Keys of the roles: replace them all (rotation), add one, take one away.
+
+Every change of a top-level role's keys is a new root, which the old root's
+keys must sign to their threshold (so clients can walk to it), and which
+re-signs the role's own metadata under its new keys. The keys of the hash
+bins live in the top-level targets metadata instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
+
+from tuf.api.metadata import Metadata, Root, Targets
+
+from tuf_repo.commit import commit
+from tuf_repo.context import BINS, ONLINE_TOP_ROLES, TOP_ROLES, Changes, RepoContext
+from tuf_repo.errors import KeyFileError, MetadataError, TufRepoError, UsageError
+from tuf_repo.keys import KeyFile, generate_key, key_files, key_home, read_key_file, retire_key_file
+from tuf_repo.store import RepoPolicy
+
+
+def rotate(
+    ctx: RepoContext,
+    role: str,
+    keydir: Path,
+    threshold: int | None = None,
+    *,
+    keep_retired_private: bool = False,
+) -> str:
+    """Replace every key of ``role`` with new ones; a new root announces them.
+
+    The old key files move to ``keydir/retired/`` holding only their public
+    half, unless ``keep_retired_private``.
+
+    Raises:
+        TufRepoError: unknown role, bad threshold, or work is staged.
+        SignaturesNeeded: the new root needs more signatures from the old keys.
+    """
+    if threshold is not None and threshold < 1:
+        raise TufRepoError(f"--threshold must be at least 1, got {threshold}")
+    ctx.refuse_if_staged()
+    policy = ctx.store.read_policy()
+    if role == BINS:
+        return _rotate_bins(ctx, keydir, threshold, policy, keep_retired_private)
+    if role not in TOP_ROLES:
+        raise TufRepoError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}, {BINS}")
+    root_md = ctx.store.load(Root.type)
+    old_root = cast(Root, root_md.signed)
+    new_root_md: Metadata[Root] = copy.deepcopy(root_md)
+    new_root = new_root_md.signed
+    changes: Changes = {Root.type: new_root_md}
+    old_keyids = list(old_root.roles[role].keyids)
+    new_threshold = threshold or old_root.roles[role].threshold
+    count = max(new_threshold, len(old_keyids))
+    for keyid in old_keyids:
+        new_root.revoke_key(keyid, role)
+    home = key_home(keydir, online=role in ONLINE_TOP_ROLES)
+    for _ in range(count):
+        key = generate_key(home, role, ctx.keyring.passphrase)
+        new_root.add_key(key.public, role)
+        ctx.keyring = ctx.keyring.with_key(key)
+    new_root.roles[role].threshold = new_threshold
+    if role == Targets.type:
+        changes[Targets.type] = ctx.store.load(Targets.type)
+    commit(ctx, changes, policy)
+    retired = _retire_keys(keydir, old_keyids, keep_retired_private)
+    return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
+
+
+def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
+    """Authorise ``key`` for a top-level ``role``: a new root, signed as TUF requires.
+
+    Raises:
+        UsageError: unknown role.
+        TufRepoError: the key is already the role's, or work is staged.
+        KeyFileError: a key cannot sign (e.g. a wrong PIN): nothing is written.
+        SignaturesNeeded: the new root needs more signatures (staged).
+    """
+    ctx.refuse_if_staged()
+    root_md = _editable_root(ctx, role)
+    root = root_md.signed
+    if key.keyid in root.roles[role].keyids:
+        raise TufRepoError(f"{key.keyid[:12]} is already a {role} key")
+    root.add_key(key.public, role)
+    ctx.keyring = ctx.keyring.with_key(key)
+    _commit_key_change(ctx, role, root_md)
+    keys = len(root.roles[role].keyids)
+    threshold = root.roles[role].threshold
+    return f"added {key.keyid[:12]} ({key.path.name}) to {role}: {keys} keys, threshold {threshold}"
+
+
+def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
+    """Take a key (by keyid or a unique prefix of it) away from ``role``.
+
+    Raises:
+        UsageError: unknown role, or no single key matches.
+        TufRepoError: fewer keys than the threshold would remain, or work is staged.
+        SignaturesNeeded: the new root needs more signatures (staged).
+    """
+    ctx.refuse_if_staged()
+    root_md = _editable_root(ctx, role)
+    root = root_md.signed
+    matches = [k for k in root.roles[role].keyids if k.startswith(keyid)]
+    if len(matches) != 1:
+        raise UsageError(f"{len(matches)} {role} keys match {keyid!r}: give more of the keyid")
+    threshold = root.roles[role].threshold
+    if len(root.roles[role].keyids) - 1 < threshold:
+        raise TufRepoError(
+            f"removing it would leave {role} fewer keys than its threshold {threshold}: "
+            "add the new key first"
+        )
+    root.revoke_key(matches[0], role)
+    _commit_key_change(ctx, role, root_md)
+    return f"removed {matches[0][:12]} from {role}: {len(root.roles[role].keyids)} keys left"
+
+
+def _editable_root(ctx: RepoContext, role: str) -> Metadata[Root]:
+    if role not in TOP_ROLES:
+        raise UsageError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}")
+    return copy.deepcopy(cast(Metadata[Root], ctx.store.load(Root.type)))
+
+
+def _commit_key_change(ctx: RepoContext, role: str, root_md: Metadata[Root]) -> None:
+    """Publish a new root; re-sign the role's own metadata under its new keys."""
+    changes: Changes = {Root.type: root_md}
+    if role == Targets.type:
+        changes[Targets.type] = ctx.store.load(Targets.type)
+    commit(ctx, changes, ctx.store.read_policy())
+
+
+def _rotate_bins(
+    ctx: RepoContext,
+    keydir: Path,
+    threshold: int | None,
+    policy: RepoPolicy,
+    keep_retired_private: bool,
+) -> str:
+    """New keys for the hash bins: top-level targets and every bin are re-signed."""
+    top = ctx.store.load(Targets.type)
+    delegations = top.signed.delegations
+    if delegations is None or delegations.succinct_roles is None:
+        raise TufRepoError("this repository has no hash bins")
+    succinct = delegations.succinct_roles
+    new_threshold = threshold or succinct.threshold
+    count = max(new_threshold, len(succinct.keyids))
+    if delegations.keys is None:
+        raise MetadataError("targets metadata delegates bins without keys")
+    old_keyids = list(succinct.keyids)
+    for keyid in old_keyids:
+        delegations.keys.pop(keyid, None)
+    succinct.keyids = []
+    home = key_home(keydir, online=policy.online_bins)
+    for _ in range(count):
+        key = generate_key(home, BINS, ctx.keyring.passphrase)
+        delegations.keys[key.keyid] = key.public
+        succinct.keyids.append(key.keyid)
+        ctx.keyring = ctx.keyring.with_key(key)
+    succinct.threshold = new_threshold
+    changes: Changes = {Targets.type: top}
+    for name in succinct.get_roles():
+        changes[name] = ctx.store.load(name)
+    commit(ctx, changes, policy)
+    retired = _retire_keys(keydir, old_keyids, keep_retired_private)
+    return f"rotated {BINS}: {count} new key(s), threshold {new_threshold}{retired}"
+
+
+def _retire_keys(keydir: Path, keyids: Iterable[str], keep_private: bool) -> str:
+    """Retire the key files of ``keyids`` (anywhere under ``keydir``) once they no longer sign."""
+    wanted = set(keyids)
+    moved = 0
+    for path in key_files(keydir):
+        try:
+            key = read_key_file(path)
+        except KeyFileError:
+            continue
+        if key.keyid in wanted:
+            retire_key_file(path, keydir, keep_private=keep_private)
+            moved += 1
+    if not moved:
+        return ""
+    kept = "kept" if keep_private else "destroyed; public halves kept"
+    return f"; {moved} old key(s) retired to {keydir / 'retired'} (private keys {kept})"

@@ -1,0 +1,196 @@
+"""Staged work: what a signer reviews, how they sign it, and how it gets published.
+
+An operation whose offline role lacks signatures leaves its new metadata
+under ``staged/``. Each key holder reviews it (the changes against the
+published version and the digest of the bytes being signed), signs it, and
+once every staged role meets its threshold it is published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuf.api.metadata import Metadata, Root, Targets
+
+from tuf_repo.commit import publish
+from tuf_repo.context import RepoContext
+from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.keys import read_key_file
+from tuf_repo.signatures import (
+    SignatureCheck,
+    StagedStatus,
+    allowed_keys,
+    bad_signatures,
+    check_signatures,
+    describe_missing,
+    drop_bad_signatures,
+    signature_state,
+    unverified,
+)
+
+
+@dataclass(frozen=True)
+class StagedReview:
+    """What a signer must see before signing a staged role."""
+
+    role: str
+    version: int
+    digest: str  # sha256 of the canonical bytes being signed
+    changes: list[str]  # against the published version
+    signatures: list[SignatureCheck]
+    status: StagedStatus
+
+    @property
+    def bad_signatures(self) -> list[SignatureCheck]:
+        return [s for s in self.signatures if s.state != "valid"]
+
+
+def review(ctx: RepoContext, role: str) -> StagedReview:
+    """What the staged ``role`` changes, the digest being signed, and its signatures.
+
+    Raises:
+        TufRepoError: nothing is staged for ``role``.
+    """
+    staged_changes = ctx.staged_changes()
+    if role not in staged_changes:
+        raise TufRepoError(f"nothing is staged for {role} (see `tuf-repo status`)")
+    md = staged_changes[role]
+    published = ctx.store.load(role) if ctx.store.published_version(role) else None
+    return StagedReview(
+        role=role,
+        version=md.signed.version,
+        digest=hashlib.sha256(md.signed_bytes).hexdigest(),
+        changes=describe_changes(role, published, md),
+        signatures=check_signatures(ctx, role, md, staged_changes),
+        status=signature_state(ctx, role, md, staged_changes),
+    )
+
+
+def sign(ctx: RepoContext, role: str, key_path: Path, *, expect_digest: str | None = None) -> str:
+    """Add the signature of the key in ``key_path`` to the staged ``role``.
+
+    Signatures that no longer verify over the staged content (it changed
+    after they were made) or are corrupt are dropped first, and reported.
+    Publishes everything staged once every staged role meets its threshold
+    and the online keys are at hand.
+
+    Raises:
+        KeyFileError: the key is missing or is not a key of ``role``.
+        TufRepoError: nothing is staged for ``role``, or the staged content's
+            digest is not ``expect_digest``.
+        SignaturesNeeded: more signatures are still needed.
+    """
+    key = read_key_file(key_path)
+    seen = review(ctx, role)
+    if expect_digest is not None and expect_digest.lower() != seen.digest:
+        raise TufRepoError(
+            f"staged {role} v{seen.version} has digest {seen.digest}, not the "
+            f"{expect_digest} you were given: it changed; do not sign it"
+        )
+    staged_changes = ctx.staged_changes()
+    staged = staged_changes[role]
+    if key.keyid not in allowed_keys(ctx, role, staged_changes):
+        raise KeyFileError(f"key {key_path.name} ({key.keyid[:12]}) is not a key of {role}")
+    dropped = drop_bad_signatures(staged, seen.bad_signatures)
+    staged.sign(key.signer(ctx.keyring.passphrase), append=True)
+    ctx.store.stage(role, staged)
+    ctx.keyring = ctx.keyring.with_key(key)
+    if not ctx.has_online_keys():
+        missing = unverified(ctx, ctx.staged_changes())
+        if missing:
+            raise SignaturesNeeded(dropped + describe_missing(missing), sorted(missing))
+        return (
+            f"{dropped}signed {role}; every signature is there. The next "
+            "`tuf-repo refresh` (or `tuf-repo sign` with --keys ONLINE-KEYS) publishes it."
+        )
+    try:
+        published = publish_staged(ctx)
+    except SignaturesNeeded as e:
+        raise SignaturesNeeded(dropped + str(e), e.roles) from None
+    return dropped + published
+
+
+def publish_staged(ctx: RepoContext) -> str:
+    """Publish the staged roles if all of them are signed to threshold.
+
+    Raises:
+        SignaturesNeeded: some staged role still lacks signatures.
+        TufRepoError: nothing is staged, or publishing is refused (see commit.publish).
+    """
+    changes = ctx.staged_changes()
+    if not changes:
+        raise TufRepoError("nothing is staged")
+    dropped = ""
+    for role, md in changes.items():
+        dropped += drop_bad_signatures(md, bad_signatures(ctx, role, md, changes))
+    missing = unverified(ctx, changes)
+    if missing:
+        raise SignaturesNeeded(dropped + describe_missing(missing), sorted(missing))
+    publish(ctx, changes, ctx.store.read_policy())
+    for role in changes:
+        ctx.store.unstage(role)
+    names = ", ".join(f"{r} v{changes[r].signed.version}" for r in changes)
+    return f"{dropped}published {names}"
+
+
+def describe_changes(
+    role: str, published: Metadata[Any] | None, staged: Metadata[Any]
+) -> list[str]:
+    """What a staged role changes against its published version, one line per change."""
+    new = staged.signed
+    if published is None:
+        return [f"new {role} v{new.version}, expires {new.expires:%Y-%m-%d %H:%M} UTC"]
+    old = published.signed
+    lines = [
+        f"version {old.version} -> {new.version}",
+        f"expires {old.expires:%Y-%m-%d %H:%M} -> {new.expires:%Y-%m-%d %H:%M} UTC",
+    ]
+    if isinstance(new, Root) and isinstance(old, Root):
+        lines += _root_changes(old, new)
+    if isinstance(new, Targets) and isinstance(old, Targets):
+        lines += _targets_changes(old, new)
+    if len(lines) == 2:
+        lines.append("no other change (a re-signing before expiry)")
+    return lines
+
+
+def _root_changes(old: Root, new: Root) -> list[str]:
+    lines = []
+    for name in sorted(set(old.roles) | set(new.roles)):
+        before, after = old.roles.get(name), new.roles.get(name)
+        if before is None or after is None:
+            lines.append(f"role {name} {'added' if before is None else 'removed'}")
+            continue
+        if before.threshold != after.threshold:
+            lines.append(f"{name} threshold {before.threshold} -> {after.threshold}")
+        lines += [
+            f"{name} key added {k[:12]}" for k in sorted(set(after.keyids) - set(before.keyids))
+        ]
+        lines += [
+            f"{name} key removed {k[:12]}" for k in sorted(set(before.keyids) - set(after.keyids))
+        ]
+    if old.consistent_snapshot != new.consistent_snapshot:
+        lines.append(f"consistent_snapshot -> {new.consistent_snapshot}")
+    return lines
+
+
+def _targets_changes(old: Targets, new: Targets) -> list[str]:
+    lines = [f"target added {p}" for p in sorted(set(new.targets) - set(old.targets))]
+    lines += [f"target removed {p}" for p in sorted(set(old.targets) - set(new.targets))]
+    for p in sorted(set(old.targets) & set(new.targets)):
+        before, after = old.targets[p], new.targets[p]
+        if before == after:
+            continue
+        if before.hashes == after.hashes and before.length == after.length:
+            was = before.unrecognized_fields.get("custom", {}).get("caio", {})
+            now = after.unrecognized_fields.get("custom", {}).get("caio", {})
+            fields = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+            lines.append(f"target changed {p}: same bytes, signed fields {', '.join(fields)}")
+        else:
+            lines.append(f"target changed {p}")
+    if old.delegations != new.delegations:
+        lines.append("delegations changed (keys or thresholds of the hash bins)")
+    return lines
