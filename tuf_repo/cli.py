@@ -287,12 +287,23 @@ def _show_review(review: StagedReview) -> None:
     typer.echo(f"staged {review.role} v{review.version}, changes against the published version:")
     for line in review.changes:
         typer.echo(f"  {line}")
+    _show_keys(review)
     typer.echo(f"digest (sha256 of what is signed): {review.digest}")
     status = review.status
     typer.echo(f"signatures: {status.have} of {status.need}")
     for check in review.signatures:
         note = "" if check.state == "valid" else "  <- will be dropped"
         typer.echo(f"  {check.keyid[:12]}  {check.state}{note}")
+
+
+def _show_keys(review: StagedReview) -> None:
+    """Every key by value: compare each fingerprint with your key ceremony record."""
+    if review.keys:
+        typer.echo("keys (keyid, type/scheme, public value, fingerprint; check each):")
+    for line in review.keys:
+        typer.echo(f"  {line}")
+    for problem in review.problems:
+        typer.echo(f"REFUSED: {problem}")
 
 
 @app.command()
@@ -329,6 +340,7 @@ def status(repo: RepoOpt) -> None:
         )
         for line in review.changes:
             typer.echo(f"  {line}")
+        _show_keys(review)
         for bad in review.bad_signatures:
             typer.echo(f"  signature of {bad.keyid[:12]} is {bad.state}: it will be dropped")
     from tuf_repo.releases import describe_release
@@ -456,7 +468,7 @@ def refresh(
         typer.echo("nothing needs refreshing", err=True)
     for message in report.messages:
         typer.echo(f"tuf-repo: {message}", err=True)
-    if report.expired:
+    if report.expired or report.refused:
         raise typer.Exit(EXIT_FAILED)
     if report.awaiting:
         raise typer.Exit(SignaturesNeeded.exit_code)

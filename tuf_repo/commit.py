@@ -23,6 +23,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from tuf_repo.context import Changes, RepoContext, is_online
 from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.keyvalues import refuse_mismatched_keyids
 from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
 from tuf_repo.store import HighWaterMark, RepoPolicy
 
@@ -53,12 +54,15 @@ def publish(
     """Publish signed ``changes`` with a new snapshot and timestamp.
 
     Raises:
+        MetadataError: a role lists a key under a keyid that is not its own.
         TufRepoError: a published offline role that this leaves in force has
             expired (except for the ``heartbeat`` refresh, which must go on),
             or a version would not be above every version ever published.
         KeyFileError: the online keys are not at hand.
     """
     store = ctx.store
+    for role, md in changes.items():
+        refuse_mismatched_keyids(role, md.signed)
     if not heartbeat:
         refuse_expired(ctx, changes, policy)
     serialised = {role: store.serialise(md) for role, md in changes.items()}

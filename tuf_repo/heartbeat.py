@@ -8,7 +8,7 @@ and says every day, with its exit code, when people must sign.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tuf.api.metadata import Snapshot, Timestamp
@@ -16,6 +16,7 @@ from tuf.api.metadata import Snapshot, Timestamp
 from tuf_repo.commit import publish
 from tuf_repo.context import BINS, ONLINE_TOP_ROLES, Changes, RepoContext, is_bin, is_online
 from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.keyvalues import keyid_problems
 from tuf_repo.signatures import StagedStatus, sign_changes, signature_state, unverified
 from tuf_repo.staging import publish_staged
 from tuf_repo.store import RepoPolicy
@@ -27,7 +28,9 @@ class RefreshReport:
 
     ``awaiting`` is every staged role short of signatures (exit code 3, every
     day it is so); ``expired`` names published roles past their expiry that
-    only offline signers can renew (clients are failing: exit code 1).
+    only offline signers can renew (clients are failing: exit code 1);
+    ``refused``, published roles it will not re-sign because they list a key
+    under a keyid that is not its own (exit code 1).
     """
 
     refreshed: list[str]
@@ -35,6 +38,7 @@ class RefreshReport:
     awaiting: list[StagedStatus]
     expired: list[str]
     messages: list[str]
+    refused: list[str] = field(default_factory=list)
 
 
 def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport:
@@ -60,10 +64,16 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     staged_now = set(ctx.store.staged_roles())
     changes: Changes = {}
     to_stage: Changes = {}
+    refused: list[str] = []
     for role in due:
         if role in ONLINE_TOP_ROLES or role in staged_now:
             continue
         candidate = {role: ctx.store.load(role)}
+        problems = keyid_problems(role, candidate[role].signed)
+        if problems:  # never re-signed; the heartbeat of the other roles goes on
+            refused.append(role)
+            messages.extend(f"not re-signed: published {p}" for p in problems)
+            continue
         sign_changes(ctx, candidate, policy)
         if unverified(ctx, candidate) and not is_online(role, policy):
             if not staged_now:
@@ -80,7 +90,7 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     for role, md in to_stage.items():
         ctx.store.stage(role, md)
     awaiting, expired = _what_needs_people(ctx, policy, now, messages)
-    return RefreshReport(refreshed, published_staged, awaiting, expired, messages)
+    return RefreshReport(refreshed, published_staged, awaiting, expired, messages, refused)
 
 
 def is_due(

@@ -9,16 +9,24 @@ once every staged role meets its threshold it is published.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from securesystemslib.signer import Key
 from tuf.api.metadata import Metadata, Root, Targets
 
 from tuf_repo.commit import publish
 from tuf_repo.context import RepoContext
-from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
 from tuf_repo.keys import read_key_file
+from tuf_repo.keyvalues import (
+    describe_key,
+    key_digest,
+    keyid_problems,
+    listed_keys,
+    refuse_mismatched_keyids,
+)
 from tuf_repo.signatures import (
     SignatureCheck,
     StagedStatus,
@@ -42,6 +50,8 @@ class StagedReview:
     changes: list[str]  # against the published version
     signatures: list[SignatureCheck]
     status: StagedStatus
+    keys: list[str] = field(default_factory=list)  # every key it lists, by value
+    problems: list[str] = field(default_factory=list)  # why it must not be signed
 
     @property
     def bad_signatures(self) -> list[SignatureCheck]:
@@ -66,6 +76,8 @@ def review(ctx: RepoContext, role: str) -> StagedReview:
         changes=describe_changes(role, published, md),
         signatures=check_signatures(ctx, role, md, staged_changes),
         status=signature_state(ctx, role, md, staged_changes),
+        keys=describe_keys(md.signed, published.signed if published is not None else None),
+        problems=keyid_problems(role, md.signed),
     )
 
 
@@ -85,6 +97,10 @@ def sign(ctx: RepoContext, role: str, key_path: Path, *, expect_digest: str | No
     """
     key = read_key_file(key_path)
     seen = review(ctx, role)
+    if seen.problems:
+        raise MetadataError(
+            "; ".join(seen.problems) + f". Do not sign staged {role}: ask who staged it."
+        )
     if expect_digest is not None and expect_digest.lower() != seen.digest:
         raise TufRepoError(
             f"staged {role} v{seen.version} has digest {seen.digest}, not the "
@@ -123,6 +139,8 @@ def publish_staged(ctx: RepoContext) -> str:
     changes = ctx.staged_changes()
     if not changes:
         raise TufRepoError("nothing is staged")
+    for role, md in changes.items():
+        refuse_mismatched_keyids(role, md.signed)
     dropped = ""
     for role, md in changes.items():
         dropped += drop_bad_signatures(md, bad_signatures(ctx, role, md, changes))
@@ -157,8 +175,49 @@ def describe_changes(
     return lines
 
 
-def _root_changes(old: Root, new: Root) -> list[str]:
+def describe_keys(new: Any, old: Any | None) -> list[str]:
+    """Every key ``new`` (a root or targets) lists, by value, and how it compares with ``old``.
+
+    Root lists its keys under each role that uses them; targets, the keys it
+    delegates the hash bins to.
+    """
+    keys, before = listed_keys(new), listed_keys(old) if old is not None else {}
+    if isinstance(new, Root):
+        groups = [
+            (f"{name} (threshold {r.threshold} of {len(r.keyids)})", r.keyids)
+            for name, r in sorted(new.roles.items())
+        ]
+    elif isinstance(new, Targets) and new.delegations is not None:
+        succinct = new.delegations.succinct_roles
+        threshold = f" (threshold {succinct.threshold})" if succinct is not None else ""
+        groups = [(f"delegated keys{threshold}", sorted(keys))]
+    else:
+        return []
     lines = []
+    for title, keyids in groups:
+        lines.append(f"{title}:")
+        for keyid in keyids:
+            was = before.get(keyid)
+            if was is None:
+                note = "new"
+            elif key_digest(was) != key_digest(keys[keyid]):
+                note = "VALUE CHANGED behind the same keyid"
+            else:
+                note = "unchanged"
+            lines.append(f"  {describe_key(keyid, keys[keyid])}  ({note})")
+    return lines
+
+
+def _changed_values(old: dict[str, Key], new: dict[str, Key], what: str) -> list[str]:
+    return [
+        f"{what} key {k[:12]}: its VALUE CHANGED behind the same keyid"
+        for k in sorted(set(old) & set(new))
+        if key_digest(old[k]) != key_digest(new[k])
+    ]
+
+
+def _root_changes(old: Root, new: Root) -> list[str]:
+    lines = _changed_values(old.keys, new.keys, "root-listed")
     for name in sorted(set(old.roles) | set(new.roles)):
         before, after = old.roles.get(name), new.roles.get(name)
         if before is None or after is None:
@@ -193,4 +252,5 @@ def _targets_changes(old: Targets, new: Targets) -> list[str]:
             lines.append(f"target changed {p}")
     if old.delegations != new.delegations:
         lines.append("delegations changed (keys or thresholds of the hash bins)")
+        lines += _changed_values(listed_keys(old), listed_keys(new), "delegated")
     return lines

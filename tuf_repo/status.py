@@ -7,11 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
-from tuf.api.metadata import Root
+from tuf.api.metadata import Root, Targets
 
 from caio.core.release_format import IndexEntry
 from tuf_repo.context import ONLINE_TOP_ROLES, TOP_ROLES, RepoContext, is_bin
 from tuf_repo.heartbeat import is_due
+from tuf_repo.keyvalues import keyid_problems
 from tuf_repo.releases import releases
 from tuf_repo.signatures import allowed_keys, check_one_signature, check_signatures
 from tuf_repo.staging import StagedReview, review
@@ -83,6 +84,10 @@ def status(ctx: RepoContext) -> RepoStatus:
             warnings.append(f"{r.role} expires in {left:.1f} days: it needs signing")
     if bins is not None and bins.earliest_expiry <= now:
         warnings.append("a hash bin has EXPIRED: clients cannot find the targets it lists")
+    for role in (Root.type, Targets.type):
+        warnings += [f"published {p}" for p in keyid_problems(role, ctx.store.load(role).signed)]
+    for staged_review in staged:
+        warnings += [f"staged {p}: do not sign it" for p in staged_review.problems]
     return RepoStatus(roles, staged, policy.bins, bins, warnings, releases(ctx))
 
 

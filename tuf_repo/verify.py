@@ -14,6 +14,7 @@ from tuf.ngclient import Updater
 from caio.core.files import FileFetcher
 from caio.core.release_format import INDEX_PATH, parse_index
 from tuf_repo.errors import MetadataError
+from tuf_repo.keyvalues import refuse_mismatched_keyids
 
 _CHUNK = 64 * 1024
 
@@ -34,6 +35,8 @@ class VerifyReport:
 def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
     """Refresh from ``trusted_root``, fetch the release index and every release, verified.
 
+    Beyond what a client checks, every key must be listed under its own keyid.
+
     Raises:
         MetadataError: any TUF verification or download failure, with its reason.
     """
@@ -41,6 +44,7 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
         bootstrap = trusted_root.read_bytes()
     except OSError as e:
         raise MetadataError(f"trusted root {trusted_root} cannot be read: {e.strerror}") from e
+    _refuse_roots_with_mismatched_keyids(repo_dir / "metadata")
     base = repo_dir.resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="tuf-repo-verify-") as tmp:
         metadata_dir = Path(tmp, "metadata")
@@ -70,5 +74,21 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
         roles = []
         for path in sorted(metadata_dir.glob("*.json")):
             md = Metadata.from_file(str(path))
+            # python-tuf trusts a keyid to name its key; a repository of ours never relies on it.
+            refuse_mismatched_keyids(path.stem, md.signed)
             roles.append(VerifiedRole(path.stem, md.signed.version, md.signed.expires))
         return VerifyReport(roles, releases)
+
+
+def _refuse_roots_with_mismatched_keyids(metadata_dir: Path) -> None:
+    """Every root clients walk through must list each key under its own keyid.
+
+    Raises:
+        MetadataError: a root file cannot be read, or lists a key under another keyid.
+    """
+    for path in sorted(metadata_dir.glob("*.root.json")):
+        try:
+            md = Metadata.from_file(str(path))
+        except (OSError, ValueError) as e:
+            raise MetadataError(f"{path} cannot be read: {e}") from e
+        refuse_mismatched_keyids(path.name.removesuffix(".json"), md.signed)
