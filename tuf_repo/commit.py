@@ -25,27 +25,35 @@ from tuf_repo.context import Changes, RepoContext, is_online
 from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
 from tuf_repo.keyvalues import refuse_mismatched_keyids
 from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
+from tuf_repo.staged import StagedWork
 from tuf_repo.store import HighWaterMark, RepoPolicy
 
 
 def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
-    """Bump, sign and publish ``changes``; stage them when signatures are missing.
+    """Bump and sign ``changes``, then publish them, or stage them when signatures are missing.
+
+    ``changes`` publish together with the staged roles of every group they
+    touch (see :mod:`tuf_repo.staged`); other staged work is left alone.
 
     Raises:
         KeyFileError: an online role's key is not at hand.
-        SignaturesNeeded: offline signatures are missing; ``changes`` are staged.
+        SignaturesNeeded: offline signatures are missing; the group is staged.
         TufRepoError: publishing is refused (see :func:`publish`).
     """
     sign_changes(ctx, changes, policy)
-    missing = unverified(ctx, changes)
+    work = StagedWork(ctx.store)
+    group = work.with_group(changes)
+    missing = unverified(ctx, group)
     if missing:
         online = [role for role in missing if is_online(role, policy)]
         if online:
             raise KeyFileError(f"no key for the online role {online[0]} in the key directory")
-        for role, md in changes.items():
-            ctx.store.stage(role, md)
+        for role, md in group.items():
+            refuse_mismatched_keyids(role, md.signed)
+        work.stage(group)
         raise SignaturesNeeded(describe_missing(missing), sorted(missing))
-    publish(ctx, changes, policy)
+    publish(ctx, group, policy)
+    work.unstage(set(group) & set(ctx.store.staged_roles()))
 
 
 def publish(

@@ -15,10 +15,17 @@ from tuf.api.metadata import Snapshot, Timestamp
 
 from tuf_repo.commit import publish
 from tuf_repo.context import BINS, ONLINE_TOP_ROLES, Changes, RepoContext, is_bin, is_online
-from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.errors import KeyFileError, TufRepoError
 from tuf_repo.keyvalues import keyid_problems
-from tuf_repo.signatures import StagedStatus, sign_changes, signature_state, unverified
-from tuf_repo.staging import publish_staged
+from tuf_repo.signatures import (
+    StagedStatus,
+    allowed_keys,
+    sign_changes,
+    signature_state,
+    unverified,
+)
+from tuf_repo.staged import StagedWork
+from tuf_repo.staging import publish_ready
 from tuf_repo.store import RepoPolicy
 
 
@@ -49,7 +56,8 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
        re-signed against the *published* top-level metadata, even while
        offline changes await signatures.
     3. An offline role that is due is re-signed when its keys are here,
-       else staged for its holders (unless other work is already staged).
+       else staged for its holders, on its own: roles with the same signers
+       (the hash bins) form one group, and other staged work is no obstacle.
 
     The default window for a role is half its expiry period.
 
@@ -63,7 +71,7 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     due = [role for role in ctx.all_roles() if is_due(ctx, role, policy, now, within_days)]
     staged_now = set(ctx.store.staged_roles())
     changes: Changes = {}
-    to_stage: Changes = {}
+    to_stage: dict[frozenset[str], Changes] = {}  # by the keys that sign them
     refused: list[str] = []
     for role in due:
         if role in ONLINE_TOP_ROLES or role in staged_now:
@@ -76,8 +84,8 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
             continue
         sign_changes(ctx, candidate, policy)
         if unverified(ctx, candidate) and not is_online(role, policy):
-            if not staged_now:
-                to_stage.update(candidate)
+            signers = frozenset(allowed_keys(ctx, role, candidate))
+            to_stage.setdefault(signers, {}).update(candidate)
         else:
             changes.update(candidate)
     missing_online = [r for r in unverified(ctx, changes) if is_online(r, policy)]
@@ -87,8 +95,8 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     if changes or any(r in ONLINE_TOP_ROLES for r in due):
         publish(ctx, changes, policy, heartbeat=True)
         refreshed = sorted(set(changes) | {Snapshot.type, Timestamp.type})
-    for role, md in to_stage.items():
-        ctx.store.stage(role, md)
+    for group in to_stage.values():
+        StagedWork(ctx.store).stage(group)
     awaiting, expired = _what_needs_people(ctx, policy, now, messages)
     return RefreshReport(refreshed, published_staged, awaiting, expired, messages, refused)
 
@@ -104,18 +112,16 @@ def is_due(
 
 
 def _publish_staged_if_signed(ctx: RepoContext, messages: list[str]) -> list[str]:
-    """Publish staged work that has every signature; the roles published."""
-    staged = ctx.store.staged_roles()
-    if not staged:
+    """Publish each staged group that has every signature; the roles published."""
+    if not ctx.store.staged_roles():
         return []
     try:
-        messages.append(publish_staged(ctx))
-    except SignaturesNeeded:
-        return []  # reported with how long is left
+        ready = publish_ready(ctx)
     except TufRepoError as e:  # e.g. another offline role expired: the heartbeat goes on
         messages.append(f"staged work not published: {e}")
         return []
-    return staged
+    messages.extend(line for line in ready.message.splitlines() if line)
+    return ready.published
 
 
 def _what_needs_people(
@@ -123,25 +129,42 @@ def _what_needs_people(
 ) -> tuple[list[StagedStatus], list[str]]:
     """Staged roles short of signatures, and offline roles already expired."""
     store = ctx.store
-    staged = ctx.staged_changes()
-    awaiting = [signature_state(ctx, role, md, staged) for role, md in staged.items()]
-    awaiting = [a for a in awaiting if a.have < a.need]
-    for state in awaiting:
-        published = store.load(state.role) if store.published_version(state.role) else None
-        left = (published.signed.expires - now) if published is not None else None
-        when = f"; the published {state.role} expires in {left.days} days" if left else ""
-        messages.append(
-            f"{state.role} v{state.version} awaits signatures: {state.have} of {state.need}"
-            f"{when}. Holders run `tuf-repo sign --repo DIR --key KEYFILE {state.role}`."
-        )
-    expired = [
-        role
+    expiry = {
+        role: store.load(role).signed.expires
         for role in ctx.all_roles()
-        if not is_online(role, policy) and store.load(role).signed.expires <= now
-    ]
+        if not is_online(role, policy)
+    }
+    awaiting = []
+    for group in StagedWork(store).groups():
+        changes = {role: store.load_staged(role) for role in group}
+        states = [signature_state(ctx, role, md, changes) for role, md in changes.items()]
+        awaiting += [a for a in states if a.have < a.need]
+    # The role that lapses first leads, whatever waits longest.
+    awaiting.sort(key=lambda a: (expiry.get(a.role, now), a.role))
+    expired = sorted(role for role, expires in expiry.items() if expires <= now)
+    if awaiting or expired:
+        nearest = min(expiry, key=lambda role: (expiry[role], role))
+        left = (expiry[nearest] - now).total_seconds() / 86400
+        messages.append(
+            f"nearest expiry: {nearest} {'EXPIRED' if left <= 0 else f'in {left:.1f} days'} "
+            f"({expiry[nearest]:%Y-%m-%d %H:%M} UTC)"
+        )
     for role in expired:
         messages.append(
             f"{role} has EXPIRED: clients refuse the repository until it is signed "
             f"(tuf-repo sign ... {role})"
+        )
+    for state in awaiting:
+        left_days = (
+            (expiry[state.role] - now).total_seconds() / 86400 if state.role in expiry else None
+        )
+        when = (
+            f"; the published {state.role} expires in {left_days:.1f} days"
+            if left_days is not None
+            else ""
+        )
+        messages.append(
+            f"{state.role} v{state.version} awaits signatures: {state.have} of {state.need}"
+            f"{when}. Holders run `tuf-repo sign --repo DIR --key KEYFILE {state.role}`."
         )
     return awaiting, expired

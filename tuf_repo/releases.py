@@ -31,6 +31,7 @@ from tuf_repo.commit import commit
 from tuf_repo.context import HASH_ALGORITHMS, Changes, RepoContext
 from tuf_repo.errors import MetadataError, TufRepoError
 from tuf_repo.release import ReleaseInfo, target_path
+from tuf_repo.staged import StagedWork
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,10 @@ def publish_artifact(
         TufRepoError: the version exists with other bytes, or work is staged.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
-    ctx.refuse_if_staged()
     policy = ctx.store.read_policy()
     channel_list = sorted(set(channels)) or ["stable"]
     path = target_path(info.version)
-    top = ctx.store.load(Targets.type)
+    top = StagedWork(ctx.store).latest(Targets.type)
     index = read_index(ctx, top)
     now = ctx.now()
     listed = next((e for e in index if e.version == info.version), None)
@@ -166,7 +166,13 @@ def withdraw(ctx: RepoContext, version: str, reason: str) -> AddResult:
 
 def releases(ctx: RepoContext) -> list[IndexEntry]:
     """The published releases, oldest first, with their plans and withdrawals."""
-    return read_index(ctx, ctx.store.load(Targets.type))
+    top = ctx.store.load(Targets.type)
+    delegations = top.signed.delegations
+    if delegations is not None and delegations.succinct_roles is not None:
+        holder = ctx.store.load(delegations.succinct_roles.get_role_for_target(INDEX_PATH))
+    else:
+        holder = top
+    return _index_of(ctx, holder)
 
 
 def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
@@ -179,10 +185,9 @@ def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
         TufRepoError: an unsafe target path, or work is staged.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
-    ctx.refuse_if_staged()
     policy = ctx.store.read_policy()
     changes: Changes = {}
-    top = ctx.store.load(Targets.type)
+    top = StagedWork(ctx.store).latest(Targets.type)
     for target_file in files:
         if not is_safe_target_path(target_file.path):
             raise TufRepoError(f"unsafe target path {target_file.path!r}: no .., / or \\")
@@ -194,16 +199,22 @@ def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
 
 
 def read_index(ctx: RepoContext, top: Metadata[Targets]) -> list[IndexEntry]:
-    """The published release index, checked against the hashes its role signs.
+    """The release index a change builds on (staged, if its role is staged; else published).
 
     Raises:
-        MetadataError: the index file is missing or does not match.
+        MetadataError: the index file is missing or does not match its signed hashes.
     """
     delegations = top.signed.delegations
     if delegations is not None and delegations.succinct_roles is not None:
-        holder = ctx.store.load(delegations.succinct_roles.get_role_for_target(INDEX_PATH))
+        holder = StagedWork(ctx.store).latest(
+            delegations.succinct_roles.get_role_for_target(INDEX_PATH)
+        )
     else:
         holder = top
+    return _index_of(ctx, holder)
+
+
+def _index_of(ctx: RepoContext, holder: Metadata[Targets]) -> list[IndexEntry]:
     info = holder.signed.targets.get(INDEX_PATH)
     if info is None:
         return []
@@ -227,7 +238,7 @@ def editable_role_for(
     else:
         role = Targets.type
     if role not in changes:
-        changes[role] = ctx.store.load(role)
+        changes[role] = StagedWork(ctx.store).latest(role)
     return cast(Metadata[Targets], changes[role])
 
 
@@ -249,9 +260,8 @@ def _change_release(
     ctx: RepoContext, version: str, change: Callable[[IndexEntry, datetime], IndexEntry]
 ) -> AddResult:
     """Re-sign a release's target and index entry as ``change`` rewrites them."""
-    ctx.refuse_if_staged()
     policy = ctx.store.read_policy()
-    top = ctx.store.load(Targets.type)
+    top = StagedWork(ctx.store).latest(Targets.type)
     index = read_index(ctx, top)
     entry = next((e for e in index if e.version == version), None)
     if entry is None:

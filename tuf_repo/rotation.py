@@ -19,6 +19,7 @@ from tuf_repo.commit import commit
 from tuf_repo.context import BINS, ONLINE_TOP_ROLES, TOP_ROLES, Changes, RepoContext
 from tuf_repo.errors import KeyFileError, MetadataError, TufRepoError, UsageError
 from tuf_repo.keys import KeyFile, generate_key, key_files, key_home, read_key_file, retire_key_file
+from tuf_repo.staged import StagedWork
 from tuf_repo.store import RepoPolicy
 
 
@@ -41,13 +42,12 @@ def rotate(
     """
     if threshold is not None and threshold < 1:
         raise TufRepoError(f"--threshold must be at least 1, got {threshold}")
-    ctx.refuse_if_staged()
     policy = ctx.store.read_policy()
     if role == BINS:
         return _rotate_bins(ctx, keydir, threshold, policy, keep_retired_private)
     if role not in TOP_ROLES:
         raise TufRepoError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}, {BINS}")
-    root_md = ctx.store.load(Root.type)
+    root_md = StagedWork(ctx.store).latest(Root.type)
     old_root = cast(Root, root_md.signed)
     new_root_md: Metadata[Root] = copy.deepcopy(root_md)
     new_root = new_root_md.signed
@@ -64,7 +64,7 @@ def rotate(
         ctx.keyring = ctx.keyring.with_key(key)
     new_root.roles[role].threshold = new_threshold
     if role == Targets.type:
-        changes[Targets.type] = ctx.store.load(Targets.type)
+        changes[Targets.type] = StagedWork(ctx.store).latest(Targets.type)
     commit(ctx, changes, policy)
     retired = _retire_keys(keydir, old_keyids, keep_retired_private)
     return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
@@ -79,7 +79,6 @@ def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
         KeyFileError: a key cannot sign (e.g. a wrong PIN): nothing is written.
         SignaturesNeeded: the new root needs more signatures (staged).
     """
-    ctx.refuse_if_staged()
     root_md = _editable_root(ctx, role)
     root = root_md.signed
     if key.keyid in root.roles[role].keyids:
@@ -100,7 +99,6 @@ def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
         TufRepoError: fewer keys than the threshold would remain, or work is staged.
         SignaturesNeeded: the new root needs more signatures (staged).
     """
-    ctx.refuse_if_staged()
     root_md = _editable_root(ctx, role)
     root = root_md.signed
     matches = [k for k in root.roles[role].keyids if k.startswith(keyid)]
@@ -120,14 +118,14 @@ def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
 def _editable_root(ctx: RepoContext, role: str) -> Metadata[Root]:
     if role not in TOP_ROLES:
         raise UsageError(f"unknown role {role!r}: use one of {', '.join(TOP_ROLES)}")
-    return copy.deepcopy(cast(Metadata[Root], ctx.store.load(Root.type)))
+    return cast(Metadata[Root], StagedWork(ctx.store).latest(Root.type))
 
 
 def _commit_key_change(ctx: RepoContext, role: str, root_md: Metadata[Root]) -> None:
     """Publish a new root; re-sign the role's own metadata under its new keys."""
     changes: Changes = {Root.type: root_md}
     if role == Targets.type:
-        changes[Targets.type] = ctx.store.load(Targets.type)
+        changes[Targets.type] = StagedWork(ctx.store).latest(Targets.type)
     commit(ctx, changes, ctx.store.read_policy())
 
 
@@ -139,7 +137,8 @@ def _rotate_bins(
     keep_retired_private: bool,
 ) -> str:
     """New keys for the hash bins: top-level targets and every bin are re-signed."""
-    top = ctx.store.load(Targets.type)
+    work = StagedWork(ctx.store)
+    top = work.latest(Targets.type)
     delegations = top.signed.delegations
     if delegations is None or delegations.succinct_roles is None:
         raise TufRepoError("this repository has no hash bins")
@@ -161,7 +160,7 @@ def _rotate_bins(
     succinct.threshold = new_threshold
     changes: Changes = {Targets.type: top}
     for name in succinct.get_roles():
-        changes[name] = ctx.store.load(name)
+        changes[name] = work.latest(name)
     commit(ctx, changes, policy)
     retired = _retire_keys(keydir, old_keyids, keep_retired_private)
     return f"rotated {BINS}: {count} new key(s), threshold {new_threshold}{retired}"

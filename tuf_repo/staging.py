@@ -25,7 +25,6 @@ from tuf_repo.keyvalues import (
     key_digest,
     keyid_problems,
     listed_keys,
-    refuse_mismatched_keyids,
 )
 from tuf_repo.signatures import (
     SignatureCheck,
@@ -38,6 +37,7 @@ from tuf_repo.signatures import (
     signature_state,
     unverified,
 )
+from tuf_repo.staged import StagedWork
 
 
 @dataclass(frozen=True)
@@ -106,52 +106,88 @@ def sign(ctx: RepoContext, role: str, key_path: Path, *, expect_digest: str | No
             f"staged {role} v{seen.version} has digest {seen.digest}, not the "
             f"{expect_digest} you were given: it changed; do not sign it"
         )
-    staged_changes = ctx.staged_changes()
-    staged = staged_changes[role]
-    if key.keyid not in allowed_keys(ctx, role, staged_changes):
+    group = {r: ctx.store.load_staged(r) for r in StagedWork(ctx.store).group_of(role) or {role}}
+    staged = group[role]
+    if key.keyid not in allowed_keys(ctx, role, group):
         raise KeyFileError(f"key {key_path.name} ({key.keyid[:12]}) is not a key of {role}")
     dropped = drop_bad_signatures(staged, seen.bad_signatures)
     staged.sign(key.signer(ctx.keyring.passphrase), append=True)
     ctx.store.stage(role, staged)
     ctx.keyring = ctx.keyring.with_key(key)
     if not ctx.has_online_keys():
-        missing = unverified(ctx, ctx.staged_changes())
+        missing = unverified(ctx, group)
         if missing:
             raise SignaturesNeeded(dropped + describe_missing(missing), sorted(missing))
         return (
             f"{dropped}signed {role}; every signature is there. The next "
             "`tuf-repo refresh` (or `tuf-repo sign` with --keys ONLINE-KEYS) publishes it."
         )
-    try:
-        published = publish_staged(ctx)
-    except SignaturesNeeded as e:
-        raise SignaturesNeeded(dropped + str(e), e.roles) from None
-    return dropped + published
+    ready = publish_ready(ctx)
+    if role not in ready.published:
+        missing = {r: st for r, st in ready.missing.items() if r in group}
+        raise SignaturesNeeded(dropped + ready.message + describe_missing(missing), sorted(missing))
+    return (dropped + ready.message).rstrip("\n")
+
+
+@dataclass(frozen=True)
+class ReadyReport:
+    """What :func:`publish_ready` published, and what still waits for signatures."""
+
+    published: list[str]
+    message: str  # one line per group published, and every signature dropped
+    missing: dict[str, StagedStatus]
+
+
+def publish_ready(ctx: RepoContext) -> ReadyReport:
+    """Publish every staged group whose roles all meet their thresholds, each on its own.
+
+    Signatures that do not count (stale, corrupt, not the role's) are dropped
+    first. A group that lists a key under a keyid not its own is never
+    published (it is reported in the message).
+
+    Raises:
+        TufRepoError: publishing a complete group is refused (see commit.publish).
+    """
+    work = StagedWork(ctx.store)
+    policy = ctx.store.read_policy()
+    published: list[str] = []
+    lines: list[str] = []
+    missing: dict[str, StagedStatus] = {}
+    for group in work.groups():
+        changes = {role: ctx.store.load_staged(role) for role in sorted(group)}
+        problems = [p for role, md in changes.items() for p in keyid_problems(role, md.signed)]
+        if problems:
+            lines += [f"not published: staged {p}\n" for p in problems]
+            continue
+        for role, md in changes.items():
+            lines.append(drop_bad_signatures(md, bad_signatures(ctx, role, md, changes)))
+        short = unverified(ctx, changes)
+        if short:
+            missing.update(short)
+            continue
+        publish(ctx, changes, policy)
+        work.unstage(group)
+        published += sorted(group)
+        names = ", ".join(f"{r} v{changes[r].signed.version}" for r in sorted(group))
+        lines.append(f"published {names}\n")
+    return ReadyReport(published, "".join(lines), missing)
 
 
 def publish_staged(ctx: RepoContext) -> str:
-    """Publish the staged roles if all of them are signed to threshold.
+    """Publish what is staged and fully signed; see :func:`publish_ready`.
 
     Raises:
-        SignaturesNeeded: some staged role still lacks signatures.
+        SignaturesNeeded: nothing could be published: every group lacks signatures.
         TufRepoError: nothing is staged, or publishing is refused (see commit.publish).
     """
-    changes = ctx.staged_changes()
-    if not changes:
+    if not ctx.store.staged_roles():
         raise TufRepoError("nothing is staged")
-    for role, md in changes.items():
-        refuse_mismatched_keyids(role, md.signed)
-    dropped = ""
-    for role, md in changes.items():
-        dropped += drop_bad_signatures(md, bad_signatures(ctx, role, md, changes))
-    missing = unverified(ctx, changes)
-    if missing:
-        raise SignaturesNeeded(dropped + describe_missing(missing), sorted(missing))
-    publish(ctx, changes, ctx.store.read_policy())
-    for role in changes:
-        ctx.store.unstage(role)
-    names = ", ".join(f"{r} v{changes[r].signed.version}" for r in changes)
-    return f"{dropped}published {names}"
+    ready = publish_ready(ctx)
+    if not ready.published and ready.missing:
+        raise SignaturesNeeded(
+            ready.message + describe_missing(ready.missing), sorted(ready.missing)
+        )
+    return ready.message.rstrip("\n")
 
 
 def describe_changes(

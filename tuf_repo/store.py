@@ -5,7 +5,7 @@
     DIR/metadata/<v>.root.json, <v>.targets.json, <v>.snapshot.json,
                  <v>.bin-<n>.json, timestamp.json     (served; consistent snapshots)
     DIR/targets/<path-dir>/<sha256>.<name>            (served)
-    DIR/staged/<role>.json                            (awaiting signatures; not served)
+    DIR/staged/<role>.json, groups.json               (awaiting signatures; not served)
     DIR/tuf-repo.json                                 (expiry policy, hash bins; not served)
 """
 
@@ -30,6 +30,7 @@ from tuf_repo.errors import MetadataError, TufRepoError
 DEFAULT_EXPIRY_DAYS = {"root": 365, "targets": 90, "snapshot": 7, "timestamp": 1, "bins": 90}
 _VERSIONED = re.compile(r"^(?P<version>[1-9][0-9]*)\.(?P<role>.+)\.json$")
 _SERIALIZER = JSONSerializer(compact=False)
+GROUPS_FILE = "groups.json"
 
 
 @dataclass
@@ -193,7 +194,35 @@ class RepoStore:
     def staged_roles(self) -> list[str]:
         if not self.staged_dir.is_dir():
             return []
-        return sorted(p.name.removesuffix(".json") for p in self.staged_dir.glob("*.json"))
+        return sorted(
+            p.name.removesuffix(".json")
+            for p in self.staged_dir.glob("*.json")
+            if p.name != GROUPS_FILE
+        )
+
+    def read_staged_groups(self) -> list[list[str]]:
+        """The groups of staged roles that publish together, as last written ([] if none).
+
+        Raises:
+            MetadataError: the file is corrupt.
+        """
+        path = self.staged_dir / GROUPS_FILE
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as e:
+            raise MetadataError(f"{path} is corrupt: {e}") from e
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list) or not all(
+            isinstance(g, list) and all(isinstance(r, str) for r in g) for g in groups
+        ):
+            raise MetadataError(f"{path} is corrupt: no list of groups of role names")
+        return groups
+
+    def write_staged_groups(self, groups: list[list[str]]) -> None:
+        text = json.dumps({"groups": groups}, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(self.staged_dir / GROUPS_FILE, text.encode())
 
     def load_staged(self, role: str) -> Metadata[Any]:
         path = self.staged_dir / f"{role}.json"
