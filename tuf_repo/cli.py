@@ -37,6 +37,15 @@ app = typer.Typer(
 
 RepoOpt = Annotated[Path, typer.Option("--repo", help="repository directory")]
 KeysOpt = Annotated[Path, typer.Option("--keys", help="key directory (read recursively)")]
+LOCK_WAIT = 60.0  # tuf_repo.lock.DEFAULT_WAIT_SECONDS, without importing it at start-up
+WaitOpt = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        metavar="SECONDS",
+        help="wait this long for another tuf-repo command that is changing the repository",
+    ),
+]
 LiveOpt = Annotated[
     str | None,
     typer.Option(
@@ -80,12 +89,14 @@ def outcome() -> Iterator[None]:
         raise typer.Exit(e.exit_code) from e
 
 
-def _publisher(repo: Path, keys: Path | None, live: str | None = None) -> Publisher:
+def _publisher(
+    repo: Path, keys: Path | None, live: str | None = None, wait: float = LOCK_WAIT
+) -> Publisher:
     from tuf_repo import Keyring, Publisher, RepoStore
 
     store = RepoStore(repo)
     store.require()
-    return Publisher(store, Keyring.from_dir(keys), live_url=live)
+    return Publisher(store, Keyring.from_dir(keys), live_url=live, lock_wait=wait)
 
 
 def _parse_expiry(values: list[str]) -> dict[str, float]:
@@ -181,11 +192,12 @@ def add(
         ),
     ] = None,
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Publish a release: target, release index, snapshot and timestamp."""
     with outcome():
         steps = _plan(rollout, "--rollout") if rollout is not None else None
-        result = _publisher(repo, keys, check_live).add_release(
+        result = _publisher(repo, keys, check_live, wait).add_release(
             artifact, channel or ["stable"], steps
         )
     typer.echo(result.message)
@@ -215,13 +227,14 @@ def rollout_command(
         bool, typer.Option("--resume", help="go on from where the plan was paused")
     ] = False,
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Change a release's rollout plan, or pause or resume it (re-signed like any change)."""
     if [plan is not None, pause, resume].count(True) != 1:
         raise typer.BadParameter("give exactly one of --plan, --pause and --resume")
     with outcome():
         steps = _plan(plan, "--plan") if plan is not None else None
-        result = _publisher(repo, keys, check_live).set_rollout(
+        result = _publisher(repo, keys, check_live, wait).set_rollout(
             version, steps=steps, pause=pause, resume=resume
         )
     typer.echo(result.message)
@@ -234,10 +247,11 @@ def withdraw(
     version: Annotated[str, typer.Argument(help="a published version")],
     reason: Annotated[str, typer.Option(help="why; hosts show it")] = "",
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Withdraw a release: it stays signed (hosts running it verify it), none chooses it."""
     with outcome():
-        result = _publisher(repo, keys, check_live).withdraw(version, reason)
+        result = _publisher(repo, keys, check_live, wait).withdraw(version, reason)
     typer.echo(result.message)
 
 
@@ -259,6 +273,7 @@ def sign(
         bool, typer.Option("--yes", help="sign without asking (after the review)")
     ] = False,
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Review staged metadata (changes, digest, signatures), then add your signature.
 
@@ -269,7 +284,7 @@ def sign(
         from tuf_repo import read_key_file
 
         read_key_file(key)  # a missing or malformed key file is the first thing to hear
-        publisher = _publisher(repo, keys, check_live)
+        publisher = _publisher(repo, keys, check_live, wait)
         _show_review(publisher.review(role))
     if digest is None and not yes:
         if not sys.stdin.isatty():
@@ -363,13 +378,14 @@ def rotate(
         typer.Option(help="keep the old private keys in retired/ (default: destroy them)"),
     ] = False,
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Replace the keys of ROLE; a new root, signed by old and new keys, announces them."""
     if threshold is not None and threshold < 1:
         typer.echo(f"tuf-repo: --threshold must be at least 1, got {threshold}", err=True)
         raise typer.Exit(EXIT_USAGE)
     with outcome():
-        message = _publisher(repo, keys, check_live).rotate(
+        message = _publisher(repo, keys, check_live, wait).rotate(
             role, keys, threshold, keep_retired_private=keep_retired_private
         )
     typer.echo(message)
@@ -422,13 +438,14 @@ def key_add(
     role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp")],
     key_file: Annotated[Path, typer.Argument(help="the key file (tuf-repo key create)")],
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Authorise a key for ROLE: a new root, signed by the old and the new root keys."""
     with outcome():
         from tuf_repo import read_key_file
 
         key = read_key_file(key_file)
-        message = _publisher(repo, keys, check_live).add_key(role, key)
+        message = _publisher(repo, keys, check_live, wait).add_key(role, key)
     typer.echo(message)
 
 
@@ -439,10 +456,11 @@ def key_remove(
     role: Annotated[str, typer.Argument(help="root, targets, snapshot or timestamp")],
     keyid: Annotated[str, typer.Argument(help="the keyid, or a unique prefix of it")],
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Take a key away from ROLE (rotate a hardware key out): a new root announces it."""
     with outcome():
-        message = _publisher(repo, keys, check_live).remove_key(role, keyid)
+        message = _publisher(repo, keys, check_live, wait).remove_key(role, keyid)
     typer.echo(message)
 
 
@@ -454,6 +472,7 @@ def refresh(
         float | None, typer.Option(help="refresh what expires within DAYS (default: half life)")
     ] = None,
     check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """The heartbeat (cron, daily or more): keep every role fresh, whatever is staged.
 
@@ -461,7 +480,7 @@ def refresh(
     role has expired and clients are failing, or the refresh failed.
     """
     with outcome():
-        report = _publisher(repo, keys, check_live).refresh(within)
+        report = _publisher(repo, keys, check_live, wait).refresh(within)
     if report.refreshed:
         typer.echo(f"refreshed {', '.join(report.refreshed)}")
     elif not report.published_staged:

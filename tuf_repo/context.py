@@ -14,7 +14,6 @@ from typing import Any, cast
 
 from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp
 
-from tuf_repo.errors import TufRepoError
 from tuf_repo.keys import Keyring
 from tuf_repo.store import RepoPolicy, RepoStore
 
@@ -83,15 +82,6 @@ class RepoContext:
 
     def staged_changes(self) -> Changes:
         return {r: self.store.load_staged(r) for r in self.store.staged_roles()}
-
-    def refuse_if_staged(self) -> None:
-        """Raises: TufRepoError: work is staged and awaiting signatures."""
-        staged = self.store.staged_roles()
-        if staged:
-            raise TufRepoError(
-                f"{', '.join(staged)} staged and awaiting signatures: finish with "
-                "`tuf-repo sign` (see `tuf-repo status`) before changing the repository"
-            )
 
     def has_online_keys(self) -> bool:
         root = cast(Root, self.store.load(Root.type).signed)

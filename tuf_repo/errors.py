@@ -6,7 +6,8 @@ Hierarchy::
     ├── UsageError               exit code 2: an option's value cannot work
     ├── KeyFileError             missing, unreadable, encrypted or wrong key
     ├── MetadataError            corrupt or unverifiable published/staged metadata
-    └── ReleaseError             an artifact is not a valid CAIO release
+    ├── ReleaseError             an artifact is not a valid CAIO release
+    └── RepositoryBusy           another tuf-repo command holds the repository's lock
     SignaturesNeeded             exit code 3: work is staged, more signatures needed
 """
 
@@ -35,6 +36,10 @@ class MetadataError(TufRepoError):
 
 class ReleaseError(TufRepoError):
     """An artifact is not a valid CAIO release."""
+
+
+class RepositoryBusy(TufRepoError):
+    """Another tuf-repo command is changing the repository; nothing was done."""
 
 
 class SignaturesNeeded(Exception):

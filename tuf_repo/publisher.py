@@ -21,6 +21,7 @@ share (:class:`~tuf_repo.context.RepoContext`):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from tuf_repo.commit import commit
 from tuf_repo.context import Changes, RepoContext, utc_now
 from tuf_repo.heartbeat import RefreshReport
 from tuf_repo.keys import KeyFile, Keyring
+from tuf_repo.lock import DEFAULT_WAIT_SECONDS, writer_lock
 from tuf_repo.release import ReleaseInfo, inspect_release
 from tuf_repo.releases import AddResult
 from tuf_repo.staging import StagedReview
@@ -45,6 +47,8 @@ class Publisher:
 
     ``live_url``: the repository as clients see it; its versions count in the
     high-water mark too (``--check-live``). ``clock`` gives the current time.
+    Every method that writes holds the repository's writer lock, waiting up
+    to ``lock_wait`` seconds for another writer (:mod:`tuf_repo.lock`).
     """
 
     def __init__(
@@ -54,8 +58,14 @@ class Publisher:
         *,
         live_url: str | None = None,
         clock: Callable[[], datetime] = utc_now,
+        lock_wait: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
         self.ctx = RepoContext(store, keyring, live_url.rstrip("/") if live_url else None, clock)
+        self.lock_wait = lock_wait
+
+    def _writing(self, command: str) -> AbstractContextManager[None]:
+        """Raises: RepositoryBusy: another command holds the lock for all of ``lock_wait``."""
+        return writer_lock(self.ctx.store.root, command, wait=self.lock_wait)
 
     @property
     def store(self) -> RepoStore:
@@ -73,16 +83,17 @@ class Publisher:
         passphrase: str | None = None,
     ) -> Path:
         """See :func:`tuf_repo.ceremony.init`."""
-        return ceremony.init(
-            self.ctx,
-            keydir,
-            root_keys=root_keys,
-            root_threshold=root_threshold,
-            expiry_days=expiry_days,
-            bins=bins,
-            online_bins=online_bins,
-            passphrase=passphrase,
-        )
+        with self._writing("init"):
+            return ceremony.init(
+                self.ctx,
+                keydir,
+                root_keys=root_keys,
+                root_threshold=root_threshold,
+                expiry_days=expiry_days,
+                bins=bins,
+                online_bins=online_bins,
+                passphrase=passphrase,
+            )
 
     def add_release(
         self, artifact: Path, channels: Iterable[str], rollout: tuple[Step, ...] | None = None
@@ -94,7 +105,7 @@ class Publisher:
 
         Raises:
             ReleaseError: the artifact is not a valid release.
-            TufRepoError: the version exists with other bytes, or work is staged.
+            TufRepoError: the version exists with other bytes.
             SignaturesNeeded: the targets role needs more signatures (staged).
         """
         return self.publish_artifact(artifact, inspect_release(artifact), channels, rollout)
@@ -112,7 +123,8 @@ class Publisher:
         that re-publish already inspected artifacts, and for tests that sign a
         hostile archive to prove that clients check what they install.
         """
-        return releases.publish_artifact(self.ctx, artifact, info, channels, rollout)
+        with self._writing("add"):
+            return releases.publish_artifact(self.ctx, artifact, info, channels, rollout)
 
     def set_rollout(
         self,
@@ -123,11 +135,13 @@ class Publisher:
         resume: bool = False,
     ) -> AddResult:
         """See :func:`tuf_repo.releases.set_rollout`."""
-        return releases.set_rollout(self.ctx, version, steps=steps, pause=pause, resume=resume)
+        with self._writing("rollout"):
+            return releases.set_rollout(self.ctx, version, steps=steps, pause=pause, resume=resume)
 
     def withdraw(self, version: str, reason: str) -> AddResult:
         """See :func:`tuf_repo.releases.withdraw`."""
-        return releases.withdraw(self.ctx, version, reason)
+        with self._writing("withdraw"):
+            return releases.withdraw(self.ctx, version, reason)
 
     def releases(self) -> list[IndexEntry]:
         """The published releases, oldest first, with their plans and withdrawals."""
@@ -135,11 +149,13 @@ class Publisher:
 
     def import_target_files(self, files: Iterable[TargetFile]) -> int:
         """See :func:`tuf_repo.releases.import_target_files`."""
-        return releases.import_target_files(self.ctx, files)
+        with self._writing("import"):
+            return releases.import_target_files(self.ctx, files)
 
     def commit(self, changes: Changes) -> None:
         """Sign and publish (or stage) metadata changed by hand: tests and migrations."""
-        commit(self.ctx, changes, self.ctx.store.read_policy())
+        with self._writing("commit"):
+            commit(self.ctx, changes, self.ctx.store.read_policy())
 
     def review(self, role: str) -> StagedReview:
         """See :func:`tuf_repo.staging.review`."""
@@ -147,11 +163,13 @@ class Publisher:
 
     def sign(self, role: str, key_path: Path, *, expect_digest: str | None = None) -> str:
         """See :func:`tuf_repo.staging.sign`."""
-        return staging.sign(self.ctx, role, key_path, expect_digest=expect_digest)
+        with self._writing("sign"):
+            return staging.sign(self.ctx, role, key_path, expect_digest=expect_digest)
 
     def publish_staged(self) -> str:
         """See :func:`tuf_repo.staging.publish_staged`."""
-        return staging.publish_staged(self.ctx)
+        with self._writing("publish"):
+            return staging.publish_staged(self.ctx)
 
     def rotate(
         self,
@@ -162,21 +180,25 @@ class Publisher:
         keep_retired_private: bool = False,
     ) -> str:
         """See :func:`tuf_repo.rotation.rotate`."""
-        return rotation.rotate(
-            self.ctx, role, keydir, threshold, keep_retired_private=keep_retired_private
-        )
+        with self._writing("rotate"):
+            return rotation.rotate(
+                self.ctx, role, keydir, threshold, keep_retired_private=keep_retired_private
+            )
 
     def add_key(self, role: str, key: KeyFile) -> str:
         """See :func:`tuf_repo.rotation.add_key`."""
-        return rotation.add_key(self.ctx, role, key)
+        with self._writing("key add"):
+            return rotation.add_key(self.ctx, role, key)
 
     def remove_key(self, role: str, keyid: str) -> str:
         """See :func:`tuf_repo.rotation.remove_key`."""
-        return rotation.remove_key(self.ctx, role, keyid)
+        with self._writing("key remove"):
+            return rotation.remove_key(self.ctx, role, keyid)
 
     def refresh(self, within_days: float | None = None) -> RefreshReport:
         """See :func:`tuf_repo.heartbeat.refresh`."""
-        return heartbeat.refresh(self.ctx, within_days)
+        with self._writing("refresh"):
+            return heartbeat.refresh(self.ctx, within_days)
 
     def status(self) -> RepoStatus:
         """See :func:`tuf_repo.status.status`."""

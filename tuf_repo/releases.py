@@ -55,7 +55,7 @@ def publish_artifact(
     its release time, plan and withdrawal.
 
     Raises:
-        TufRepoError: the version exists with other bytes, or work is staged.
+        TufRepoError: the version exists with other bytes.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
     policy = ctx.store.read_policy()
@@ -123,8 +123,7 @@ def set_rollout(
     A release published without a plan gets one that starts at its release time.
 
     Raises:
-        TufRepoError: not exactly one change asked for, the version is not
-            published, or work is staged.
+        TufRepoError: not exactly one change asked for, or the version is not published.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
     if [steps is not None, pause, resume].count(True) != 1:
@@ -153,8 +152,7 @@ def withdraw(ctx: RepoContext, version: str, reason: str) -> AddResult:
     """Withdraw a release: it stays signed, but no host chooses it by itself.
 
     Raises:
-        TufRepoError: the version is not published, the reason is too long,
-            or work is staged.
+        TufRepoError: the version is not published, or the reason is too long.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
     if len(reason) > MAX_REASON:
@@ -182,7 +180,7 @@ def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
     returns the number of roles re-signed.
 
     Raises:
-        TufRepoError: an unsafe target path, or work is staged.
+        TufRepoError: an unsafe target path.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
     policy = ctx.store.read_policy()

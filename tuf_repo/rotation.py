@@ -37,7 +37,7 @@ def rotate(
     half, unless ``keep_retired_private``.
 
     Raises:
-        TufRepoError: unknown role, bad threshold, or work is staged.
+        TufRepoError: unknown role, bad threshold.
         SignaturesNeeded: the new root needs more signatures from the old keys.
     """
     if threshold is not None and threshold < 1:
@@ -75,7 +75,7 @@ def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
 
     Raises:
         UsageError: unknown role.
-        TufRepoError: the key is already the role's, or work is staged.
+        TufRepoError: the key is already the role's.
         KeyFileError: a key cannot sign (e.g. a wrong PIN): nothing is written.
         SignaturesNeeded: the new root needs more signatures (staged).
     """
@@ -96,7 +96,7 @@ def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
 
     Raises:
         UsageError: unknown role, or no single key matches.
-        TufRepoError: fewer keys than the threshold would remain, or work is staged.
+        TufRepoError: fewer keys than the threshold would remain.
         SignaturesNeeded: the new root needs more signatures (staged).
     """
     root_md = _editable_root(ctx, role)
