@@ -46,13 +46,17 @@ def test_the_shipped_alert_rules_pass_promtool_and_their_unit_tests() -> None:
 
 
 @pytest.fixture
-def fleet(update_env: UpdateEnv, tmp_path: Path) -> Iterator[list[Served]]:
+def fleet(
+    update_env: UpdateEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[Served]]:
     """Two CAIO hosts (1.0.0 and 1.0.5) on one repository whose timestamp lasts 6 hours."""
     store = update_env.repo.store
     policy = store.read_policy()
     policy.expiry_days["timestamp"] = 0.25
     store.write_policy(policy)
-    update_env.publish(NEWER)  # re-signs the timestamp with the short expiry
+    with monkeypatch.context() as shortened:  # an earlier expiry, on purpose
+        shortened.setenv("TUF_REPO_TRUST_CLOCK", "1")
+        update_env.publish(NEWER)  # re-signs the timestamp with the short expiry
     hosts = []
     for n, version in enumerate(("1.0.0", "1.0.5")):
         home = tmp_path / f"host-{n}"

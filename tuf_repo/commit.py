@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Any, cast
 
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
-from tuf_repo.context import Changes, RepoContext, is_online
-from tuf_repo.errors import KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.context import ONLINE_TOP_ROLES, Changes, RepoContext, is_online
+from tuf_repo.errors import ClockError, KeyFileError, SignaturesNeeded, TufRepoError
 from tuf_repo.keyvalues import refuse_mismatched_keyids
 from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
 from tuf_repo.staged import StagedWork
 from tuf_repo.store import HighWaterMark, RepoPolicy
+
+#: Set to 1 to publish an expiry earlier than the published one (a shortened lifetime).
+TRUST_CLOCK_ENV = "TUF_REPO_TRUST_CLOCK"
 
 
 def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
@@ -66,6 +70,7 @@ def publish(
         TufRepoError: a published offline role that this leaves in force has
             expired (except for the ``heartbeat`` refresh, which must go on),
             or a version would not be above every version ever published.
+        ClockError: an expiry this machine's clock makes look wrong.
         KeyFileError: the online keys are not at hand.
     """
     store = ctx.store
@@ -87,6 +92,7 @@ def publish(
     timestamp_md.signed.snapshot_meta = metafile(snapshot_md.signed.version, snapshot_bytes)
     _sign_online(ctx, Timestamp.type, timestamp_md, root)
 
+    _check_clock(ctx, {**changes, Snapshot.type: snapshot_md, Timestamp.type: timestamp_md})
     versions = {role: md.signed.version for role, md in changes.items()}
     versions[Snapshot.type] = snapshot_md.signed.version
     versions[Timestamp.type] = timestamp_md.signed.version
@@ -104,6 +110,41 @@ def publish(
         store.write(Root.type, root.version, serialised[Root.type])
     store.write(Timestamp.type, timestamp_md.signed.version, store.serialise(timestamp_md))
     high_water.record(versions)
+
+
+def _check_clock(ctx: RepoContext, new: Changes) -> None:
+    """Refuse an expiry that is already past, or earlier than the one published before.
+
+    A publishing host whose clock runs behind would otherwise put out a
+    timestamp that has already expired, and report success. ``TRUST_CLOCK_ENV``
+    set to 1 accepts an earlier expiry (after shortening a role's lifetime).
+
+    Raises:
+        ClockError: naming the role, both expiries and this machine's time.
+    """
+    now = ctx.now()
+    trust_clock = os.environ.get(TRUST_CLOCK_ENV) == "1"
+    for role, md in sorted(new.items()):
+        expires = md.signed.expires
+        if expires <= now:
+            why = "" if role in ONLINE_TOP_ROLES else " (staged too long ago? stage it again)"
+            raise ClockError(
+                f"{role} v{md.signed.version} would expire {expires:%Y-%m-%d %H:%M:%S} UTC, "
+                f"which is not after this machine's time ({now:%Y-%m-%d %H:%M:%S} UTC){why}; "
+                "nothing was published"
+            )
+        published = ctx.store.published_version(role)
+        if trust_clock or not published:
+            continue
+        before = ctx.store.load(role).signed.expires
+        if expires < before:
+            raise ClockError(
+                f"{role} v{md.signed.version} would expire {expires:%Y-%m-%d %H:%M:%S} UTC, "
+                f"before the published v{published} ({before:%Y-%m-%d %H:%M:%S} UTC): this "
+                f"machine's clock ({now:%Y-%m-%d %H:%M:%S} UTC) looks behind. Nothing was "
+                f"published. Check the clock (timedatectl); if the role's lifetime was "
+                f"shortened on purpose, run again with {TRUST_CLOCK_ENV}=1."
+            )
 
 
 def refuse_expired(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:

@@ -7,6 +7,7 @@ Hierarchy::
     ├── KeyFileError             missing, unreadable, encrypted or wrong key
     ├── MetadataError            corrupt or unverifiable published/staged metadata
     ├── ReleaseError             an artifact is not a valid CAIO release
+    ├── ClockError               this machine's clock contradicts the published metadata
     └── RepositoryBusy           another tuf-repo command holds the repository's lock
     SignaturesNeeded             exit code 3: work is staged, more signatures needed
 """
@@ -36,6 +37,10 @@ class MetadataError(TufRepoError):
 
 class ReleaseError(TufRepoError):
     """An artifact is not a valid CAIO release."""
+
+
+class ClockError(TufRepoError):
+    """Publishing would put out an expiry that this machine's clock makes look wrong."""
 
 
 class RepositoryBusy(TufRepoError):

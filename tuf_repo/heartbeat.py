@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from tuf.api.metadata import Snapshot, Timestamp
 
+from tuf_repo.cadence import check_clock, margin_warning, record_run
 from tuf_repo.commit import publish
 from tuf_repo.context import BINS, ONLINE_TOP_ROLES, Changes, RepoContext, is_bin, is_online
 from tuf_repo.errors import KeyFileError, TufRepoError
@@ -27,6 +28,9 @@ from tuf_repo.signatures import (
 from tuf_repo.staged import StagedWork
 from tuf_repo.staging import publish_ready
 from tuf_repo.store import RepoPolicy
+
+#: The share of its lifetime within which the timestamp is re-signed (the rest: a half).
+TIMESTAMP_WINDOW = 0.75
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,17 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
        else staged for its holders, on its own: roles with the same signers
        (the hash bins) form one group, and other staged work is no obstacle.
 
-    The default window for a role is half its expiry period.
+    The default window for a role is half its expiry period; for the
+    timestamp, three quarters (18 hours of a day), so an hourly timer keeps
+    at least that much in front of every host.
 
     Raises:
         KeyFileError: an online role's key is not in the key directory.
+        ClockError: this machine's clock is behind the repository's record.
     """
     policy = ctx.store.read_policy()
     now = ctx.now()
+    check_clock(ctx, policy, now)
     messages: list[str] = []
     published_staged = _publish_staged_if_signed(ctx, messages)
     due = [role for role in ctx.all_roles() if is_due(ctx, role, policy, now, within_days)]
@@ -98,16 +106,20 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     for group in to_stage.values():
         StagedWork(ctx.store).stage(group)
     awaiting, expired = _what_needs_people(ctx, policy, now, messages)
+    if (warning := margin_warning(ctx, now)) is not None:
+        messages.insert(0, warning)
+    record_run(ctx, now)
     return RefreshReport(refreshed, published_staged, awaiting, expired, messages, refused)
 
 
 def is_due(
     ctx: RepoContext, role: str, policy: RepoPolicy, now: datetime, within_days: float | None
 ) -> bool:
-    """Whether ``role`` expires within ``within_days`` (default: half its expiry period)."""
+    """Whether ``role`` expires within ``within_days`` (default: see :func:`refresh`)."""
     days = within_days
     if days is None:
-        days = policy.expiry_days[BINS if is_bin(role) else role] / 2
+        share = TIMESTAMP_WINDOW if role == Timestamp.type else 0.5
+        days = policy.expiry_days[BINS if is_bin(role) else role] * share
     return bool(ctx.store.load(role).signed.expires <= now + timedelta(days=days))
 
 

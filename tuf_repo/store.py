@@ -7,6 +7,7 @@
     DIR/targets/<path-dir>/<sha256>.<name>            (served)
     DIR/staged/<role>.json, groups.json               (awaiting signatures; not served)
     DIR/tuf-repo.json                                 (expiry policy, hash bins; not served)
+    DIR/heartbeat.json                                (when refresh last ran; not served)
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class RepoStore:
         self.targets_dir = root / "targets"
         self.staged_dir = root / "staged"
         self.policy_path = root / "tuf-repo.json"
+        self.heartbeat_path = root / "heartbeat.json"
 
     def exists(self) -> bool:
         return self.policy_path.exists() or any(self.metadata_dir.glob("*.json"))
