@@ -8,6 +8,7 @@ needed (``tuf-repo sign``); ``refresh`` exits 3 every day they are.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -551,6 +552,10 @@ def serve(
 
 
 def main() -> None:
+    # What the library reports on its own (a publication it repaired): one line on stderr.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("tuf-repo: %(message)s"))
+    logging.getLogger("tuf_repo").addHandler(handler)
     app()
 
 

@@ -18,6 +18,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from typing import Any, cast
 
 from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
@@ -28,6 +29,7 @@ from tuf_repo.keyvalues import refuse_mismatched_keyids
 from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
 from tuf_repo.staged import StagedWork
 from tuf_repo.store import HighWaterMark, RepoPolicy
+from tuf_repo.transaction import publish_files
 
 #: Set to 1 to publish an expiry earlier than the published one (a shortened lifetime).
 TRUST_CLOCK_ENV = "TUF_REPO_TRUST_CLOCK"
@@ -56,14 +58,21 @@ def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
             refuse_mismatched_keyids(role, md.signed)
         work.stage(group)
         raise SignaturesNeeded(describe_missing(missing), sorted(missing))
-    publish(ctx, group, policy)
-    work.unstage(set(group) & set(ctx.store.staged_roles()))
+    publish(ctx, group, policy, unstage=set(group) & set(ctx.store.staged_roles()))
 
 
 def publish(
-    ctx: RepoContext, changes: Changes, policy: RepoPolicy, *, heartbeat: bool = False
+    ctx: RepoContext,
+    changes: Changes,
+    policy: RepoPolicy,
+    *,
+    heartbeat: bool = False,
+    unstage: Iterable[str] = (),
 ) -> None:
-    """Publish signed ``changes`` with a new snapshot and timestamp.
+    """Publish signed ``changes`` with a new snapshot and timestamp, as one transaction.
+
+    ``unstage``: the staged roles this publishes; they are forgotten in the
+    same transaction (see :mod:`tuf_repo.transaction`).
 
     Raises:
         MetadataError: a role lists a key under a keyid that is not its own.
@@ -102,14 +111,24 @@ def publish(
     )
     high_water.check(versions, live_versions(ctx) if ctx.live_url else None)
 
-    for role, data in serialised.items():
-        if role != Root.type:
-            store.write(role, changes[role].signed.version, data)
-    store.write(Snapshot.type, snapshot_md.signed.version, snapshot_bytes)
+    # In the order that keeps every reference a client follows valid: root last
+    # but timestamp (clients walk N.root.json), timestamp.json last of all.
+    writes = [
+        (store.relpath(store.metadata_path(role, changes[role].signed.version)), data)
+        for role, data in serialised.items()
+        if role != Root.type
+    ]
+    writes.append(
+        (store.relpath(store.metadata_path(Snapshot.type, versions[Snapshot.type])), snapshot_bytes)
+    )
     if Root.type in serialised:
-        store.write(Root.type, root.version, serialised[Root.type])
-    store.write(Timestamp.type, timestamp_md.signed.version, store.serialise(timestamp_md))
-    high_water.record(versions)
+        writes.append(
+            (store.relpath(store.metadata_path(Root.type, root.version)), serialised[Root.type])
+        )
+    writes.append(
+        (store.relpath(store.metadata_path(Timestamp.type, 0)), store.serialise(timestamp_md))
+    )
+    publish_files(store.root, writes, unstage=unstage, high_water=(high_water, versions))
 
 
 def _check_clock(ctx: RepoContext, new: Changes) -> None:

@@ -20,8 +20,8 @@ share (:class:`~tuf_repo.context.RepoContext`):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from tuf_repo.releases import AddResult
 from tuf_repo.staging import StagedReview
 from tuf_repo.status import RepoStatus
 from tuf_repo.store import RepoStore
+from tuf_repo.transaction import recover
 
 
 class Publisher:
@@ -63,9 +64,16 @@ class Publisher:
         self.ctx = RepoContext(store, keyring, live_url.rstrip("/") if live_url else None, clock)
         self.lock_wait = lock_wait
 
-    def _writing(self, command: str) -> AbstractContextManager[None]:
-        """Raises: RepositoryBusy: another command holds the lock for all of ``lock_wait``."""
-        return writer_lock(self.ctx.store.root, command, wait=self.lock_wait)
+    @contextmanager
+    def _writing(self, command: str) -> Iterator[None]:
+        """Hold the writer lock, and first repair a publication a crash interrupted.
+
+        Raises:
+            RepositoryBusy: another command holds the lock for all of ``lock_wait``.
+        """
+        with writer_lock(self.ctx.store.root, command, wait=self.lock_wait):
+            recover(self.ctx.store.root)
+            yield
 
     @property
     def store(self) -> RepoStore:

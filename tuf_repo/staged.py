@@ -21,6 +21,7 @@ by an older tuf-repo) form one group together, as they were staged.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +29,7 @@ from tuf.api.metadata import Metadata
 
 from tuf_repo.context import Changes
 from tuf_repo.store import GROUPS_FILE, RepoStore
+from tuf_repo.transaction import publish_files
 
 
 class StagedWork:
@@ -84,9 +86,15 @@ class StagedWork:
                 merged |= group
             else:
                 kept.append(sorted(group))
-        for role, md in changes.items():
-            self.store.stage(role, md)
-        self.store.write_staged_groups([*kept, sorted(merged)])
+        # All of the group's files or none: a crash must never leave half a change
+        # (a root naming a new targets key without the targets it signs) to sign.
+        groups = json.dumps({"groups": [*kept, sorted(merged)]}, indent=2, sort_keys=True)
+        writes = [
+            (self.store.relpath(self.store.staged_path(role)), self.store.serialise(md))
+            for role, md in sorted(changes.items())
+        ]
+        writes.append((self.store.relpath(self.store.staged_dir / GROUPS_FILE), groups.encode()))
+        publish_files(self.store.root, writes)
 
     def unstage(self, roles: Iterable[str]) -> None:
         """Remove ``roles`` (published, or given up) from the staged work."""

@@ -165,8 +165,7 @@ def publish_ready(ctx: RepoContext) -> ReadyReport:
         if short:
             missing.update(short)
             continue
-        publish(ctx, changes, policy)
-        work.unstage(group)
+        publish(ctx, changes, policy, unstage=group)
         published += sorted(group)
         names = ", ".join(f"{r} v{changes[r].signed.version}" for r in sorted(group))
         lines.append(f"published {names}\n")

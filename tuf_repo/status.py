@@ -17,6 +17,7 @@ from tuf_repo.releases import releases
 from tuf_repo.signatures import allowed_keys, check_one_signature, check_signatures
 from tuf_repo.staging import StagedReview, review
 from tuf_repo.store import RepoPolicy
+from tuf_repo.transaction import pending
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def status(ctx: RepoContext) -> RepoStatus:
         warnings += [f"published {p}" for p in keyid_problems(role, ctx.store.load(role).signed)]
     for staged_review in staged:
         warnings += [f"staged {p}: do not sign it" for p in staged_review.problems]
+    if (interrupted := pending(ctx.store.root)) is not None:
+        warnings.append(interrupted)
     return RepoStatus(roles, staged, policy.bins, bins, warnings, releases(ctx))
 
 

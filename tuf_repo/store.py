@@ -133,6 +133,9 @@ class RepoStore:
         self.policy_path = root / "tuf-repo.json"
         self.heartbeat_path = root / "heartbeat.json"
 
+    def relpath(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
     def exists(self) -> bool:
         return self.policy_path.exists() or any(self.metadata_dir.glob("*.json"))
 
@@ -188,10 +191,6 @@ class RepoStore:
     def serialise(md: Metadata[Any]) -> bytes:
         return md.to_bytes(_SERIALIZER)
 
-    def write(self, role: str, version: int, data: bytes) -> None:
-        """Write serialised metadata as the published ``version`` of ``role``."""
-        atomic_write_bytes(self.metadata_path(role, version), data)
-
     # staged metadata -------------------------------------------------------
     def staged_roles(self) -> list[str]:
         if not self.staged_dir.is_dir():
@@ -226,8 +225,11 @@ class RepoStore:
         text = json.dumps({"groups": groups}, indent=2, sort_keys=True) + "\n"
         atomic_write_bytes(self.staged_dir / GROUPS_FILE, text.encode())
 
+    def staged_path(self, role: str) -> Path:
+        return self.staged_dir / f"{role}.json"
+
     def load_staged(self, role: str) -> Metadata[Any]:
-        path = self.staged_dir / f"{role}.json"
+        path = self.staged_path(role)
         if not path.exists():
             raise TufRepoError(f"nothing is staged for {role}")
         return _read(path, role)
