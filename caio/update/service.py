@@ -486,6 +486,7 @@ class UpdateService:
     def _run(self, job: _Job, request: UpdateRequest, previous: _Job | None) -> None:
         facts: dict[str, Any] = {}
         outcome = ErrorCode.INTERNAL_ERROR.value
+        failure: tuple[str, str] | None = None
         try:
             old_thread = previous.thread if previous is not None else None
             if old_thread is not None and old_thread.is_alive():
@@ -497,30 +498,34 @@ class UpdateService:
             outcome = ErrorCode.CANCELLED.value
         except UpdateError as e:
             outcome = e.code
-            self._fail(job, e.code, e.message, facts)
+            failure = (e.code, e.message)
         except OSError as e:
             err = from_os_error(e, "update")
             outcome = err.code
-            self._fail(job, err.code, err.message, facts)
+            failure = (err.code, err.message)
         except Exception as e:
             log.exception("update job crashed")
-            self._fail(job, outcome, f"{type(e).__name__}: {e}", facts)
+            failure = (outcome, f"{type(e).__name__}: {e}")
         finally:
-            self._end(job, outcome)
+            # Tidy first: once a job says "failed", what it downloaded is already gone.
+            with self._lock:
+                owner = job is self._job
+                if owner:
+                    self._tidy(job, outcome)
+            if failure is not None:
+                self._fail(job, *failure, facts)
+            if owner:
+                self._job_lock.release()
 
-    def _end(self, job: _Job, outcome: str) -> None:
-        """Bound ``downloads/`` and give up the job lock, unless a newer job took over."""
-        with self._lock:
-            if job is not self._job:
-                return  # a newer job owns the lock and downloads/ now
-            keep = [job.partial] if job.partial is not None and outcome in RESUMABLE else []
-            if job.keep is not None:
-                keep.append(job.keep)
-            try:
-                self._downloader.prune(keep)
-            except OSError as e:
-                log.warning("could not tidy %s: %s", self._downloader.directory, e)
-            self._job_lock.release()
+    def _tidy(self, job: _Job, outcome: str) -> None:
+        """Bound ``downloads/``: keep only a resumable partial or an artifact asked for."""
+        keep = [job.partial] if job.partial is not None and outcome in RESUMABLE else []
+        if job.keep is not None:
+            keep.append(job.keep)
+        try:
+            self._downloader.prune(keep)
+        except OSError as e:
+            log.warning("could not tidy %s: %s", self._downloader.directory, e)
 
     def _job_steps(self, job: _Job, request: UpdateRequest, facts: dict[str, Any]) -> None:
         with self._tuf_lock:
