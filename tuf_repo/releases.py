@@ -170,7 +170,7 @@ def releases(ctx: RepoContext) -> list[IndexEntry]:
         holder = ctx.store.load(delegations.succinct_roles.get_role_for_target(INDEX_PATH))
     else:
         holder = top
-    return _index_of(ctx, holder)
+    return index_of(ctx, holder)
 
 
 def import_target_files(ctx: RepoContext, files: Iterable[TargetFile]) -> int:
@@ -209,10 +209,15 @@ def read_index(ctx: RepoContext, top: Metadata[Targets]) -> list[IndexEntry]:
         )
     else:
         holder = top
-    return _index_of(ctx, holder)
+    return index_of(ctx, holder)
 
 
-def _index_of(ctx: RepoContext, holder: Metadata[Targets]) -> list[IndexEntry]:
+def index_of(ctx: RepoContext, holder: Metadata[Targets]) -> list[IndexEntry]:
+    """The release index ``holder`` (a targets role or bin) lists, checked against its hashes.
+
+    Raises:
+        MetadataError: the index file is missing or does not match.
+    """
     info = holder.signed.targets.get(INDEX_PATH)
     if info is None:
         return []

@@ -19,6 +19,7 @@ from tuf.api.metadata import Metadata, Root, Targets
 from tuf_repo.commit import publish
 from tuf_repo.context import RepoContext
 from tuf_repo.errors import KeyFileError, MetadataError, SignaturesNeeded, TufRepoError
+from tuf_repo.index_review import review_index
 from tuf_repo.keys import read_key_file
 from tuf_repo.keyvalues import (
     describe_key,
@@ -69,15 +70,17 @@ def review(ctx: RepoContext, role: str) -> StagedReview:
         raise TufRepoError(f"nothing is staged for {role} (see `tuf-repo status`)")
     md = staged_changes[role]
     published = ctx.store.load(role) if ctx.store.published_version(role) else None
+    group = {r: staged_changes[r] for r in StagedWork(ctx.store).group_of(role) or {role}}
+    index_lines, index_problems = review_index(ctx, role, published, md, group)
     return StagedReview(
         role=role,
         version=md.signed.version,
         digest=hashlib.sha256(md.signed_bytes).hexdigest(),
-        changes=describe_changes(role, published, md),
+        changes=describe_changes(role, published, md) + index_lines,
         signatures=check_signatures(ctx, role, md, staged_changes),
         status=signature_state(ctx, role, md, staged_changes),
         keys=describe_keys(md.signed, published.signed if published is not None else None),
-        problems=keyid_problems(role, md.signed),
+        problems=keyid_problems(role, md.signed) + index_problems,
     )
 
 

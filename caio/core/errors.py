@@ -47,6 +47,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "cancelled"
     RELEASE_WITHDRAWN = "release_withdrawn"
     REPOSITORY_UNAUTHORIZED = "repository_unauthorized"
+    INDEX_MISMATCH = "index_mismatch"
 
 
 class CaioError(Exception):

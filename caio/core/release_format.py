@@ -268,6 +268,20 @@ def target_custom(entry: IndexEntry) -> dict[str, Any]:
     }
 
 
+def entry_disagreement(entry: IndexEntry, custom: dict[str, Any] | None) -> list[str]:
+    """The signed fields on which an index entry and its target's custom metadata differ.
+
+    Both are written from one entry by the publisher; a difference means
+    someone changed one of them alone (a withdrawal lifted in the index only,
+    say). Hosts refuse such a release, and signers are told before they sign.
+    """
+    claimed = (custom or {}).get("caio")
+    if not isinstance(claimed, dict):
+        return ["caio (the target carries no release fields)"]
+    expected = target_custom(entry)["caio"]
+    return sorted(k for k in set(expected) | set(claimed) if expected.get(k) != claimed.get(k))
+
+
 def signed_release_version(custom: dict[str, Any] | None) -> str | None:
     """The version a target's signed custom metadata claims, None when it claims none."""
     claimed = (custom or {}).get("caio", {})

@@ -29,7 +29,7 @@ from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
-from caio.core.release_format import signed_release_version
+from caio.core.release_format import entry_disagreement, signed_release_version
 from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.checks import CheckRecord
@@ -555,6 +555,12 @@ class UpdateService:
                 ErrorCode.REPOSITORY_INVALID,
                 f"index lists {release.version} at {release.target}, "
                 f"whose signed metadata says {signed_version!r}",
+            )
+        if disagree := entry_disagreement(release, info.custom):
+            raise UpdateError(
+                ErrorCode.INDEX_MISMATCH,
+                f"the release index and the signed metadata of {release.target} disagree on "
+                f"{', '.join(disagree)}: the repository is inconsistent; nothing was downloaded",
             )
         facts["sha256"] = info.hashes.get("sha256")
         if self.layout.current_version == release.version:
