@@ -30,6 +30,10 @@ trust_app = typer.Typer(help="Manage the TUF trust anchor.", no_args_is_help=Tru
 app.add_typer(trust_app, name="trust")
 audit_app = typer.Typer(help="The audit log ($CAIO_HOME/state/audit.jsonl).", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+host_id_app = typer.Typer(
+    help="This host's id: its place in every staged rollout.", no_args_is_help=True
+)
+app.add_typer(host_id_app, name="host-id")
 app.add_typer(remote_app, name="remote")
 
 # Exit codes (stable; README "Exit codes"): 0 done, 1 failed, 2 usage or configuration
@@ -192,6 +196,41 @@ def trust_install(
     with user_errors():
         summary = install_trusted_root(root, settings.trusted_root_path, force=force)
     typer.echo(f"installed {settings.trusted_root_path}: {summary}")
+
+
+@host_id_app.command("show")
+def host_id_show() -> None:
+    """Print this host's id (made at first use; renewed if the state was copied)."""
+    from caio.core.layout import InstallLayout
+
+    settings = _settings()
+    if settings.host_id is not None:
+        typer.echo(settings.host_id)
+        typer.echo("set by CAIO_HOST_ID", err=True)
+        return
+    identity = InstallLayout(settings.home, settings.machine_id_files()).host_identity()
+    typer.echo(identity.id)
+    if identity.replaced is not None:
+        typer.echo(
+            f"renewed: the state was copied from another machine (it carried {identity.replaced})",
+            err=True,
+        )
+
+
+@host_id_app.command("reset")
+def host_id_reset() -> None:
+    """Forget this host's id; the next start makes a new one (for image builders)."""
+    from caio.core.host_id import reset_host_id
+    from caio.core.layout import InstallLayout
+    from caio.core.state import AuditLog
+
+    layout = InstallLayout(_settings().home)
+    old = reset_host_id(layout.state_dir)
+    if old is None:
+        typer.echo("no host id yet: the first start makes one", err=True)
+        return
+    AuditLog(layout.state_dir / "audit.jsonl").append("host_id", outcome="reset", previous=old)
+    typer.echo(f"forgot host id {old}; the next start makes a new one", err=True)
 
 
 @audit_app.command("verify")

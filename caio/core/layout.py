@@ -16,17 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.version import Version
 
 from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json, fsync_dir
+from caio.core.host_id import MACHINE_ID_FILES, HostIdentity, host_identity
 from caio.core.manifest import Manifest, save_manifest
-from caio.core.rollout import HOST_ID_RE
+from caio.core.state import AuditLog
 
 STAGING_PREFIX = ".staging-"
 
@@ -34,8 +35,9 @@ STAGING_PREFIX = ".staging-"
 class InstallLayout:
     """Paths under ``CAIO_HOME`` and the operations that keep them consistent."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, machine_id_files: Sequence[Path] = MACHINE_ID_FILES) -> None:
         self.home = home
+        self.machine_id_files = machine_id_files
         self.releases = home / "releases"
         self.current_link = home / "current"
         self.previous_link = home / "previous"
@@ -115,33 +117,20 @@ class InstallLayout:
 
     # --- host id (the host's place in every staged rollout) -------------------
     def host_id(self) -> str:
-        """This host's id: ``state/host_id``, made random at first use and kept.
+        """This host's id (see :mod:`caio.core.host_id`)."""
+        return self.host_identity().id
 
-        Created with O_EXCL, so two processes starting at once (a supervisor's
-        old and new child) agree on one id.
-        """
-        path = self.state_dir / "host_id"
-        try:
-            existing = path.read_text().strip()
-        except FileNotFoundError:
-            existing = ""
-        if HOST_ID_RE.fullmatch(existing):
-            return existing
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fresh = secrets.token_hex(16)
-        staging = self.state_dir / f".host_id.{os.getpid()}"
-        staging.write_text(fresh + "\n")
-        os.chmod(staging, 0o600)
-        try:
-            if existing:  # not an id (damaged): replace it
-                os.replace(staging, path)
-                return fresh
-            os.link(staging, path)  # fails if another process made one meanwhile
-        except FileExistsError:
-            return path.read_text().strip()
-        finally:
-            staging.unlink(missing_ok=True)
-        return fresh
+    def host_identity(self) -> HostIdentity:
+        """This host's id, renewed (and audited) when the state was copied from another machine."""
+        identity = host_identity(self.state_dir, self.machine_id_files)
+        if identity.replaced is not None:
+            AuditLog(self.state_dir / "audit.jsonl").append(
+                "host_id",
+                outcome="renewed",
+                previous=identity.replaced,
+                reason="the state was copied from another machine",
+            )
+        return identity
 
     # --- bad versions (health check failed after activation) -----------------
     def bad_versions(self) -> set[str]:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from caio.core.errors import ConfigError
+from caio.core.host_id import MACHINE_ID_FILES
 from caio.core.manifest import Channel, UpdateUrl
 from caio.core.rollout import HOST_ID_RE
 from caio.core.schedule import MaintenanceWindow
@@ -99,6 +100,14 @@ class Settings(BaseSettings):
         pattern=f"^{HOST_ID_RE.pattern}$",
         description="this host's id in staged rollouts; default: random, kept in state/host_id",
     )
+    machine_id_file: Path | None = Field(
+        default=None,
+        description="what identifies this machine (default /etc/machine-id); a host id "
+        "copied from another machine is renewed",
+    )
+
+    def machine_id_files(self) -> tuple[Path, ...]:
+        return (self.machine_id_file,) if self.machine_id_file is not None else MACHINE_ID_FILES
 
     auto_update: Literal["off", "check", "download", "install", "restart"] = Field(
         default="off", description="scheduled updates: what the scheduler may do by itself"

@@ -509,13 +509,13 @@ class UpdateService:
         finally:
             # Tidy first: once a job says "failed", what it downloaded is already gone.
             with self._lock:
-                owner = job is self._job
-                if owner:
+                if job is self._job:
                     self._tidy(job, outcome)
             if failure is not None:
                 self._fail(job, *failure, facts)
-            if owner:
-                self._job_lock.release()
+            with self._lock:  # a newer job (started once this one said how it ended) keeps it
+                if job is self._job:
+                    self._job_lock.release()
 
     def _tidy(self, job: _Job, outcome: str) -> None:
         """Bound ``downloads/``: keep only a resumable partial or an artifact asked for."""

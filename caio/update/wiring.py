@@ -23,7 +23,7 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
     Without a repository (``running.update_url`` None) the service runs and
     every check and update answers ``trust_not_configured``.
     """
-    layout = InstallLayout(settings.home)
+    layout = InstallLayout(settings.home, settings.machine_id_files())
     base_url, userinfo = split_userinfo(running.update_url) if running.update_url else (None, None)
     register_secret(settings.update_token)
     if userinfo is not None:
