@@ -206,3 +206,34 @@ def test_a_wrong_pin_or_module_is_a_clear_error_naming_the_key_and_writes_nothin
     assert sorted(p.name for p in (repo_dir / "metadata").iterdir()) == before  # nothing written
     status = ok(tuf_repo(token, "status", "--repo", repo_dir))
     assert "staged: nothing" in status
+
+
+def test_an_unset_pin_or_an_absent_token_is_one_line_naming_the_key_file(
+    token: Token, repo: PublishedRepo, tmp_path: Path
+) -> None:
+    repo_dir, keys = repo.dir, repo.keys
+    hsm_key = created_key(ok(hsm_create(token, keys, "root")))
+    elsewhere = tmp_path / "no-tokens"
+    (elsewhere / "tokens").mkdir(parents=True)
+    (elsewhere / "softhsm2.conf").write_text(
+        f"directories.tokendir = {elsewhere / 'tokens'}\nobjectstore.backend = file\n"
+    )
+    cases = {
+        "unset PIN": {k: v for k, v in token.env.items() if k != "HSM_PIN"},
+        "token absent": {**token.env, "SOFTHSM2_CONF": str(elsewhere / "softhsm2.conf")},
+    }
+    before = sorted(p.name for p in (repo_dir / "metadata").iterdir())
+    for case, env in cases.items():
+        command = ["key", "add", "--repo", repo_dir, "--keys", keys, "root", hsm_key]
+        failed = subprocess.run(
+            [sys.executable, "-m", "tuf_repo", *map(str, command)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert failed.returncode == 1, (case, failed.stdout + failed.stderr)
+        assert "Traceback" not in failed.stderr, (case, failed.stderr)
+        assert str(hsm_key) in failed.stderr, (case, failed.stderr)
+        assert len(failed.stderr.strip().splitlines()) == 1, (case, failed.stderr)
+    assert sorted(p.name for p in (repo_dir / "metadata").iterdir()) == before
