@@ -161,3 +161,33 @@ def test_staging_killed_at_every_write_never_leaves_half_a_change_to_sign(
         EXIT_SIGNATURES,
     )
     assert crashes >= 3
+
+
+def test_a_staged_file_left_after_its_publication_is_forgotten_not_a_wedge(
+    tmp_path: Path,
+) -> None:
+    """An older tuf-repo killed between publishing and unstaging left the signed file behind."""
+    repo, keys, state = tmp_path / "repo", tmp_path / "keys", tmp_path / "state"
+    assert tuf_repo(state, "init", "--repo", repo, "--keys", keys).returncode == EXIT_OK
+    away = tmp_path / "away"
+    away.mkdir()
+    for path in sorted((keys / "offline").glob("root-*.json"))[1:]:
+        shutil.move(path, away / path.name)
+    online = keys / "online"
+    staged = tuf_repo(state, "refresh", "--repo", repo, "--keys", keys, "--within", "400")
+    assert staged.returncode == EXIT_SIGNATURES, staged.stdout + staged.stderr
+    left_behind = (repo / "staged" / "root.json").read_bytes()
+    second = sorted(away.glob("root-*.json"))[0]
+    signed = tuf_repo(
+        state, "sign", "--repo", repo, "--key", second, "--yes", "--keys", online, "root"
+    )
+    assert signed.returncode == EXIT_OK, signed.stdout + signed.stderr
+    (repo / "staged" / "root.json").write_bytes(left_behind)  # as the crash left it
+
+    status = tuf_repo(state, "status", "--repo", repo)
+    assert "staged: nothing" in status.stdout, status.stdout
+    cron = tuf_repo(state, "refresh", "--repo", repo, "--keys", online)
+    assert cron.returncode == EXIT_OK, cron.stdout + cron.stderr
+    assert "forgot staged root: already published" in cron.stderr
+    assert not (repo / "staged" / "root.json").exists()
+    refresh_client(repo, tmp_path / "client")

@@ -237,3 +237,29 @@ def test_an_unset_pin_or_an_absent_token_is_one_line_naming_the_key_file(
         assert str(hsm_key) in failed.stderr, (case, failed.stderr)
         assert len(failed.stderr.strip().splitlines()) == 1, (case, failed.stderr)
     assert sorted(p.name for p in (repo_dir / "metadata").iterdir()) == before
+
+
+def test_a_root_signing_the_file_keys_can_do_never_asks_for_the_tokens_pin(
+    token: Token, repo: PublishedRepo
+) -> None:
+    repo_dir, keys = repo.dir, repo.keys
+    hsm_key = created_key(ok(hsm_create(token, keys, "root")))
+    ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "root", hsm_key))
+    hsm_keyid = json.loads(hsm_key.read_text())["keyid"]
+    before = json.loads((repo_dir / "metadata" / "2.root.json").read_text())
+    assert hsm_keyid in {s["keyid"] for s in before["signatures"]}  # it proved it can sign
+
+    no_pin = {k: v for k, v in token.env.items() if k != "HSM_PIN"}
+    command = ["refresh", "--repo", str(repo_dir), "--keys", str(keys), "--within", "400"]
+    refresh = subprocess.run(
+        [sys.executable, "-m", "tuf_repo", *command],
+        env=no_pin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refresh.returncode == 0, refresh.stdout + refresh.stderr
+    resigned = json.loads((repo_dir / "metadata" / "3.root.json").read_text())
+    assert hsm_keyid not in {s["keyid"] for s in resigned["signatures"]}
+    assert len(resigned["signatures"]) == 2  # the threshold, from file keys
+    repo.client("after").refresh()

@@ -35,7 +35,9 @@ from tuf_repo.transaction import publish_files
 TRUST_CLOCK_ENV = "TUF_REPO_TRUST_CLOCK"
 
 
-def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
+def commit(
+    ctx: RepoContext, changes: Changes, policy: RepoPolicy, must_sign: frozenset[str] = frozenset()
+) -> None:
     """Bump and sign ``changes``, then publish them, or stage them when signatures are missing.
 
     ``changes`` publish together with the staged roles of every group they
@@ -46,7 +48,7 @@ def commit(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
         SignaturesNeeded: offline signatures are missing; the group is staged.
         TufRepoError: publishing is refused (see :func:`publish`).
     """
-    sign_changes(ctx, changes, policy)
+    sign_changes(ctx, changes, policy, must_sign)
     work = StagedWork(ctx.store)
     group = work.with_group(changes)
     missing = unverified(ctx, group)

@@ -260,5 +260,18 @@ class Keyring:
         """
         return [self._keys[k].signer(self._passphrase) for k in keyids if k in self._keys]
 
+    def in_signing_order(self, keyids: Iterable[str]) -> list[str]:
+        """Those of ``keyids`` present here: file keys first, then tokens and KMS keys.
+
+        Signing stops once a threshold is met, so a token's PIN is asked for
+        only when the file keys at hand do not suffice.
+        """
+        present = [self._keys[k] for k in sorted(set(keyids)) if k in self._keys]
+        return [k.keyid for k in sorted(present, key=lambda k: k.uri is not None)]
+
+    def signer(self, keyid: str) -> Signer:
+        """Raises: KeyFileError: the key cannot be opened (a wrong passphrase, a token's PIN)."""
+        return self._keys[keyid].signer(self._passphrase)
+
     def has(self, keyid: str) -> bool:
         return keyid in self._keys

@@ -37,6 +37,7 @@ from tuf_repo.keys import KeyFile, Keyring
 from tuf_repo.lock import DEFAULT_WAIT_SECONDS, writer_lock
 from tuf_repo.release import ReleaseInfo, inspect_release
 from tuf_repo.releases import AddResult
+from tuf_repo.staged import forget_published_staged
 from tuf_repo.staging import StagedReview
 from tuf_repo.status import RepoStatus
 from tuf_repo.store import RepoStore
@@ -73,6 +74,7 @@ class Publisher:
         """
         with writer_lock(self.ctx.store.root, command, wait=self.lock_wait):
             recover(self.ctx.store.root)
+            forget_published_staged(self.ctx.store)
             yield
 
     @property

@@ -85,7 +85,7 @@ def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
         raise TufRepoError(f"{key.keyid[:12]} is already a {role} key")
     root.add_key(key.public, role)
     ctx.keyring = ctx.keyring.with_key(key)
-    _commit_key_change(ctx, role, root_md)
+    _commit_key_change(ctx, role, root_md, must_sign=frozenset({key.keyid}))
     keys = len(root.roles[role].keyids)
     threshold = root.roles[role].threshold
     return f"added {key.keyid[:12]} ({key.path.name}) to {role}: {keys} keys, threshold {threshold}"
@@ -121,12 +121,14 @@ def _editable_root(ctx: RepoContext, role: str) -> Metadata[Root]:
     return cast(Metadata[Root], StagedWork(ctx.store).latest(Root.type))
 
 
-def _commit_key_change(ctx: RepoContext, role: str, root_md: Metadata[Root]) -> None:
+def _commit_key_change(
+    ctx: RepoContext, role: str, root_md: Metadata[Root], must_sign: frozenset[str] = frozenset()
+) -> None:
     """Publish a new root; re-sign the role's own metadata under its new keys."""
     changes: Changes = {Root.type: root_md}
     if role == Targets.type:
         changes[Targets.type] = StagedWork(ctx.store).latest(Targets.type)
-    commit(ctx, changes, ctx.store.read_policy())
+    commit(ctx, changes, ctx.store.read_policy(), must_sign)
 
 
 def _rotate_bins(

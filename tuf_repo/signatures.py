@@ -177,8 +177,16 @@ def sign_with(md: Metadata[Any], signer: Signer, role: str) -> None:
         raise KeyFileError(f"cannot sign {role}: {e.__cause__ or e}") from e
 
 
-def sign_changes(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None:
-    """Bump version and expiry of ``changes`` and sign them with the keys at hand."""
+def sign_changes(
+    ctx: RepoContext, changes: Changes, policy: RepoPolicy, must_sign: frozenset[str] = frozenset()
+) -> None:
+    """Bump version and expiry of ``changes`` and sign them with the keys at hand.
+
+    Each role gets the signatures it needs and no more: file keys first, and
+    a key in a token only when the file keys at hand do not meet the
+    threshold (its PIN is asked for only then). Keys in ``must_sign`` sign
+    whatever the threshold: a key being added proves it can sign.
+    """
     for role, md in changes.items():
         published = ctx.store.published_version(role)
         if published:
@@ -186,5 +194,11 @@ def sign_changes(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> None
         md.signed.expires = ctx.expiry(policy, role)
         md.signatures.clear()
     for role, md in changes.items():
-        for signer in ctx.keyring.signers(sorted(allowed_keys(ctx, role, changes))):
-            sign_with(md, signer, role)
+        allowed = allowed_keys(ctx, role, changes)
+        for keyid in ctx.keyring.in_signing_order(must_sign & allowed.keys()):
+            sign_with(md, ctx.keyring.signer(keyid), role)
+        for keyid in ctx.keyring.in_signing_order(allowed.keys() - must_sign):
+            state = signature_state(ctx, role, md, changes)
+            if state.have >= state.need:
+                break
+            sign_with(md, ctx.keyring.signer(keyid), role)

@@ -22,6 +22,7 @@ by an older tuf-repo) form one group together, as they were staged.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,18 @@ from tuf.api.metadata import Metadata
 from tuf_repo.context import Changes
 from tuf_repo.store import GROUPS_FILE, RepoStore
 from tuf_repo.transaction import publish_files
+
+_log = logging.getLogger("tuf_repo")
+
+
+def forget_published_staged(store: RepoStore) -> None:
+    """Remove staged files whose version is already published (call under the writer lock)."""
+    stale = store.stale_staged_roles()
+    for role in stale:
+        store.unstage(role)
+    if stale:
+        _log.warning("forgot staged %s: already published", ", ".join(stale))
+        StagedWork(store).unstage(())  # rewrite the groups without them
 
 
 class StagedWork:

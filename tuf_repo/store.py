@@ -193,6 +193,18 @@ class RepoStore:
 
     # staged metadata -------------------------------------------------------
     def staged_roles(self) -> list[str]:
+        """Roles staged at a version above the published one (awaiting signatures)."""
+        return [role for role in self._staged_files() if not self._is_stale(role)]
+
+    def stale_staged_roles(self) -> list[str]:
+        """Staged files at or below the published version: already published, to forget.
+
+        Left by a crash between publishing and unstaging (an older tuf-repo), or
+        seen by a reader while a publication is under way.
+        """
+        return [role for role in self._staged_files() if self._is_stale(role)]
+
+    def _staged_files(self) -> list[str]:
         if not self.staged_dir.is_dir():
             return []
         return sorted(
@@ -200,6 +212,13 @@ class RepoStore:
             for p in self.staged_dir.glob("*.json")
             if p.name != GROUPS_FILE
         )
+
+    def _is_stale(self, role: str) -> bool:
+        try:
+            version = int(json.loads(self.staged_path(role).read_bytes())["signed"]["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # unreadable: load_staged says why
+        return version <= self.published_version(role)
 
     def read_staged_groups(self) -> list[list[str]]:
         """The groups of staged roles that publish together, as last written ([] if none).
