@@ -147,8 +147,10 @@ def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
     ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "targets", hsm_key))
     old = next(p for p in (keys / "offline").glob("targets-*.json") if p != hsm_key)
     old_id = json.loads(old.read_text())["keyid"]
-    ok(tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "targets", old_id))
-    old.unlink()  # the file key is gone: only the token can sign targets now
+    removed = ok(
+        tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "targets", old_id)
+    )
+    assert "1 old key(s) retired" in removed and not old.exists()  # only the token signs now
 
     artifact = build_release(make_source_tree(tmp_path / "src"), "1.1.0", tmp_path / "dist")
     ok(tuf_repo(token, "add", "--repo", repo_dir, "--keys", keys, artifact))

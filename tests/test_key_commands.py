@@ -38,6 +38,10 @@ def test_a_key_is_created_added_to_root_and_removed_again(tmp_path: Path) -> Non
 
     code, out = run("key", "remove", "--repo", repo, "--keys", keys, "root", keyid[:10])
     assert code == 0 and "3 keys left" in out, out
+    assert "1 old key(s) retired" in out  # the removed key cannot sign a forged root any more
+    assert not key_file.exists()
+    retired = json.loads((keys / "retired" / key_file.name).read_text())
+    assert retired["keyid"] == keyid and "private_pem" not in retired
     code, out = run("key", "remove", "--repo", repo, "--keys", keys, "root", "ffff")
     assert code == 2 and "0 root keys match" in out
 

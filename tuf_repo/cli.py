@@ -461,7 +461,7 @@ def key_remove(
 ) -> None:
     """Take a key away from ROLE (rotate a hardware key out): a new root announces it."""
     with outcome():
-        message = _publisher(repo, keys, check_live, wait).remove_key(role, keyid)
+        message = _publisher(repo, keys, check_live, wait).remove_key(role, keyid, keys)
     typer.echo(message)
 
 

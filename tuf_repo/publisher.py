@@ -200,10 +200,10 @@ class Publisher:
         with self._writing("key add"):
             return rotation.add_key(self.ctx, role, key)
 
-    def remove_key(self, role: str, keyid: str) -> str:
+    def remove_key(self, role: str, keyid: str, keydir: Path | None = None) -> str:
         """See :func:`tuf_repo.rotation.remove_key`."""
         with self._writing("key remove"):
-            return rotation.remove_key(self.ctx, role, keyid)
+            return rotation.remove_key(self.ctx, role, keyid, keydir)
 
     def refresh(self, within_days: float | None = None) -> RefreshReport:
         """See :func:`tuf_repo.heartbeat.refresh`."""

@@ -91,8 +91,12 @@ def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
     return f"added {key.keyid[:12]} ({key.path.name}) to {role}: {keys} keys, threshold {threshold}"
 
 
-def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
+def remove_key(ctx: RepoContext, role: str, keyid: str, keydir: Path | None = None) -> str:
     """Take a key (by keyid or a unique prefix of it) away from ``role``.
+
+    Once the new root is published, the removed key's file under ``keydir``
+    (if it is there) is retired as ``rotate`` retires keys: only its public
+    half is kept.
 
     Raises:
         UsageError: unknown role, or no single key matches.
@@ -112,7 +116,10 @@ def remove_key(ctx: RepoContext, role: str, keyid: str) -> str:
         )
     root.revoke_key(matches[0], role)
     _commit_key_change(ctx, role, root_md)
-    return f"removed {matches[0][:12]} from {role}: {len(root.roles[role].keyids)} keys left"
+    retired = _retire_keys(keydir, [matches[0]], keep_private=False) if keydir is not None else ""
+    return (
+        f"removed {matches[0][:12]} from {role}: {len(root.roles[role].keyids)} keys left{retired}"
+    )
 
 
 def _editable_root(ctx: RepoContext, role: str) -> Metadata[Root]:
