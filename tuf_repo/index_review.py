@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from packaging.version import Version
 from tuf.api.metadata import Metadata, Targets
 
 from caio.core.release_format import INDEX_PATH, IndexEntry, entry_disagreement, target_custom
@@ -28,7 +29,8 @@ def index_diff(old: list[IndexEntry], new: list[IndexEntry]) -> list[str]:
     before = {e.version: _fields(e) for e in old}
     after = {e.version: _fields(e) for e in new}
     lines = []
-    for version in sorted(set(before) | set(after), key=_version_key):
+    # parse_index keeps only PEP 440 versions: every one here parses.
+    for version in sorted(set(before) | set(after), key=Version):
         if version not in before:
             lines.append(f"index: release {version} added: {_show(after[version])}")
         elif version not in after:
@@ -100,12 +102,3 @@ def _fields(entry: IndexEntry) -> dict[str, Any]:
 
 def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "))
-
-
-def _version_key(version: str) -> tuple[int, Any]:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (0, Version(version))
-    except InvalidVersion:
-        return (1, version)

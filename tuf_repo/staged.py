@@ -21,7 +21,6 @@ by an older tuf-repo) form one group together, as they were staged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -38,11 +37,9 @@ _log = logging.getLogger("tuf_repo")
 def forget_published_staged(store: RepoStore) -> None:
     """Remove staged files whose version is already published (call under the writer lock)."""
     stale = store.stale_staged_roles()
-    for role in stale:
-        store.unstage(role)
     if stale:
+        StagedWork(store).unstage(stale)
         _log.warning("forgot staged %s: already published", ", ".join(stale))
-        StagedWork(store).unstage(())  # rewrite the groups without them
 
 
 class StagedWork:
@@ -101,12 +98,12 @@ class StagedWork:
                 kept.append(sorted(group))
         # All of the group's files or none: a crash must never leave half a change
         # (a root naming a new targets key without the targets it signs) to sign.
-        groups = json.dumps({"groups": [*kept, sorted(merged)]}, indent=2, sort_keys=True)
+        groups = self.store.render_staged_groups([*kept, sorted(merged)])
         writes = [
             (self.store.relpath(self.store.staged_path(role)), self.store.serialise(md))
             for role, md in sorted(changes.items())
         ]
-        writes.append((self.store.relpath(self.store.staged_dir / GROUPS_FILE), groups.encode()))
+        writes.append((self.store.relpath(self.store.staged_dir / GROUPS_FILE), groups))
         publish_files(self.store.root, writes)
 
     def unstage(self, roles: Iterable[str]) -> None:

@@ -240,9 +240,12 @@ class RepoStore:
             raise MetadataError(f"{path} is corrupt: no list of groups of role names")
         return groups
 
+    @staticmethod
+    def render_staged_groups(groups: list[list[str]]) -> bytes:
+        return (json.dumps({"groups": groups}, indent=2, sort_keys=True) + "\n").encode()
+
     def write_staged_groups(self, groups: list[list[str]]) -> None:
-        text = json.dumps({"groups": groups}, indent=2, sort_keys=True) + "\n"
-        atomic_write_bytes(self.staged_dir / GROUPS_FILE, text.encode())
+        atomic_write_bytes(self.staged_dir / GROUPS_FILE, self.render_staged_groups(groups))
 
     def staged_path(self, role: str) -> Path:
         return self.staged_dir / f"{role}.json"
