@@ -45,10 +45,11 @@ def start(*args: str | Path, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_holder(repo: Path, command: str) -> None:
+def wait_for_holder(repo: Path, proc: subprocess.Popen[str]) -> None:
+    """Until ``proc`` holds the lock (the file names the last holder, who may be gone)."""
     lock = repo / LOCK_NAME
     deadline = time.monotonic() + 30
-    while not (lock.exists() and f'"command": "{command}"' in lock.read_text()):
+    while not (lock.exists() and f'"pid": {proc.pid},' in lock.read_text()):
         assert time.monotonic() < deadline, "the first command never took the lock"
         time.sleep(0.02)
 
@@ -68,7 +69,7 @@ def test_a_second_writer_waits_or_stops_naming_the_holder_and_changes_nothing(
     release = artifact(tmp_path, "1.1.0")
     slow_add = start("add", "--repo", repo, "--keys", keys, release, **{HOLD_ENV: "3"})
     try:
-        wait_for_holder(repo, "add")
+        wait_for_holder(repo, slow_add)
         before = sorted(p.name for p in (repo / "metadata").iterdir())
         busy = tuf_repo("refresh", "--repo", repo, "--keys", keys / "online", "--wait", "0.5")
         assert busy.returncode == EXIT_FAILED, busy.stdout + busy.stderr
@@ -106,7 +107,7 @@ def test_two_holders_signing_at_once_publish_root_v2_once(
         "sign", "--repo", repo, "--key", b, "--yes", "--keys", online, "root", **{HOLD_ENV: "2"}
     )
     try:
-        wait_for_holder(repo, "sign")
+        wait_for_holder(repo, first)
         second = start("sign", "--repo", repo, "--key", c, "--yes", "--keys", online, "root")
         results = [finish(first), finish(second)]
     finally:
