@@ -478,7 +478,8 @@ def refresh(
     """The heartbeat (cron, daily or more): keep every role fresh, whatever is staged.
 
     Exit 0: fine. 3: signatures are needed (every day they are). 1: an offline
-    role has expired and clients are failing, or the refresh failed.
+    role has expired or does not verify, so clients are failing, or the
+    refresh failed. Snapshot and timestamp that do not verify are re-signed.
     """
     with outcome():
         report = _publisher(repo, keys, check_live, wait).refresh(within)
@@ -488,7 +489,7 @@ def refresh(
         typer.echo("nothing needs refreshing", err=True)
     for message in report.messages:
         typer.echo(f"tuf-repo: {message}", err=True)
-    if report.expired or report.refused:
+    if report.expired or report.refused or report.unsound:
         raise typer.Exit(EXIT_FAILED)
     if report.awaiting:
         raise typer.Exit(SignaturesNeeded.exit_code)

@@ -25,6 +25,7 @@ from tuf_repo.signatures import (
     signature_state,
     unverified,
 )
+from tuf_repo.soundness import Unsound, unsound_roles
 from tuf_repo.staged import StagedWork
 from tuf_repo.staging import publish_ready
 from tuf_repo.store import RepoPolicy
@@ -41,7 +42,8 @@ class RefreshReport:
     day it is so); ``expired`` names published roles past their expiry that
     only offline signers can renew (clients are failing: exit code 1);
     ``refused``, published roles it will not re-sign because they list a key
-    under a keyid that is not its own (exit code 1).
+    under a keyid that is not its own (exit code 1); ``unsound``, published
+    roles a client would refuse that the online keys cannot mend (exit code 1).
     """
 
     refreshed: list[str]
@@ -50,6 +52,7 @@ class RefreshReport:
     expired: list[str]
     messages: list[str]
     refused: list[str] = field(default_factory=list)
+    unsound: list[Unsound] = field(default_factory=list)
 
 
 def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport:
@@ -59,6 +62,8 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     2. Snapshot and timestamp (and online bins) due within the window are
        re-signed against the *published* top-level metadata, even while
        offline changes await signatures.
+    Snapshot and timestamp are also re-signed whenever what is published
+    does not verify (see :mod:`tuf_repo.soundness`).
     3. An offline role that is due is re-signed when its keys are here,
        else staged for its holders, on its own: roles with the same signers
        (the hash bins) form one group, and other staged work is no obstacle.
@@ -99,17 +104,21 @@ def refresh(ctx: RepoContext, within_days: float | None = None) -> RefreshReport
     missing_online = [r for r in unverified(ctx, changes) if is_online(r, policy)]
     if missing_online:
         raise KeyFileError(f"no key for the online role {missing_online[0]} in the key directory")
+    unsound = unsound_roles(ctx)
     refreshed: list[str] = []
-    if changes or any(r in ONLINE_TOP_ROLES for r in due):
+    if changes or any(r in ONLINE_TOP_ROLES for r in due) or any(u.online for u in unsound):
+        messages.extend(f"re-signing: {u}" for u in unsound if u.online)
         publish(ctx, changes, policy, heartbeat=True)
         refreshed = sorted(set(changes) | {Snapshot.type, Timestamp.type})
+        unsound = unsound_roles(ctx) if unsound else []
+    messages.extend(f"{u}; clients refuse the repository until it is mended" for u in unsound)
     for group in to_stage.values():
         StagedWork(ctx.store).stage(group)
     awaiting, expired = _what_needs_people(ctx, policy, now, messages)
     if (warning := margin_warning(ctx, now)) is not None:
         messages.insert(0, warning)
     record_run(ctx, now)
-    return RefreshReport(refreshed, published_staged, awaiting, expired, messages, refused)
+    return RefreshReport(refreshed, published_staged, awaiting, expired, messages, refused, unsound)
 
 
 def is_due(

@@ -15,6 +15,7 @@ from tuf_repo.heartbeat import is_due
 from tuf_repo.keyvalues import keyid_problems
 from tuf_repo.releases import releases
 from tuf_repo.signatures import allowed_keys, check_one_signature, check_signatures
+from tuf_repo.soundness import unsound_roles
 from tuf_repo.staging import StagedReview, review
 from tuf_repo.store import RepoPolicy
 from tuf_repo.transaction import pending
@@ -87,6 +88,7 @@ def status(ctx: RepoContext) -> RepoStatus:
         warnings.append("a hash bin has EXPIRED: clients cannot find the targets it lists")
     for role in (Root.type, Targets.type):
         warnings += [f"published {p}" for p in keyid_problems(role, ctx.store.load(role).signed)]
+    warnings += [str(u) for u in unsound_roles(ctx)]
     for staged_review in staged:
         warnings += [f"staged {p}: do not sign it" for p in staged_review.problems]
     if (interrupted := pending(ctx.store.root)) is not None:
