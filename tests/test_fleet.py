@@ -7,16 +7,21 @@ host id, so each host's place in a rollout is known in advance.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from caio.api import create_app
+from caio.core.rollout import parse_plan
 from tests.helpers import host_at
 from tests.update_fixtures import NEWER, UpdateEnv, built_release
+from tuf_repo import Keyring, Publisher
 from tuf_repo.cli import app as tuf_repo_app
+from tuf_repo.commit import TRUST_CLOCK_ENV
 
 EXIT_USAGE, EXIT_SIGNATURES_NEEDED = 2, 3
 
@@ -80,6 +85,34 @@ def test_a_host_the_plan_has_not_reached_completes_without_installing_and_says_w
     # Naming the version is an admin's explicit choice: it overrides the plan.
     named = update_env.run_update(late, {"target_version": NEWER})
     assert named["status"] == "complete" and update_env.layout.current_version == NEWER
+
+
+def test_a_plan_signed_days_after_it_was_staged_starts_at_each_hosts_first_sight(
+    update_env: UpdateEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20, medium 9: 10/50/100 % over 72 h, signed four days late, is not 100 % at once."""
+    artifact = built_release(NEWER, update_env.repo.work / "dist")
+    four_days_ago = datetime.now(UTC) - timedelta(days=4)
+    # The release time the holders sign is when it was staged: four days before publication.
+    monkeypatch.setenv(TRUST_CLOCK_ENV, "1")  # targets v2 expires before v1, staged earlier
+    publisher = Publisher(
+        update_env.repo.store, Keyring.from_dir(update_env.repo.keys), clock=lambda: four_days_ago
+    )
+    publisher.add_release(artifact, ["stable"], parse_plan("10%@0h,50%@24h,100%@72h"))
+    Publisher(update_env.repo.store, Keyring.from_dir(update_env.repo.keys)).refresh(2)
+
+    last_wave = client_for(update_env, host_at(NEWER, 0.5, 1.0))
+    check = last_wave.get("/api/v1/update/check", headers=update_env.auth("viewer")).json()
+    place = release_of(check, NEWER)["rollout"]
+    assert (place["percent_now"], place["eligible"]) == (10, False)
+    first_sight = datetime.fromisoformat(check["checked_at"])
+    waits_until = datetime.fromisoformat(place["eligible_at"])
+    assert timedelta(hours=23) < waits_until - first_sight <= timedelta(hours=72)
+    done = update_env.run_update(last_wave)
+    assert done["status"] == "complete" and update_env.layout.current_version is None
+    # The first wave takes it at once, as the plan says.
+    first_wave = client_for(update_env, host_at(NEWER, 0.0, 0.1))
+    assert update_env.run_update(first_wave)["to_version"] == NEWER
 
 
 def test_a_new_plan_and_pause_resume_are_signed_and_followed(update_env: UpdateEnv) -> None:

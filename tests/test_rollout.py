@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from caio.core.errors import UpdateError
 from caio.core.release_format import IndexEntry, parse_index, render_index, target_path
-from caio.core.rollout import Rollout, Step, Withdrawal, host_position, parse_plan
+from caio.core.rollout import Rollout, Step, Withdrawal, host_position, iso, parse_plan
 from caio.update.policy import choose_release, eligibility
+from caio.update.sightings import Sightings
 from tests.helpers import host_at
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -74,6 +77,48 @@ def test_a_paused_plan_stands_still_and_resumes_where_it_stood() -> None:
     assert resumed.percent_at(later) == 10  # no jump to 100 %
     assert resumed.percent_at(later + 22 * HOUR) == 50  # 24 h of running time in all
     assert resumed.eligible_at(0.3, later) == later + 22 * HOUR
+
+
+def test_a_delayed_plan_runs_from_its_new_start_and_a_pause_keeps_its_moment() -> None:
+    signed = plan("10%@0h,50%@24h,100%@72h")
+    late = signed.delayed(96 * HOUR)  # first seen four days after its signed start
+    seen = START + 96 * HOUR
+    assert signed.percent_at(seen) == 100 and late.percent_at(seen) == 10
+    assert late.eligible_at(0.99, seen) == seen + 72 * HOUR
+    assert signed.delayed(-HOUR) == signed  # never earlier than signed
+    # Paused at its signed moment (30 h after publication): a host that saw it
+    # at publication stands at 50 %, one that first saw it during the pause at 0 %.
+    paused = plan("10%@0h,50%@24h,100%@72h").pause(seen + 30 * HOUR)
+    now = seen + 200 * HOUR
+    assert paused.delayed(96 * HOUR).percent_at(now) == 50
+    assert paused.delayed(96 * HOUR).eligible_at(0.7, now) is None
+    assert paused.delayed(140 * HOUR).percent_at(now) == 0
+
+
+def test_first_sightings_are_kept_per_release_forgotten_when_delisted_and_never_hasten(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "sightings.json"
+    path.parent.mkdir()
+    staged_long = release("1.2.0", plan("10%@0h,100%@72h"))
+    seen = START + 96 * HOUR
+    assert Sightings(path).delays([staged_long], seen) == {"1.2.0": 96 * HOUR}
+    assert Sightings(path).delays([staged_long], seen + 50 * HOUR) == {"1.2.0": 96 * HOUR}
+    choice = choose_release(
+        [staged_long],
+        running="1.0.0",
+        channel="stable",
+        host_id=host_at("1.2.0", 0.5, 1.0),
+        now=seen + HOUR,
+        delays={"1.2.0": 96 * HOUR},
+    )
+    assert choice.release is None and choice.waiting_until == seen + 72 * HOUR
+    # Released without a plan: the release time counts as the signed start.
+    plain = IndexEntry("1.3.0", target_path("1.3.0"), ("stable",), released_at=iso(START))
+    assert Sightings(path).delays([plain], seen)["1.3.0"] == 96 * HOUR
+    assert "1.2.0" not in json.loads(path.read_text())["delay_seconds"]  # no longer listed
+    path.write_text("{not json")  # a lost record starts again now: later, never sooner
+    assert Sightings(path).delays([plain], seen + HOUR)["1.3.0"] == 97 * HOUR
 
 
 def test_host_positions_are_stable_differ_per_version_and_spread_evenly() -> None:

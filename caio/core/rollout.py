@@ -7,6 +7,8 @@ hash of its host id and the version, uniform in [0, 1); the host is eligible
 once the plan's percentage at the current time is above its position. A
 paused plan stands where it was when paused; resuming shifts the start by the
 pause, so the plan goes on from where it stood rather than jumping ahead.
+Each host runs a plan from its first sight of the release, never earlier than
+the signed start (:meth:`Rollout.delayed`, :mod:`caio.update.sightings`).
 
 A withdrawn release stays a signed target (hosts running it can still verify
 it) but no host chooses it by itself.
@@ -84,7 +86,7 @@ class Rollout:
 
     def percent_at(self, now: datetime) -> int:
         """The percentage of hosts the plan reaches at ``now`` (where it stood, if paused)."""
-        at = self.paused_at if self.paused_at is not None else now
+        at = now if self.paused_at is None else min(self.paused_at, now)
         elapsed = (at - self.start).total_seconds()
         reached = [s.percent for s in self.steps if s.after_seconds <= elapsed]
         return max(reached, default=0)
@@ -94,14 +96,25 @@ class Rollout:
 
     def eligible_at(self, position: float, now: datetime) -> datetime | None:
         """When a host at ``position`` becomes eligible: ``now`` or earlier if it is,
-        None while paused or if the plan never reaches it."""
-        if self.eligible(position, now):
-            first = next(s for s in self.steps if position * 100 < s.percent)
-            return self.start + timedelta(seconds=first.after_seconds)
-        if self.paused:
-            return None
+        None if the plan never reaches it, or only after the moment it was paused."""
         step = next((s for s in self.steps if position * 100 < s.percent), None)
-        return None if step is None else self.start + timedelta(seconds=step.after_seconds)
+        if step is None:
+            return None
+        when = self.start + timedelta(seconds=step.after_seconds)
+        if self.paused_at is not None and when > self.paused_at:
+            return None
+        return when
+
+    def delayed(self, delay: timedelta) -> Rollout:
+        """The plan started ``delay`` later; a pause stays at its moment.
+
+        A host runs a plan from when it first saw the release (see
+        :mod:`caio.update.sightings`): a release that waited days for its
+        signers does not reach every host at once when it is published.
+        """
+        if delay <= timedelta(0):
+            return self
+        return replace(self, start=self.start + delay)
 
     def pause(self, now: datetime) -> Rollout:
         return self if self.paused else replace(self, paused_at=now)

@@ -7,15 +7,17 @@ overrides the plan, and a withdrawn version needs ``allow_withdrawn`` too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from packaging.version import Version
 
 from caio.core.errors import ErrorCode, UpdateError
 from caio.core.rollout import host_position
 from caio.update.repository import Release
+
+ZERO = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,17 @@ class Choice:
     waiting_until: datetime | None = None
 
 
-def eligibility(release: Release, host_id: str, now: datetime) -> Eligibility:
-    """This host's place in ``release``'s plan (a release without one reaches every host)."""
-    plan = release.rollout
-    if plan is None:
+def eligibility(
+    release: Release, host_id: str, now: datetime, delay: timedelta = timedelta(0)
+) -> Eligibility:
+    """This host's place in ``release``'s plan (a release without one reaches every host).
+
+    ``delay``: how much later than its signed start this host runs the plan
+    (see :mod:`caio.update.sightings`).
+    """
+    if release.rollout is None:
         return Eligibility(100, True, None, False)
+    plan = release.rollout.delayed(delay)
     position = host_position(host_id, release.version)
     return Eligibility(
         percent_now=plan.percent_at(now),
@@ -67,6 +75,7 @@ def choose_release(
     allow_downgrade: bool = False,
     allow_withdrawn: bool = False,
     bad_versions: frozenset[str] = frozenset(),
+    delays: Mapping[str, timedelta] | None = None,
 ) -> Choice:
     """The release to install, or none when nothing newer is due for this host.
 
@@ -77,6 +86,9 @@ def choose_release(
     * ``target_version``: exactly that release (any channel, any plan, even
       if bad); lower than ``running`` only with ``allow_downgrade``, withdrawn
       only with ``allow_withdrawn``.
+
+    ``delays``: by version, how much later than its signed start this host
+    runs each plan (see :func:`eligibility`).
 
     Raises:
         UpdateError: target_not_found (not in the signed index),
@@ -95,7 +107,7 @@ def choose_release(
     chosen: Release | None = None
     waiting: tuple[Release, Eligibility] | None = None
     for release in reversed(candidates):
-        place = eligibility(release, host_id, now)
+        place = eligibility(release, host_id, now, (delays or {}).get(release.version, ZERO))
         if place.eligible:
             chosen = release
             break

@@ -44,6 +44,7 @@ from caio.update.policy import (
     releases_for_channel,
 )
 from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
+from caio.update.sightings import Sightings
 from caio.update.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class UpdateService:
         self.host_id = host_id or layout.host_id()
         self._clock = clock
         self.checks = CheckRecord(layout.state_dir / "check.json")
+        self.sightings = Sightings(layout.state_dir / "rollout-sightings.json")
         self._transport = transport
         self.running = running
         self.channel = channel
@@ -298,6 +300,7 @@ class UpdateService:
         now = self._clock()
         releases = releases_for_channel(view.releases, self.channel)
         bad = frozenset(self.layout.bad_versions())
+        delays = self.sightings.delays(view.releases, now)
         choice = choose_release(
             view.releases,
             running=self.running.version,
@@ -305,6 +308,7 @@ class UpdateService:
             host_id=self.host_id,
             now=now,
             bad_versions=bad,
+            delays=delays,
         )
         running = next((r for r in view.releases if r.version == self.running.version), None)
         result = CheckResult(
@@ -316,7 +320,9 @@ class UpdateService:
             update_available=choice.release,
             waiting=choice.waiting,
             waiting_until=choice.waiting_until,
-            eligibility={r.version: eligibility(r, self.host_id, now) for r in releases},
+            eligibility={
+                r.version: eligibility(r, self.host_id, now, delays[r.version]) for r in releases
+            },
             running_withdrawn=running.withdrawn if running is not None else None,
             metadata=view.metadata,
             checked_at=now,
@@ -532,16 +538,18 @@ class UpdateService:
             self._fence_now(job)
             view = self._repository().refresh()
             facts["metadata_versions"] = view.metadata.versions
+            now = self._clock()
             choice = choose_release(
                 view.releases,
                 running=self.running.version,
                 channel=self.channel,
                 host_id=self.host_id,
-                now=self._clock(),
+                now=now,
                 target_version=request.target_version,
                 allow_downgrade=request.allow_downgrade,
                 allow_withdrawn=request.allow_withdrawn,
                 bad_versions=frozenset(self.layout.bad_versions()),
+                delays=self.sightings.delays(view.releases, now),
             )
             release = choice.release
             if release is None:
