@@ -112,7 +112,8 @@ def test_a_plan_signed_days_after_it_was_staged_starts_at_each_hosts_first_sight
     assert done["status"] == "complete" and update_env.layout.current_version is None
     # The first wave takes it at once, as the plan says.
     first_wave = client_for(update_env, host_at(NEWER, 0.0, 0.1))
-    assert update_env.run_update(first_wave)["to_version"] == NEWER
+    check = first_wave.get("/api/v1/update/check", headers=update_env.auth("viewer")).json()
+    assert check["update_available"]["version"] == NEWER
 
 
 def test_a_new_plan_and_pause_resume_are_signed_and_followed(update_env: UpdateEnv) -> None:

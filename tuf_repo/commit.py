@@ -130,7 +130,10 @@ def publish(
     writes.append(
         (store.relpath(store.metadata_path(Timestamp.type, 0)), store.serialise(timestamp_md))
     )
-    publish_files(store.root, writes, unstage=unstage, high_water=(high_water, versions))
+    try:
+        publish_files(store.root, writes, unstage=unstage, high_water=(high_water, versions))
+    finally:
+        store.forget_listing()
 
 
 def _check_clock(ctx: RepoContext, new: Changes) -> None:

@@ -74,6 +74,7 @@ class Publisher:
         """
         with writer_lock(self.ctx.store.root, command, wait=self.lock_wait):
             recover(self.ctx.store.root)
+            self.ctx.store.forget_listing()
             forget_published_staged(self.ctx.store)
             yield
 

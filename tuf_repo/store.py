@@ -132,6 +132,7 @@ class RepoStore:
         self.staged_dir = root / "staged"
         self.policy_path = root / "tuf-repo.json"
         self.heartbeat_path = root / "heartbeat.json"
+        self._listing: tuple[int, dict[str, int]] | None = None
 
     def relpath(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -162,12 +163,33 @@ class RepoStore:
         if role == Timestamp.type:
             path = self.metadata_dir / "timestamp.json"
             return self.load(role).signed.version if path.exists() else 0
-        versions = [
-            int(m["version"])
-            for p in self.metadata_dir.glob(f"*.{role}.json")
-            if (m := _VERSIONED.match(p.name)) and m["role"] == role
-        ]
-        return max(versions, default=0)
+        return self._newest_versions().get(role, 0)
+
+    def _newest_versions(self) -> dict[str, int]:
+        """The newest version of each role in ``metadata/``, one listing per change of it.
+
+        A repository run for years holds thousands of snapshot versions, and a
+        command asks for versions dozens of times. The listing is kept while
+        the directory's modification time stays the same, and forgotten after
+        every write of ours (:meth:`forget_listing`).
+        """
+        try:
+            stamp = self.metadata_dir.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if self._listing is not None and self._listing[0] == stamp:
+            return self._listing[1]
+        newest: dict[str, int] = {}
+        for name in os.listdir(self.metadata_dir):
+            if (m := _VERSIONED.match(name)) is not None:
+                version = int(m["version"])
+                if version > newest.get(m["role"], 0):
+                    newest[m["role"]] = version
+        self._listing = (stamp, newest)
+        return newest
+
+    def forget_listing(self) -> None:
+        self._listing = None
 
     def metadata_path(self, role: str, version: int) -> Path:
         if role == Timestamp.type:
