@@ -63,6 +63,11 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+    withdrawn: bool = Field(
+        default=False,
+        description="the running version was withdrawn by its publisher, as of the last "
+        "check (GET /api/v1/update/check says why); the service is still live",
+    )
 
 
 class VersionOut(BaseModel):
@@ -71,6 +76,10 @@ class VersionOut(BaseModel):
     commit: str
     channel: str
     started_at: datetime = Field(description="when this process started serving")
+    withdrawn: bool = Field(
+        default=False,
+        description="this version was withdrawn by its publisher, as of the last check",
+    )
 
 
 class RestartIn(BaseModel):

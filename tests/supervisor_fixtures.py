@@ -46,8 +46,8 @@ SICK = {
     "never ready": {"caio/main.py": (SERVE, SERVE + "    __import__('time').sleep(3600)\n")},
     "wrong version": {
         "caio/api/routes/health.py": (
-            'Health(status="ok", version=running.info.version)',
-            'Health(status="ok", version="6.6.6")',
+            'Health(status="ok", version=running.info.version, withdrawn=withdrawn)',
+            'Health(status="ok", version="6.6.6", withdrawn=withdrawn)',
         )
     },
 }

@@ -45,8 +45,9 @@ def test_version_answers_from_the_manifest_without_auth(settings: Settings) -> N
         "build_date": "2026-01-02T03:04:05Z",
         "commit": "abc123",
         "channel": "stable",
+        "withdrawn": False,
     }
-    assert client.get("/health").json() == {"status": "ok", "version": "1.2.3"}
+    assert client.get("/health").json() == {"status": "ok", "version": "1.2.3", "withdrawn": False}
 
 
 def test_invalid_manifest_fails_the_factory(settings: Settings, manifest_file: Path) -> None:

@@ -159,7 +159,7 @@ def test_python_m_caio_main_serves_version_and_health(
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise
                 time.sleep(0.1)
-        assert health.json() == {"status": "ok", "version": "1.2.3"}
+        assert health.json() == {"status": "ok", "version": "1.2.3", "withdrawn": False}
         assert httpx.get(f"{base}/api/v1/version").json()["commit"] == "abc123"
         assert httpx.get(f"{base}/docs").status_code == 200
     finally:

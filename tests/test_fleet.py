@@ -7,6 +7,7 @@ host id, so each host's place in a rollout is known in advance.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from caio.api import create_app
 from caio.core.rollout import parse_plan
-from tests.helpers import host_at
+from tests.helpers import host_at, write_manifest
 from tests.update_fixtures import NEWER, UpdateEnv, built_release
 from tuf_repo import Keyring, Publisher
 from tuf_repo.cli import app as tuf_repo_app
@@ -179,6 +180,43 @@ def test_a_withdrawn_release_is_never_chosen_by_a_host_itself(update_env: Update
     assert tuf_repo(update_env, "withdraw", "1.0.0").exit_code == 0
     check = client.get("/api/v1/update/check", headers=update_env.auth("viewer")).json()
     assert check["running_withdrawn"] is not None
+
+
+def test_a_release_withdrawn_after_it_was_installed_warns_when_it_starts(
+    update_env: UpdateEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20, low: installed, then withdrawn, then restarted into: the log, /health,
+    /api/v1/version, the metric and the console say so; the service stays live."""
+    update_env.publish(NEWER)
+    client = update_env.client()
+    assert update_env.run_update(client)["to_version"] == NEWER  # active, awaiting a restart
+    withdrawn = tuf_repo(update_env, "withdraw", NEWER, "--reason", "corrupts the cache")
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert client.get("/api/v1/update/check", headers=update_env.auth()).status_code == 200
+    assert client.get("/health").json()["withdrawn"] is False  # 1.0.0 runs here
+
+    # The restart: a process whose own manifest says NEWER, before it has checked.
+    manifest = write_manifest(
+        update_env.repo.work / "newer-manifest.json",
+        version=NEWER,
+        update_url=update_env.repo.url,
+        channel="stable",
+    )
+    caplog.set_level(logging.WARNING, logger="caio")
+    restarted = TestClient(
+        create_app(update_env.settings.model_copy(update={"manifest": manifest}))
+    )
+    assert f"this process runs {NEWER}, which its publisher withdrew on" in caplog.text
+    assert "(corrupts the cache)" in caplog.text
+    health = restarted.get("/health")
+    assert health.status_code == 200 and health.json() == {
+        "status": "ok",
+        "version": NEWER,
+        "withdrawn": True,
+    }
+    assert restarted.get("/api/v1/version").json()["withdrawn"] is True
+    metrics = restarted.get("/metrics", headers=update_env.auth("viewer")).text
+    assert "caio_running_withdrawn 1.0" in metrics
 
 
 def test_bad_fleet_commands_are_usage_errors_or_name_what_is_missing(

@@ -135,7 +135,7 @@ class CaioCollector(Collector):
         yield GaugeMetricFamily(
             "caio_running_withdrawn",
             "1 when the running release has been withdrawn by its publisher",
-            value=int(state.running_withdrawn),
+            value=int(state.withdrawal_of(self._service.running.version) is not None),
         )
         for name, moment, text in (
             ("caio_last_check_timestamp_seconds", state.last_attempt, "The last check"),

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from caio.core.files import atomic_write_json
-from caio.core.rollout import iso
+from caio.core.rollout import Withdrawal, iso
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,18 @@ class CheckState:
     newest: str | None = None
     newest_eligible: str | None = None
     running_withdrawn: bool = False
+    # Every withdrawn release the last successful check saw: {version: {"reason", "at"}}.
+    # Kept so that a process that starts on one of them (a restart, a rollback) says so
+    # before it can check again.
+    withdrawn: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def withdrawal_of(self, version: str) -> Withdrawal | None:
+        """Why and when ``version`` was withdrawn, as of the last successful check."""
+        doc = self.withdrawn.get(version) if isinstance(self.withdrawn, dict) else None
+        try:
+            return Withdrawal.from_json(doc) if doc is not None else None
+        except (ValueError, TypeError, KeyError):
+            return None
 
 
 class CheckRecord:
@@ -52,6 +64,7 @@ class CheckRecord:
         newest: str | None,
         newest_eligible: str | None,
         running_withdrawn: bool,
+        withdrawn: dict[str, Withdrawal] | None = None,
     ) -> None:
         self._save(
             CheckState(
@@ -60,6 +73,7 @@ class CheckRecord:
                 newest=newest,
                 newest_eligible=newest_eligible,
                 running_withdrawn=running_withdrawn,
+                withdrawn={v: w.to_json() for v, w in sorted((withdrawn or {}).items())},
             )
         )
 

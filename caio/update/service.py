@@ -176,6 +176,8 @@ class UpdateService:
         self._clock = clock
         self.checks = CheckRecord(layout.state_dir / "check.json")
         self.sightings = Sightings(layout.state_dir / "rollout-sightings.json")
+        # The running version's withdrawal, from the last successful check (see recover()).
+        self.running_withdrawn: Withdrawal | None = None
         self._transport = transport
         self.running = running
         self.channel = channel
@@ -218,6 +220,16 @@ class UpdateService:
             self._status = self._load_checked(nobody_runs_a_job)
             if nobody_runs_a_job:
                 self._status = self._now_running(self._status)
+        self.running_withdrawn = self.checks.read().withdrawal_of(self.running.version)
+        if (withdrawal := self.running_withdrawn) is not None:
+            reason = f" ({withdrawal.reason})" if withdrawal.reason else ""
+            log.warning(
+                "this process runs %s, which its publisher withdrew on %s%s: install a newer "
+                "release, or roll back",
+                self.running.version,
+                iso(withdrawal.at),
+                reason,
+            )
 
     def _now_running(self, status: JobStatus) -> JobStatus:
         """A job that activated what this process runs is done: it needs no restart any more."""
@@ -332,7 +344,9 @@ class UpdateService:
             newest=result.latest.version if result.latest else None,
             newest_eligible=_newest_eligible(releases, result.eligibility, bad),
             running_withdrawn=result.running_withdrawn is not None,
+            withdrawn={r.version: r.withdrawn for r in view.releases if r.withdrawn is not None},
         )
+        self.running_withdrawn = result.running_withdrawn
         return result
 
     def trusted_metadata(self) -> TrustedMetadataInfo | None:

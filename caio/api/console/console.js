@@ -137,7 +137,8 @@ function when(iso, seconds = true) {
 }
 
 function renderVersion(info) {
-  text("version", info.version);
+  text("version", info.withdrawn ? `${info.version} — WITHDRAWN by its publisher` : info.version);
+  $("version").className = info.withdrawn ? "bad" : "";
   text("channel", info.channel);
   text("commit", info.commit);
   text("build-date", when(info.build_date));
