@@ -3,8 +3,9 @@
 Simulates N host ids (random, seeded) against a plan and reports, at each
 moment of the plan, the percentage the plan promises and the percentage of
 hosts whose hash position (``caio.core.rollout.host_position``, what every
-host computes for itself) makes them eligible. Target: within 1 percentage
-point at N = 10,000.
+host computes for itself) makes them eligible. Target: within the binomial
+bound 3 sqrt(p(1-p)/N) (1.5 points at 50 % for N = 10,000), as ideal
+uniform positions would be.
 
 Baseline, measured in the same run: the same hosts given ideal uniform
 positions by Python's ``random`` (what a perfect hash would do); the ratio
