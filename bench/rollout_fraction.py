@@ -18,6 +18,7 @@ many did for both.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,16 @@ def worst(rows: list[tuple[float, int, float]]) -> float:
     return max(abs(measured - promised) for _, promised, measured in rows)
 
 
+def bound(percent: int, hosts: int) -> float:
+    """Three standard deviations of a binomial share, in points (99.7 % of draws)."""
+    p = percent / 100
+    return 300 * math.sqrt(p * (1 - p) / hosts)
+
+
+def outside_bound(rows: list[tuple[float, int, float]], hosts: int) -> bool:
+    return any(abs(m - p) > bound(p, hosts) for _, p, m in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=10_000)
@@ -63,34 +74,43 @@ def main() -> None:
             [[f"{h:g}", f"{p}", f"{m:.2f}", f"{m - p:+.2f}"] for h, p, m in rows],
         )
     )
-    ours, ideal = [], []
+    ours, ideal, ours_out, ideal_out = [], [], 0, 0
     for n in range(args.releases):
         version = f"1.{n}.0"
-        ours.append(worst(deviations(plan, [host_position(h, version) for h in hosts])))
-        ideal.append(worst(deviations(plan, [rng.random() for _ in hosts])))
+        hashed = deviations(plan, [host_position(h, version) for h in hosts])
+        uniform = deviations(plan, [rng.random() for _ in hosts])
+        ours.append(worst(hashed))
+        ideal.append(worst(uniform))
+        ours_out += outside_bound(hashed, args.hosts)
+        ideal_out += outside_bound(uniform, args.hosts)
     print(f"\nover {args.releases} releases (positions differ per release):")
     print(
         table(
-            ["positions", "worst (points)", "mean worst", "releases over 1 point"],
+            ["positions", "worst (points)", "mean worst", "over 1 point", "outside 3 sigma"],
             [
                 [
                     "ideal uniform (baseline)",
                     f"{max(ideal):.2f}",
                     f"{sum(ideal) / len(ideal):.2f}",
                     f"{sum(d > 1 for d in ideal)}",
+                    f"{ideal_out}",
                 ],
                 [
                     "sha256(host id, version)",
                     f"{max(ours):.2f}",
                     f"{sum(ours) / len(ours):.2f}",
                     f"{sum(d > 1 for d in ours)}",
+                    f"{ours_out}",
                 ],
             ],
         )
     )
     ratio = (sum(ours) / len(ours)) / (sum(ideal) / len(ideal))
     print(f"\nmean worst deviation, ours / ideal: {ratio:.2f}x")
-    print(f"release 1.1.0 within 1 point at every moment: {worst(rows) <= 1}")
+    print(
+        "release 1.1.0 within 3 sigma of the plan at every moment: "
+        f"{not outside_bound(rows, args.hosts)}"
+    )
 
 
 if __name__ == "__main__":
