@@ -16,7 +16,8 @@ is with its holder (``holders/``), who signs only when `refresh` has said so
   run completes it.
 * Release engineers (online keys only, so everything they do is staged):
   four releases, a withdrawal, a targets key rotation (day 160) and a root
-  rotation (day 300). New keys go to their holders; old ones are retired.
+  rotation (day 300). New keys go to their holders; holders retire old ones
+  with ``tuf-repo key retire`` once the rotation is published.
 * Four times a day a long-running python-tuf ngclient refreshes and fetches
   the release index; once a day a fresh ngclient bootstraps from the first
   root, and CAIO's own client (``TrustedRepository``) refreshes.
@@ -71,7 +72,7 @@ class Calendar:
         self.ceremony = work / "ceremony"  # where a rotation writes its new keys
         self.waiting_since: int | None = None  # the hour exit 3 was first seen, this time
         self.asked = 0  # how many times signatures were asked for, and then given
-        self.retiring: set[Path] = set()  # rotated out, destroyed once no root lists them
+        self.retiring: set[Path] = set()  # rotated out, retired once no root lists them
         self.day_record: dict[str, Any] = {}
 
     def hour(self, day: int, hour: int) -> int:
@@ -169,16 +170,15 @@ class Calendar:
         self.waiting_since = None
 
     def retire_old_keys(self) -> None:
-        """Holders destroy a rotated-out key once the published root no longer lists it."""
-        root = Metadata[Root].from_bytes(
-            (self.repo / "metadata" / f"{_newest_root(self.repo)}.root.json").read_bytes()
-        )
-        listed = {k[:12] for role in root.signed.roles.values() for k in role.keyids}
-        for path in sorted(self.retiring):
-            if path.stem.rsplit("-", 1)[1] not in listed:
-                path.unlink()
-                self.retiring.discard(path)
-                self.day_record.setdefault("retired", []).append(path.name)
+        """Holders run `tuf-repo key retire`: a rotated-out key keeps only its public half."""
+        before = {p.name for p in self.holders.glob("*.json")}
+        code, out = tuf_repo("key", "retire", "--repo", self.repo, "--keys", self.holders)
+        if code:
+            self.day_record.setdefault("sign_failures", []).append(["retire", code, out[-400:]])
+        gone = before - {p.name for p in self.holders.glob("*.json")}
+        if gone:
+            self.day_record.setdefault("retired", []).extend(sorted(gone))
+            self.retiring = {p for p in self.retiring if p.name not in gone}
 
     # --- clients ------------------------------------------------------------------------
     def clients(self, day: int, hour: int, url: str, anchor: bytes, transport: Any) -> None:

@@ -54,3 +54,51 @@ def test_a_key_is_never_removed_below_the_threshold(tmp_path: Path) -> None:
     assert code == 1 and "fewer keys than its threshold 2" in out
     code, out = run("key", "create", "--keys", keys, "--role", "root", "--hsm")
     assert code == 2 and "--token-label and --pin-env" in out
+
+
+def test_keys_a_staged_rotation_ends_are_retired_once_it_is_published(tmp_path: Path) -> None:
+    """Issue 20, low: staged rotations left old private keys on the cron host and with
+    holders. Whoever holds such a key retires it once the rotation is published: `sign`
+    its own key, `refresh` the online keys, `key retire` any holder's directory."""
+    repo, keys, holders = tmp_path / "repo", tmp_path / "keys", tmp_path / "holders"
+    assert run("init", "--repo", repo, "--keys", keys)[0] == 0
+    (keys / "offline").rename(holders)
+    old_timestamp = next((keys / "online").glob("timestamp-*.json"))
+    code, out = run("rotate", "--repo", repo, "--keys", keys, "timestamp")
+    assert code == 3, out  # the root holders are away: staged
+    code, out = run("refresh", "--repo", repo, "--keys", keys / "online")
+    assert code == 3 and old_timestamp.exists()  # still the published timestamp key
+
+    first, second, third = sorted(holders.glob("root-*.json"))
+    assert run("sign", "--repo", repo, "--key", first, "--yes", "root")[0] == 3
+    assert run("sign", "--repo", repo, "--key", second, "--yes", "root")[0] == 0
+    assert first.exists() and second.exists()  # root keys sign on: nothing to retire
+
+    code, out = run("refresh", "--repo", repo, "--keys", keys / "online")
+    assert code == 0, out
+    assert "1 key(s) no longer listed by this repository retired" in out
+    assert not old_timestamp.exists()
+    retired = json.loads((keys / "online" / "retired" / old_timestamp.name).read_text())
+    assert "private_pem" not in retired
+    assert len(list((keys / "online").glob("timestamp-*.json"))) == 1  # the new one stays
+
+    # A root rotation: the holder whose signature publishes it loses the old key at once;
+    # the other holders run `key retire`. A key this repository never listed is left alone.
+    ceremony = tmp_path / "ceremony"
+    ceremony.mkdir()
+    code, out = run("rotate", "--repo", repo, "--keys", ceremony, "root")
+    assert code == 3, out
+    assert run("sign", "--repo", repo, "--key", first, "--yes", "root")[0] == 3
+    online = ("--keys", keys / "online")  # so that this signature publishes at once
+    code, out = run("sign", "--repo", repo, *online, "--key", third, "--yes", "root")
+    assert code == 0 and "1 key(s) no longer listed" in out, out
+    assert not third.exists() and first.exists()
+    stranger = run("key", "create", "--keys", holders, "--role", "root")[1]
+    stranger_file = Path(stranger.strip().rsplit(": ", 1)[1])
+    code, out = run("key", "retire", "--repo", repo, "--keys", holders)
+    assert code == 0 and "2 key(s) no longer listed" in out, out  # first and second
+    left = sorted(p.name for p in holders.glob("*.json"))
+    assert left == sorted([stranger_file.name, *(p.name for p in holders.glob("targets-*"))])
+    assert len(left) == 2  # the stranger, and the targets key, still the targets key
+    code, out = run("key", "retire", "--repo", repo, "--keys", holders)
+    assert (code, out.strip()) == (0, "no key under it was rotated out")

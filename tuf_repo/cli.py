@@ -297,6 +297,9 @@ def sign(
     with outcome():
         message = publisher.sign(role, key, expect_digest=digest)
     typer.echo(message)
+    with outcome():  # the rotation this signature published may have ended this very key
+        if retired := publisher.retire_rotated_out(key.parent, [key]):
+            typer.echo(retired)
 
 
 def _show_review(review: StagedReview) -> None:
@@ -465,6 +468,19 @@ def key_remove(
     typer.echo(message)
 
 
+@key_app.command("retire")
+def key_retire(repo: RepoOpt, keys: KeysOpt, wait: WaitOpt = LOCK_WAIT) -> None:
+    """Retire every key file under KEYS that this repository listed once and lists no more.
+
+    For holders of a key a published rotation or removal ended: only the
+    public half is kept, in KEYS/retired/. Keys the repository never listed
+    are left alone.
+    """
+    with outcome():
+        message = _publisher(repo, None, None, wait).retire_rotated_out(keys)
+    typer.echo(message or "no key under it was rotated out")
+
+
 @app.command()
 def refresh(
     repo: RepoOpt,
@@ -482,13 +498,18 @@ def refresh(
     refresh failed. Snapshot and timestamp that do not verify are re-signed.
     """
     with outcome():
-        report = _publisher(repo, keys, check_live, wait).refresh(within)
+        publisher = _publisher(repo, keys, check_live, wait)
+        report = publisher.refresh(within)
+        # A staged rotation published since (by it or by `sign`) may have ended keys held here.
+        retired = publisher.retire_rotated_out(keys)
     if report.refreshed:
         typer.echo(f"refreshed {', '.join(report.refreshed)}")
     elif not report.published_staged:
         typer.echo("nothing needs refreshing", err=True)
     for message in report.messages:
         typer.echo(f"tuf-repo: {message}", err=True)
+    if retired:
+        typer.echo(retired)
     if report.expired or report.refused or report.unsound:
         raise typer.Exit(EXIT_FAILED)
     if report.awaiting:

@@ -177,6 +177,11 @@ class Publisher:
         with self._writing("sign"):
             return staging.sign(self.ctx, role, key_path, expect_digest=expect_digest)
 
+    def retire_rotated_out(self, keydir: Path, paths: Iterable[Path] | None = None) -> str:
+        """See :func:`tuf_repo.rotation.retire_rotated_out`."""
+        with self._writing("retire"):
+            return rotation.retire_rotated_out(self.ctx, keydir, paths)
+
     def publish_staged(self) -> str:
         """See :func:`tuf_repo.staging.publish_staged`."""
         with self._writing("publish"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from tuf.api.metadata import Metadata, Root, Targets
 
@@ -191,3 +191,55 @@ def _retire_keys(keydir: Path, keyids: Iterable[str], keep_private: bool) -> str
         return ""
     kept = "kept" if keep_private else "destroyed; public halves kept"
     return f"; {moved} old key(s) retired to {keydir / 'retired'} (private keys {kept})"
+
+
+def retire_rotated_out(ctx: RepoContext, keydir: Path, paths: Iterable[Path] | None = None) -> str:
+    """Retire key files whose key this repository listed once and lists no more.
+
+    A rotation or a key removal that had to wait for signatures is published
+    later, by `sign` or by the heartbeat, on a machine holding other keys.
+    Those commands call this for the keys they hold (``paths``, default every
+    key file under ``keydir``): a key that a published root or targets
+    delegation listed, and that neither the newest published nor any staged
+    metadata lists, is retired as ``rotate`` retires (public half kept). A
+    key this repository never listed (another repository's) is left alone.
+    """
+    store = ctx.store
+    ever: set[str] = set()
+    for version in range(1, store.published_version(Root.type) + 1):
+        ever |= _listed(store.load(Root.type, version))
+    now = _listed(store.load(Root.type)) | _listed(store.load(Targets.type))
+    ever |= now
+    for role in store.staged_roles():
+        if role in (Root.type, Targets.type):
+            now |= _listed(store.load_staged(role))
+    gone = ever - now
+    if not gone:
+        return ""
+    candidates = list(paths) if paths is not None else key_files(keydir)
+    moved = 0
+    for path in candidates:
+        try:
+            keyid = read_key_file(path).keyid
+        except KeyFileError:
+            continue
+        if keyid in gone:
+            retire_key_file(path, keydir, keep_private=False)
+            moved += 1
+    if not moved:
+        return ""
+    return (
+        f"{moved} key(s) no longer listed by this repository retired to {keydir / 'retired'} "
+        "(private keys destroyed; public halves kept)"
+    )
+
+
+def _listed(md: Metadata[Any]) -> set[str]:
+    """Every keyid a root lists for any role, or a targets role delegates to."""
+    signed = md.signed
+    if isinstance(signed, Root):
+        return {k for role in signed.roles.values() for k in role.keyids}
+    delegations = getattr(signed, "delegations", None)
+    if delegations is None or delegations.keys is None:
+        return set()
+    return set(delegations.keys)
