@@ -143,7 +143,7 @@ class Calendar:
         (self.ceremony / "offline").mkdir(parents=True)
         before = set(self.holders.glob(f"{role}-*.json"))
         self._staged("rotate", "--repo", self.repo, "--keys", self.ceremony, role)
-        for key in (self.ceremony / "offline").glob(f"{role}-*.json"):
+        for key in (self.ceremony / "offline").rglob(f"{role}-*.json"):  # one dir per holder
             shutil.move(key, self.holders / key.name)
         self.retiring |= before
 

@@ -88,6 +88,9 @@ def test_keys_a_staged_rotation_ends_are_retired_once_it_is_published(tmp_path: 
     ceremony.mkdir()
     code, out = run("rotate", "--repo", repo, "--keys", ceremony, "root")
     assert code == 3, out
+    assert "each new key is in a directory of its own" in out
+    made = sorted(ceremony.rglob("root-*.json"))
+    assert len(made) == 3 and len({p.parent for p in made}) == 3  # one per holder
     assert run("sign", "--repo", repo, "--key", first, "--yes", "root")[0] == 3
     online = ("--keys", keys / "online")  # so that this signature publishes at once
     code, out = run("sign", "--repo", repo, *online, "--key", third, "--yes", "root")

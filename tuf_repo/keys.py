@@ -176,13 +176,22 @@ class NamedSigner(Signer):
             ) from e
 
 
-def generate_key(keydir: Path, role: str, passphrase: str | None = None) -> KeyFile:
-    """Create a new ed25519 key for ``role`` in ``keydir`` (file mode 0600)."""
+def generate_key(
+    keydir: Path, role: str, passphrase: str | None = None, *, own_dir: bool = False
+) -> KeyFile:
+    """Create a new ed25519 key for ``role`` in ``keydir`` (file mode 0600).
+
+    ``own_dir``: in a directory of its own (``keydir/<role>-<keyid>/``), for
+    one of several holders of a role to take away.
+    """
     private = Ed25519PrivateKey.generate()
     public = SSlibKey.from_crypto(private.public_key())
     encryption = BestAvailableEncryption(passphrase.encode()) if passphrase else NoEncryption()
     pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, encryption)
-    path = keydir / f"{role}-{public.keyid[:12]}.json"
+    name = f"{role}-{public.keyid[:12]}"
+    if own_dir:
+        keydir = keydir / name
+    path = keydir / f"{name}.json"
     body = {
         "role": role,
         "keyid": public.keyid,

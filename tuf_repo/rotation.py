@@ -17,7 +17,13 @@ from tuf.api.metadata import Metadata, Root, Targets
 
 from tuf_repo.commit import commit
 from tuf_repo.context import BINS, ONLINE_TOP_ROLES, TOP_ROLES, Changes, RepoContext
-from tuf_repo.errors import KeyFileError, MetadataError, TufRepoError, UsageError
+from tuf_repo.errors import (
+    KeyFileError,
+    MetadataError,
+    SignaturesNeeded,
+    TufRepoError,
+    UsageError,
+)
 from tuf_repo.keys import KeyFile, generate_key, key_files, key_home, read_key_file, retire_key_file
 from tuf_repo.staged import StagedWork
 from tuf_repo.store import RepoPolicy
@@ -57,17 +63,24 @@ def rotate(
     count = max(new_threshold, len(old_keyids))
     for keyid in old_keyids:
         new_root.revoke_key(keyid, role)
-    home = key_home(keydir, online=role in ONLINE_TOP_ROLES)
+    online = role in ONLINE_TOP_ROLES
+    home = key_home(keydir, online=online)
+    holders = not online and count > 1  # each new key in its own directory, for its holder
     for _ in range(count):
-        key = generate_key(home, role, ctx.keyring.passphrase)
+        key = generate_key(home, role, ctx.keyring.passphrase, own_dir=holders)
         new_root.add_key(key.public, role)
         ctx.keyring = ctx.keyring.with_key(key)
     new_root.roles[role].threshold = new_threshold
     if role == Targets.type:
         changes[Targets.type] = StagedWork(ctx.store).latest(Targets.type)
-    commit(ctx, changes, policy)
+    where = f"; each new key is in a directory of its own under {home}, one per holder"
+    where = where if holders else ""
+    try:
+        commit(ctx, changes, policy)
+    except SignaturesNeeded as e:
+        raise SignaturesNeeded(f"{e}{where}", e.roles) from None
     retired = _retire_keys(keydir, old_keyids, keep_retired_private)
-    return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}"
+    return f"rotated {role}: {count} new key(s), threshold {new_threshold}{retired}{where}"
 
 
 def add_key(ctx: RepoContext, role: str, key: KeyFile) -> str:
