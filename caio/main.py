@@ -32,6 +32,7 @@ from caio.restart import (
     inherited_sockets,
     notify,
     raise_open_file_limit,
+    watch_supervisor,
 )
 
 ACCEPT_BURST = 64
@@ -55,6 +56,10 @@ class NotifyingServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         notify.send("STOPPING=1")
         await super().shutdown(sockets)
+
+    def ask_exit(self) -> None:
+        """Stop gracefully, as on SIGTERM (safe from any thread)."""
+        self.should_exit = True
 
 
 def _watchdog(stop: threading.Event) -> None:
@@ -105,6 +110,11 @@ def serve(settings: Settings) -> int:
     control.server = server
     stop_watchdog = threading.Event()
     threading.Thread(target=_watchdog, args=(stop_watchdog,), daemon=True).start()
+    threading.Thread(
+        target=watch_supervisor,
+        args=(os.environ, server.ask_exit, settings.drain_seconds + 5, stop_watchdog),
+        daemon=True,
+    ).start()
     try:
         server.run(sockets=sockets)
     finally:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -14,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.background import BACKOFF_SECONDS, looping
+from tests.background import BACKOFF_SECONDS, end, looping, spawn
+from tests.helpers import free_port
 from tests.supervisor_fixtures import (
     CRASH_LATER,
     SICK,
@@ -208,3 +212,105 @@ def test_graceful_restart_lets_an_in_flight_request_finish(
         assert reply.startswith(b"HTTP/1.1 4"), reply  # answered by the draining old child
     else:
         assert reply == b""  # the old child was killed with the request in flight
+
+
+# --- a stop is not a failure (issue 21, items 3 and 4) ---------------------------------------
+
+
+def interrupted(supervised: Supervised) -> list[dict[str, object]]:
+    return [r for r in supervised.audit() if r.get("outcome") == "interrupted"]
+
+
+def test_a_stop_during_a_restarts_probation_marks_nothing_bad(update_env: UpdateEnv) -> None:
+    release_with_patches(update_env, NEWER, SLOW_START)  # 4 s from start to serving
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"
+        assert supervised.api("POST", "/api/v1/restart").status_code == 202
+        supervised.wait_for(lambda: supervised.state()["starting"] is not None)
+        code = stop_supervised(supervised)  # systemctl stop, Ctrl-C, a reboot
+    finally:
+        stop_supervised(supervised)
+    assert code == 0, "".join(supervised.log[-20:])
+    layout = update_env.layout
+    assert layout.current_version == NEWER and layout.bad_versions() == set()
+    [record] = interrupted(supervised)
+    assert (record["from"], record["to"]) == (RUNNING, NEWER)
+    assert not any(r.get("outcome") == "rolled_back" for r in supervised.audit())
+    job = json.loads((update_env.settings.home / "state" / "update.json").read_text())
+    assert (job.get("error") or {}).get("code") != "health_check_failed"
+
+    again = start_supervised(update_env)  # runs what is active, health-checked as usual
+    try:
+        assert again.version() == NEWER
+    finally:
+        stop_supervised(again)
+
+
+def test_a_stop_during_the_first_starts_probation_marks_nothing_bad(
+    update_env: UpdateEnv,
+) -> None:
+    release_with_patches(update_env, NEWER, SLOW_START)
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"  # active; not yet running
+    finally:
+        assert stop_supervised(supervised) == 0
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "caio", "run"], env=update_env.process_env(port))
+    try:
+        status = update_env.settings.home / "state" / "supervisor.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(status.read_text())["starting"] is not None:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the first child never went on probation")
+        code = end(proc, grace=30)
+    finally:
+        end(proc)
+    assert code == 0
+    layout = update_env.layout
+    assert (layout.current_version, layout.previous_version) == (NEWER, RUNNING)
+    assert layout.bad_versions() == set()
+    assert [r["to"] for r in interrupted(supervised)] == [NEWER]
+
+
+IGNORES_SIGTERM = {
+    "caio/main.py": (
+        "    async def shutdown(self",
+        "    def handle_exit(self, sig: int, frame: object) -> None:\n"
+        "        return None  # a sick release: SIGTERM does nothing\n\n"
+        "    async def shutdown(self",
+    )
+}
+
+
+def test_a_child_whose_supervisor_was_killed_ends_and_frees_the_port(
+    update_env: UpdateEnv,
+) -> None:
+    release_with_patches(update_env, NEWER, IGNORES_SIGTERM)
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"
+        assert supervised.api("POST", "/api/v1/restart").status_code == 202
+        supervised.wait_for(lambda: supervised.version() == NEWER)
+        child = supervised.state()["active"]["pid"]
+        os.kill(supervised.proc.pid, signal.SIGKILL)
+        supervised.proc.wait(10)
+        deadline = time.monotonic() + 30  # drain (5 s) and its margin (5 s), and then some
+        while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, os.WNOHANG)  # reaped here if it became ours; else by init
+            time.sleep(0.1)
+        ended_in = 30 - (deadline - time.monotonic())
+        assert not Path(f"/proc/{child}").exists(), "the orphan kept running"
+        port = int(supervised.url.rsplit(":", 1)[1])
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # nobody holds it any more
+        assert ended_in < 20
+    finally:
+        stop_supervised(supervised)

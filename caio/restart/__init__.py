@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     )
     from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
     from caio.restart.notify import NotifyListener
-    from caio.restart.process import bind, inherited_sockets
+    from caio.restart.process import bind, inherited_sockets, watch_supervisor
     from caio.restart.strategies import RestartCallback, RestartStrategy, make_strategy
     from caio.restart.supervisor import Supervisor
 
@@ -36,6 +36,7 @@ _HOMES = {
     "inherited_sockets": "process",
     "make_strategy": "strategies",
     "raise_open_file_limit": "connections",
+    "watch_supervisor": "process",
 }
 __all__ = [
     "EXIT_RESTART",
@@ -51,6 +52,7 @@ __all__ = [
     "inherited_sockets",
     "make_strategy",
     "raise_open_file_limit",
+    "watch_supervisor",
 ]
 
 

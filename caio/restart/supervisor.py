@@ -10,7 +10,11 @@ version bad, record ``health_check_failed``; the old child never stopped.
 
 A child that dies on its own is started again with backoff; if a newly
 activated version keeps dying, that is a crash loop and is rolled back too.
-SIGTERM/SIGINT stop everything gracefully.
+SIGTERM/SIGINT stop everything gracefully. A stop that comes while a new child
+is on probation is no verdict: nothing is marked bad and no link changes, and
+the next start health-checks what is active. A child whose supervisor is gone
+(even by SIGKILL) gets SIGTERM, and ends by itself after the drain time if it
+ignores that (:func:`caio.restart.process.watch_supervisor`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from caio.restart.process import (
     LISTEN_FD_ENV,
     RESTART_MESSAGE,
     SUPERVISED_ENV,
+    SUPERVISOR_PID_ENV,
     bind,
 )
 
@@ -123,7 +128,7 @@ class Supervisor:
         try:
             self._active = self._start_initial()
             if self._active is None:
-                return 1
+                return 0 if self._stop else 1  # a stop is not a failure
             self._loop()
             return 0
         finally:
@@ -177,6 +182,7 @@ class Supervisor:
                 CONTROL_FD_ENV: str(control.fileno()),
                 "NOTIFY_SOCKET": str(notify.path),
                 SUPERVISED_ENV: "1",
+                SUPERVISOR_PID_ENV: str(os.getpid()),
             }
         )
         release = str(self.layout.release_dir(version).resolve())
@@ -244,6 +250,9 @@ class Supervisor:
             child = self._launch(version)
             if child is not None:
                 return child
+            if self._stop:
+                self._probation_stopped(version, None)
+                return None
             previous = self.layout.previous_version
             if previous is None or previous == version:
                 log.error("%s does not start and there is no previous release", version)
@@ -279,6 +288,9 @@ class Supervisor:
             self._record_failure("restart_failed", "there is no current release", old.version, None)
             return False
         new = self._launch(expected, fault="during_restart")
+        if new is None and self._stop:
+            self._probation_stopped(expected, old.version)
+            return False
         if new is None:
             self._roll_back(expected, old.version, self._last_failure)
             return False
@@ -291,6 +303,21 @@ class Supervisor:
         self.audit.append("restart", outcome="succeeded", **{"from": old.version, "to": expected})
         log.info("now serving %s (child %d)", expected, new.number)
         return True
+
+    def _probation_stopped(self, version: str, serving: str | None) -> None:
+        """A stop (SIGTERM, SIGINT) came while ``version`` was on probation: no verdict.
+
+        Nothing is marked bad and no link changes: the next start runs what is
+        active and health-checks it as usual. A reboot during a maintenance
+        window must not roll a fleet back.
+        """
+        log.warning("stopped while %s was on probation: it stays active, unjudged", version)
+        self.audit.append(
+            "restart",
+            outcome="interrupted",
+            reason="stopped by signal during the health check; the next start checks it again",
+            **{"from": serving, "to": version},
+        )
 
     def _roll_back(self, bad: str, good: str, failure: tuple[str, str]) -> None:
         kind, reason = failure
