@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from caio.core.settings import SOURCE_DIR
 from caio.core.state import AuditLog
 from tests.background import end, spawn
 from tests.helpers import free_port
@@ -618,3 +620,62 @@ def test_the_effective_channel_is_reported_and_a_bad_update_url_is_refused(
     )
     assert bad.returncode == 2
     assert "CAIO_UPDATE_URL" in bad.stderr
+
+
+# --- no secret on disk, no loose state (issue 21, items 5 and 6) ------------------------------
+
+
+def test_a_tree_without_a_manifest_stores_no_url_password_anywhere_under_home(
+    update_env: UpdateEnv, tmp_path: Path
+) -> None:
+    """Installed with pip (no manifest.json beside the package), credentials in the URL:
+    no file under CAIO_HOME holds them, and the state is 0700/0600 whatever made it."""
+    update_env.publish(NEWER)
+    tree = tmp_path / "site-packages"  # the package alone, as pip installs it
+    shutil.copytree(
+        SOURCE_DIR / "caio", tree / "caio", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    home = update_env.settings.home
+    state = home / "state"
+    state.mkdir(mode=0o755)  # made by something else first, with a loose umask
+    (state / "audit.jsonl").write_text("")
+    (state / "audit.jsonl").chmod(0o644)
+    port = free_port()
+    url = update_env.repo.url.replace("http://", "http://deploy:s3cret-pw@")
+    env = update_env.process_env(port, CAIO_UPDATE_URL=url, PYTHONPATH=str(tree))
+    env.pop("CAIO_MANIFEST")
+    proc = spawn(
+        [sys.executable, "-m", "caio", "serve"],
+        env=env,
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            assert proc.poll() is None, "caio serve exited"
+            time.sleep(0.05)
+        auth = update_env.auth()
+        assert httpx.post(f"{base}/api/v1/update", json={}, headers=auth).status_code == 202
+        deadline = time.monotonic() + 60
+        job: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            job = httpx.get(f"{base}/api/v1/update", headers=auth, timeout=10).json()
+            if job["status"] != "updating":
+                break
+            time.sleep(0.1)
+        assert job["status"] == "complete" and job["to_version"] == NEWER, job
+    finally:
+        end(proc)
+    holding = [p for p in home.rglob("*") if p.is_file() and b"s3cret-pw" in p.read_bytes()]
+    assert holding == []
+    seeded = json.loads(next((home / "releases").glob("*/manifest.json")).read_text())
+    assert "s3cret" not in seeded["update_url"]
+    assert state.stat().st_mode & 0o777 == 0o700
+    loose = [p for p in state.iterdir() if p.is_file() and p.stat().st_mode & 0o077]
+    assert loose == []

@@ -27,6 +27,7 @@ from caio.core.faults import fault_point
 from caio.core.files import atomic_write_json, fsync_dir
 from caio.core.host_id import MACHINE_ID_FILES, HostIdentity, host_identity
 from caio.core.manifest import Manifest, save_manifest
+from caio.core.redact import split_userinfo
 from caio.core.state import AuditLog
 
 STAGING_PREFIX = ".staging-"
@@ -47,9 +48,19 @@ class InstallLayout:
         self.bad_versions_path = self.state_dir / "bad_versions.json"
 
     def ensure(self) -> None:
+        """Make the directories; ``state/`` is 0700 and its files 0600, at every start.
+
+        Whatever created them first (an older CAIO, ``caio host-id`` before the
+        service, a umask of 022), the state (host id, audit log, job status)
+        is this service's alone.
+        """
         for d in (self.releases, self.tuf_dir, self.downloads):
             d.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _restrict(self.state_dir, 0o700)
+        for entry in os.scandir(self.state_dir):
+            if entry.is_file(follow_symlinks=False):
+                _restrict(Path(entry.path), 0o600)
 
     # --- which release is where -------------------------------------------
     def release_dir(self, version: str) -> Path:
@@ -171,6 +182,13 @@ class InstallLayout:
         return removed
 
 
+def _restrict(path: Path, mode: int) -> None:
+    """Take group and other permissions away from ``path`` (never add any)."""
+    current = stat.S_IMODE(path.stat().st_mode)
+    if current & 0o077:
+        os.chmod(path, current & mode)
+
+
 def make_read_only(tree: Path) -> None:
     """Drop write bits on a complete release so nothing edits it in place."""
     for root, dirs, files in os.walk(tree):
@@ -208,7 +226,11 @@ def seed_release(layout: InstallLayout, source_dir: Path, manifest: Manifest) ->
         shutil.copytree(
             source_dir / "caio", staging / "caio", ignore=shutil.ignore_patterns("__pycache__")
         )
-        save_manifest(manifest, staging / "manifest.json")
+        # A release tree is readable by every local account: never a password in it.
+        clean_url = split_userinfo(manifest.update_url)[0]
+        save_manifest(
+            manifest.model_copy(update={"update_url": clean_url}), staging / "manifest.json"
+        )
         make_read_only(staging)
         os.replace(staging, target)
     layout.point(layout.current_link, manifest.version)

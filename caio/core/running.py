@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from caio.core.manifest import Manifest, load_manifest
+from caio.core.redact import split_userinfo
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.version import VersionInfo, resolve_version_info
 
@@ -43,12 +44,13 @@ def load_running(settings: Settings) -> Running:
     info = resolve_version_info(manifest, source_dir=SOURCE_DIR)
     update_url = settings.update_url or (manifest.update_url if manifest else None)
     channel = settings.channel or (manifest.channel if manifest else "stable")
-    made = manifest or Manifest(
+    made = manifest or Manifest(  # no manifest beside the package (a pip install)
         name="caio",
         version=info.version,
         build_date=info.build_date,
         commit=info.commit,
-        update_url=update_url or "file:///",
+        # It is saved with the seeded release: never the URL's credentials.
+        update_url=split_userinfo(update_url)[0] if update_url else "file:///",
         channel=channel,
     )
     if manifest is not None:
