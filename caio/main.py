@@ -97,7 +97,11 @@ def serve(settings: Settings) -> int:
         access_log=False,
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.drain_seconds),
-        http=guarded_protocol(settings.max_connections, settings.header_timeout_seconds),
+        http=guarded_protocol(
+            settings.max_connections,
+            settings.header_timeout_seconds,
+            settings.idle_timeout_seconds,
+        ),
         # Connections asyncio accepts per wake-up, before the cap can shed any: small, so
         # a burst cannot overshoot the cap by thousands of descriptors.
         backlog=ACCEPT_BURST,

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 
 from caio.core.settings import SOURCE_DIR
 from caio.core.state import AuditLog
-from tests.background import end, spawn
+from tests.background import end, looping, spawn
 from tests.helpers import free_port
 from tests.served import Served, run
 from tests.supervisor_fixtures import start_supervised, stop_supervised
@@ -679,3 +680,150 @@ def test_a_tree_without_a_manifest_stores_no_url_password_anywhere_under_home(
     assert state.stat().st_mode & 0o777 == 0o700
     loose = [p for p in state.iterdir() if p.is_file() and p.stat().st_mode & 0o077]
     assert loose == []
+
+
+# --- no stranger holds the connection slots (issue 21, items 1 and 2) -----------------------
+
+FLOOD_LIMITS = {
+    "CAIO_MAX_CONNECTIONS": "128",
+    "CAIO_IDLE_TIMEOUT_SECONDS": "2",
+    "CAIO_HEADER_TIMEOUT_SECONDS": "10",
+}
+
+
+def answered_then_one_byte(host: str, port: int) -> socket.socket:
+    """A request that promises 100 MB of body, its answer read, then one byte of body."""
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(b"POST /nope HTTP/1.1\r\nHost: caio\r\nContent-Length: 100000000\r\n\r\n")
+    s.recv(65536)
+    s.sendall(b"x")
+    return s
+
+
+def pipelined_unread(host: str, port: int) -> socket.socket:
+    """Thousands of pipelined requests whose answers are never read."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # answers back up at once
+    s.settimeout(5)
+    s.connect((host, port))
+    s.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        s.send(b"GET /health HTTP/1.1\r\nHost: caio\r\n\r\n" * 3000)
+    return s
+
+
+def flood_while_probing(url: str, seconds: float) -> tuple[list[float], int, int]:
+    """Hold connections both ways for ``seconds`` while /health is asked every 0.1 s.
+
+    Returns (each probe's seconds, or inf for a failure), connections opened, and
+    connections the server had closed by the end.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    held: list[socket.socket] = []
+    opened = [0]
+
+    def flood(stop: threading.Event) -> None:
+        kind = answered_then_one_byte if opened[0] % 3 else pipelined_unread
+        try:
+            held.append(kind(host, int(port)))
+            opened[0] += 1
+        except OSError:
+            stop.wait(0.05)  # shed or refused at the cap: that is the server's right
+
+    probes: list[float] = []
+    try:
+        with looping(flood, threads=4, name="flood"):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    ok = httpx.get(f"{url}/health", timeout=5).status_code == 200
+                except httpx.HTTPError as e:
+                    print("probe failed:", repr(e))
+                    ok = False
+                probes.append(time.monotonic() - started if ok else float("inf"))
+                time.sleep(0.1)
+        closed = sum(closed_by_server(s) for s in held)
+    finally:
+        for s in held:
+            s.close()
+    return probes, opened[0], closed
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    """Read what is pending; True once the server's end of the stream (or a reset) shows."""
+    s.setblocking(False)
+    try:
+        while s.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        return False  # open, nothing more to read
+    except OSError:
+        return True  # reset
+    return True
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_connections_that_stop_making_progress_cannot_lock_out_health(
+    update_env: UpdateEnv, started: list[Served], command: str
+) -> None:
+    if command == "serve":
+        served = run(update_env, started, **FLOOD_LIMITS)
+        url, server_pid = served.url, served.proc.pid
+        supervised = None
+    else:
+        supervised = start_supervised(update_env, FLOOD_LIMITS)
+        url, server_pid = supervised.url, supervised.state()["active"]["pid"]
+    try:
+        before = rss_kb(server_pid)
+        probes, opened, closed = flood_while_probing(url, seconds=12)
+        grown = rss_kb(server_pid) - before
+    finally:
+        if supervised is not None:
+            stop_supervised(supervised)
+    assert opened > 300, opened  # well past the cap of 128: slots were freed all along
+    assert len(probes) > 30 and max(probes) < 2.0, sorted(probes)[-5:]
+    print(
+        f"{command}: {opened} held connections, {closed} closed by the server, "
+        f"{len(probes)} probes, slowest {max(probes):.2f} s, RSS +{grown} kB"
+    )
+    assert closed > opened // 2  # the server closed them; the client never let go
+    assert grown < 64 * 1024, f"RSS grew by {grown} kB"
+
+
+def test_event_streams_are_bounded_and_an_ended_one_frees_its_place(
+    update_env: UpdateEnv, started: list[Served]
+) -> None:
+    update_env.publish(NEWER)
+    update_env.behaviours[artifact_name(update_env, NEWER)] = trickle(0.05)
+    served = run(update_env, started, CAIO_MAX_EVENT_STREAMS="2", CAIO_MIN_SPEED_BYTES="0")
+    assert served.api("POST", "/api/v1/update", json={}).status_code == 202
+    served.wait_stage("downloading")  # streams stay open while a job runs
+    head = (
+        "GET /api/v1/update/events HTTP/1.1\r\nHost: caio\r\n"
+        f"Authorization: Bearer {update_env.viewer}\r\n\r\n"
+    )
+    streams = [raw_request(served.url, head) for _ in range(2)]
+    try:
+        assert [read_status(s)[0] for s in streams] == [200, 200]  # then never read again
+        third = served.api("GET", "/api/v1/update/events", role="viewer")
+        assert third.status_code == 503 and third.json()["error"]["code"] == "too_many_streams"
+        assert served.api("GET", "/health", role=None).status_code == 200
+        streams.pop().close()
+        deadline = time.monotonic() + 10
+        while True:  # its place is free once the server sees it gone (the next event or ping)
+            again = raw_request(served.url, head)
+            streams.append(again)
+            if read_status(again)[0] == 200:
+                break
+            assert time.monotonic() < deadline, "a closed stream kept its place"
+            time.sleep(0.5)
+    finally:
+        for s in streams:
+            s.close()
+        served.api("DELETE", "/api/v1/update")

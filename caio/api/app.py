@@ -15,7 +15,7 @@ from caio.api.errors import install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
-from caio.api.web import SecurityHeaders
+from caio.api.web import CloseUnreadBodies, SecurityHeaders
 from caio.api.web import router as web_router
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
@@ -99,6 +99,7 @@ def create_app(
     app.state.update_service = update_service
     app.state.restart_strategy = restart_strategy
     app.state.scheduler = scheduler
+    app.state.event_streams = set()  # open /api/v1/update/events streams
     app.state.metrics = build_registry(running, update_service, scheduler)
 
     install_error_handlers(app)
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(web_router)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CloseUnreadBodies)
 
     @app.middleware("http")
     async def log_request(

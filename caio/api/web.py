@@ -90,6 +90,44 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class CloseUnreadBodies:
+    """ASGI middleware: an answer that leaves a request body unread closes the connection.
+
+    On every route, 404 and 405 included: the answer carries
+    ``Connection: close`` and the server drops the connection after it,
+    rather than keeping it open for (and reading) whatever the client is
+    still sending. A stranger's one body byte after the answer then holds
+    nothing.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length", b"0").strip()
+        unread = [b"transfer-encoding" in headers or declared not in (b"0", b"")]
+
+        async def reading() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                unread[0] = False
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and unread[0]:
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"connection" not in present:
+                    extra = (b"connection", b"close")
+                    message = {**message, "headers": [*message.get("headers", []), extra]}
+            await send(message)
+
+        await self.app(scope, reading, closing)
+
+
 @cache
 def _page(name: str) -> str:
     return (CONSOLE_DIR / name).read_text(encoding="utf-8")

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         default=10.0, gt=0, description="a client must send its request head within this"
     )
+    idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a connection that makes no progress for this long is closed: a body "
+        "that stops coming, an answer the client does not read",
+    )
+    max_event_streams: int = Field(
+        default=32, ge=1, description="open GET /api/v1/update/events streams; more get 503"
+    )
 
     host_id: str | None = Field(
         default=None,

@@ -8,9 +8,15 @@ connections then locks everybody out, ``/health`` included. This module:
 * gives every connection ``header_timeout`` seconds to send each request
   head (after connecting, and again after each response on a kept-alive
   connection), then closes it;
+* closes a connection that makes no progress for ``idle_timeout`` seconds
+  while it waits on the peer: a request body that stopped coming, or an
+  answer the peer does not read (pipelined requests whose answers are never
+  read included); a request the app is still working on is not waiting on
+  the peer, and an event stream between two events is not either;
 * caps open connections: past ``max_connections`` the connection that has
-  waited longest for a request head is closed to make room, so a flood of
-  idle connections cannot keep a real request out;
+  waited longest on its peer (for a request head, or stalled as above) is
+  closed to make room, so a flood of idle connections cannot keep a real
+  request out;
 * at a graceful shutdown, answers connections that were accepted but had
   not sent their first request yet (uvicorn closes them unanswered, which
   breaks a zero-downtime restart): they get ``DRAIN_GRACE`` seconds to send
@@ -53,6 +59,7 @@ class GuardedH11Protocol(H11Protocol):
 
     max_connections = 512
     header_timeout = 10.0
+    idle_timeout = 30.0
 
     def __init__(
         self,
@@ -66,16 +73,73 @@ class GuardedH11Protocol(H11Protocol):
         self._awaiting_head_since: float | None = None
         self._served = False  # has this connection had a request yet
         self._draining = False
+        self._progress_at = time.monotonic()  # the last byte in, or the last unsent byte out
+        self._unsent = 0  # the write buffer at the last look
+        self._progress_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
+        self._watch_progress()
         if len(self.connections) > self.max_connections:
             self._shed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+            self._progress_timer = None
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._progress_at = time.monotonic()
+        super().data_received(data)
+
+    # --- progress -----------------------------------------------------------------
+    def _watch_progress(self) -> None:
+        self._progress_timer = self.loop.call_later(
+            min(1.0, self.idle_timeout / 4), self._check_progress
+        )
+
+    def _check_progress(self) -> None:
+        self._progress_timer = None
+        if self.transport.is_closing():
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:  # the peer reads what we send
+            self._progress_at = time.monotonic()
+        self._unsent = unsent
+        if self._waits_on_peer() and self._idle_for() >= self.idle_timeout:
+            self.transport.close()
+            return
+        self._watch_progress()
+
+    def _waits_on_peer(self) -> bool:
+        """An answer sits unread, or a request body stopped coming (head waits: the head timer)."""
+        if self.transport.get_write_buffer_size() > 0:
+            return True
+        body_due = self.cycle is not None and self.conn.their_state is h11.SEND_BODY
+        return body_due and not self.flow.read_paused
+
+    def _idle_for(self) -> float:
+        return time.monotonic() - self._progress_at
+
+    def _stalled_since(self) -> float | None:
+        """Since when this connection has waited on its peer, or None if it does not.
+
+        It does while it waits for a request head, while an answer sits unread
+        in its write buffer, and while a request body it reads stops coming.
+        A connection with requests pipelined ahead of their answers counts too,
+        for the shedding only: under a flood it is the first to go.
+        """
+        if self._awaiting_head_since is not None:
+            return self._awaiting_head_since
+        if self.transport.get_write_buffer_size() > 0 or self.conn.trailing_data[0]:
+            return self._progress_at
+        body_due = self.cycle is not None and self.conn.their_state is h11.SEND_BODY
+        if body_due and not self.flow.read_paused:
+            return self._progress_at
+        return None
 
     def handle_events(self) -> None:
         before = self.cycle
@@ -118,26 +182,32 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def _shed(self) -> None:
-        """Close the connection that has waited longest for a request head."""
+        """Close the connection that has waited longest on its peer (head, body or reading)."""
         waiting = [
-            c
+            (since, c)
             for c in self.connections
-            if isinstance(c, GuardedH11Protocol) and c._awaiting_head_since is not None
+            if isinstance(c, GuardedH11Protocol) and (since := c._stalled_since()) is not None
         ]
         if not waiting:
             self.transport.close()  # every other connection is mid-request: refuse this one
             return
-        victim = min(waiting, key=lambda c: c._awaiting_head_since or 0.0)
+        _, victim = min(waiting, key=lambda pair: pair[0])
         victim._stop_head_timer()
         victim.transport.close()
 
 
-def guarded_protocol(max_connections: int, header_timeout: float) -> type[GuardedH11Protocol]:
+def guarded_protocol(
+    max_connections: int, header_timeout: float, idle_timeout: float = 30.0
+) -> type[GuardedH11Protocol]:
     """The protocol class for ``uvicorn.Config(http=...)`` with these limits."""
     return type(
         "CaioH11Protocol",
         (GuardedH11Protocol,),
-        {"max_connections": max_connections, "header_timeout": header_timeout},
+        {
+            "max_connections": max_connections,
+            "header_timeout": header_timeout,
+            "idle_timeout": idle_timeout,
+        },
     )
 
 

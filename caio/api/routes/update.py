@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 
 from caio.api.body import body_schema, json_body
 from caio.api.deps import AdminDep, ServiceDep, ViewerDep
@@ -113,9 +114,25 @@ async def update_status(_: ViewerDep, service: ServiceDep) -> JobStatus:
     "/update/events",
     summary="Server-Sent Events of job status until the job ends",
     response_class=EventSourceResponse,
+    responses={503: {"model": ErrorBody, "description": "too_many_streams"}},
 )
-async def update_events(_: ViewerDep, service: ServiceDep) -> EventSourceResponse:
+async def update_events(_: ViewerDep, service: ServiceDep, request: Request) -> EventSourceResponse:
+    settings = request.app.state.settings
+    streams: set[object] = request.app.state.event_streams  # one per open stream
+    if len(streams) >= settings.max_event_streams:
+        raise ApiError(
+            503,
+            "too_many_streams",
+            f"{len(streams)} event streams are open (CAIO_MAX_EVENT_STREAMS); poll "
+            "GET /api/v1/update instead, or try again when one ends",
+        )
+    stream = object()
+    streams.add(stream)
     queue = service.feed.subscribe()
+
+    def closed() -> None:  # idempotent: from the stream's end and from the response's
+        service.feed.unsubscribe(queue)
+        streams.discard(stream)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
@@ -128,9 +145,15 @@ async def update_events(_: ViewerDep, service: ServiceDep) -> EventSourceRespons
                     current = service.status()
                 yield ServerSentEvent(data=current.model_dump_json(), event="status")
         finally:
-            service.feed.unsubscribe(queue)
+            closed()
 
-    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS)
+    # A subscriber that does not read what is sent within the idle timeout is dropped.
+    return EventSourceResponse(
+        events(),
+        ping=HEARTBEAT_SECONDS,
+        send_timeout=settings.idle_timeout_seconds,
+        background=BackgroundTask(closed),
+    )
 
 
 @router.get(
