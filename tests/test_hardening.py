@@ -781,13 +781,13 @@ def test_connections_that_stop_making_progress_cannot_lock_out_health(
         url, server_pid = supervised.url, supervised.state()["active"]["pid"]
     try:
         before = rss_kb(server_pid)
-        probes, opened, closed = flood_while_probing(url, seconds=12)
+        probes, opened, closed = flood_while_probing(url, seconds=8)
         grown = rss_kb(server_pid) - before
     finally:
         if supervised is not None:
             stop_supervised(supervised)
-    assert opened > 300, opened  # well past the cap of 128: slots were freed all along
-    assert len(probes) > 30 and max(probes) < 2.0, sorted(probes)[-5:]
+    assert opened > 250, opened  # well past the cap of 128: slots were freed all along
+    assert len(probes) > 20 and max(probes) < 2.0, sorted(probes)[-5:]
     print(
         f"{command}: {opened} held connections, {closed} closed by the server, "
         f"{len(probes)} probes, slowest {max(probes):.2f} s, RSS +{grown} kB"

@@ -33,7 +33,7 @@ JOB_OUTCOMES = frozenset(
         "interrupted",
     }
 )
-RESTART_OUTCOMES = frozenset({"requested", "succeeded", "rolled_back"})
+RESTART_OUTCOMES = frozenset({"requested", "succeeded", "rolled_back", "interrupted"})
 ROLLBACK_KINDS = frozenset(
     {"exited", "unhealthy", "wrong_version", "crash_loop", "did_not_start", "stopped"}
 )
