@@ -113,6 +113,8 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT. Returns the process exit code."""
         self.layout.ensure()
         self.layout.clean_leftovers()
+        if repaired := self.audit.settle():  # a crash cut an append: repaired and recorded
+            log.warning("audit log repaired: %s", "; ".join(repaired))
         seed_release(self.layout, self.source_dir, self.running)
         raise_open_file_limit()
         self._sock = bind(self.settings.host, self.settings.port)

@@ -210,6 +210,8 @@ class UpdateService:
         restart) runs a job: its staging tree and its status are its own.
         """
         self.layout.ensure()
+        if repaired := self.audit.settle():  # a crash cut an append: repaired and recorded
+            log.warning("audit log repaired: %s", "; ".join(repaired))
         with self._job_lock.probe() as nobody_runs_a_job:
             if nobody_runs_a_job:
                 removed = self.layout.clean_leftovers()
