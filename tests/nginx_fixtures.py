@@ -20,6 +20,7 @@ from tests.components import require
 from tests.helpers import free_port
 
 SHIPPED = Path(__file__).resolve().parent.parent / "deploy" / "nginx" / "caio-repo.conf"
+ACCESS = SHIPPED.with_name("caio-repo-access.conf")
 LOG_FORMAT = '\'$request_uri $status range="$http_range" auth="$http_authorization"\''
 
 
@@ -63,8 +64,13 @@ class Nginx:
         end(self.proc, grace=10, sig=signal.SIGQUIT)
 
 
-def start_nginx(prefix: Path, root: Path, *, http_extra: str = "", auth: str = "") -> Nginx:
-    """nginx on 127.0.0.1:<free port> serving ``root`` through the shipped server block."""
+def start_nginx(
+    prefix: Path, root: Path, *, http_extra: str = "", access: str | None = ""
+) -> Nginx:
+    """nginx on 127.0.0.1:<free port> serving ``root`` through the shipped server block.
+
+    ``access``: the access file's content ("": the shipped, public one; None: no file).
+    """
     nginx = require("nginx", "nginx")
     prefix.mkdir(parents=True)
     port = free_port()
@@ -72,8 +78,8 @@ def start_nginx(prefix: Path, root: Path, *, http_extra: str = "", auth: str = "
     server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};", 1)
     server = server.replace("root /srv/caio-repo;", f"root {root};", 1)
     (prefix / "caio-repo.conf").write_text(server)
-    if auth:
-        (prefix / "caio-repo-auth.conf").write_text(auth)
+    if access is not None:
+        (prefix / "caio-repo-access.conf").write_text(access or ACCESS.read_text())
     temp = "\n".join(
         f"    {kind}_temp_path {prefix / 'tmp' / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -96,7 +96,7 @@ def test_a_private_repository_needs_the_token_and_gets_it(
 ) -> None:
     update_env.publish(NEWER)
     auth = f'if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}\n'
-    nginx = nginx_for(update_env, servers, auth=auth)
+    nginx = nginx_for(update_env, servers, access=auth)
     refused = client(update_env, nginx.url).get("/api/v1/update/check", headers=update_env.auth())
     assert refused.status_code == 502
     assert refused.json()["error"]["code"] == "repository_unauthorized"
@@ -115,7 +115,7 @@ def test_a_redirect_to_another_origin_never_receives_the_token(
         f'if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}\n'
         f"rewrite ^/targets/(.*)$ {mirror.url}/targets/$1 redirect;\n"
     )
-    origin = nginx_for(update_env, servers, "origin", auth=auth)
+    origin = nginx_for(update_env, servers, "origin", access=auth)
     caio = client(update_env, origin.url, update_token=TOKEN)
     assert update_env.run_update(caio)["to_version"] == NEWER
     redirected = [line for line in origin.access_log() if line.startswith("/targets/")]
@@ -151,3 +151,37 @@ def test_a_stale_cached_timestamp_never_installs_anything_wrong(
     # The cache expires: the same host updates, to the release that was signed.
     shutil.copy(fresh, metadata / "timestamp.json")
     assert update_env.run_update(knows_new)["to_version"] == NEWER
+
+
+def test_errors_are_never_cacheable_and_dotfiles_are_not_served(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    """Issue 21, item 8: the 404 for the next root was marked immutable for a year."""
+    (update_env.repo.dir / "metadata" / ".1.root.json.swp").write_text("an editor's leftover")
+    (update_env.repo.dir / "targets" / ".git").mkdir()
+    nginx = nginx_for(update_env, servers)
+    next_root = httpx.get(f"{nginx.url}/metadata/2.root.json")
+    assert next_root.status_code == 404
+    assert next_root.headers["cache-control"] == "no-store"
+    for path in ("/metadata/.1.root.json.swp", "/targets/.git/", "/metadata/nope.json"):
+        answer = httpx.get(nginx.url + path)
+        assert answer.status_code == 404, path
+        assert answer.headers["cache-control"] == "no-store", path
+    assert "immutable" in httpx.get(f"{nginx.url}/metadata/1.root.json").headers["cache-control"]
+
+    private = nginx_for(
+        update_env,
+        servers,
+        "private",
+        access=f'if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}\n',
+    )
+    refused = httpx.get(f"{private.url}/metadata/1.root.json")
+    assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
+
+
+def test_without_its_access_file_nginx_refuses_to_start(
+    update_env: UpdateEnv, servers: list[Nginx]
+) -> None:
+    """A misnamed bearer-check file must not leave a private repository public."""
+    with pytest.raises(AssertionError, match=r"caio-repo-access\.conf"):
+        nginx_for(update_env, servers, access=None)
