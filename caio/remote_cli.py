@@ -8,6 +8,7 @@ on a command line (where ``ps`` shows it): use ``CAIO_TOKEN`` or
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,6 +37,12 @@ EXIT_FAILED, EXIT_USAGE, EXIT_API = 1, 2, 3
 def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
     from caio.client import CaioClient
 
+    if token is not None and _from_command_line("token"):
+        typer.echo(
+            "caio: warning: a token given with --token is visible to every local user "
+            "(ps, /proc/PID/cmdline); use --token-file FILE or CAIO_TOKEN instead",
+            err=True,
+        )
     if token is None and token_file is not None:
         try:
             token = token_file.read_text().strip()
@@ -43,6 +50,12 @@ def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
             typer.echo(f"caio: cannot read the token file {token_file}: {e.strerror}", err=True)
             raise typer.Exit(EXIT_USAGE) from e
     return CaioClient(url, token)
+
+
+def _from_command_line(parameter: str) -> bool:
+    """Whether ``--parameter`` is on this process's command line (not in the env)."""
+    flag = f"--{parameter}"
+    return any(arg == flag or arg.startswith(f"{flag}=") for arg in sys.argv[1:])
 
 
 def _print(obj: Any) -> None:

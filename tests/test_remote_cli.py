@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,6 +56,15 @@ def test_remote_update_with_progress_then_status_and_rollback(
     check = remote("check", "--url", service, "--token", update_env.viewer)
     assert check.returncode == 0, check.stderr
     assert f'"version": "{NEWER}"' in check.stdout
+    assert "visible to every local user" in check.stderr and "--token-file" in check.stderr
+    quiet = subprocess.run(  # the same token from the environment: no warning
+        [sys.executable, "-m", "caio", "remote", "check", "--url", service],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "CAIO_TOKEN": update_env.viewer},
+    )
+    assert quiet.returncode == 0 and "visible" not in quiet.stderr, quiet.stderr
 
     done = remote("update", "--url", service, "--token", update_env.admin, "--wait")
     assert done.returncode == 0, done.stderr
