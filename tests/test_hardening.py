@@ -827,3 +827,28 @@ def test_event_streams_are_bounded_and_an_ended_one_frees_its_place(
         for s in streams:
             s.close()
         served.api("DELETE", "/api/v1/update")
+
+
+def test_a_damaged_check_record_never_fails_a_scrape(
+    update_env: UpdateEnv, started: list[Served]
+) -> None:
+    """Issue 21, item 14: a damaged state/check.json made every /metrics scrape 500."""
+    served = run(update_env, started)
+    check = update_env.layout.state_dir / "check.json"
+    damaged = {
+        "last_attempt": "2026-12-06T10:00:00Z",
+        "last_success": "yesterday-ish",
+        "consecutive_failures": "many",
+        "newest": 5,
+        "withdrawn": [1, 2],
+    }
+    for content in (json.dumps(damaged), "[1, 2, 3]", "{not json", "[" * 100_000):
+        check.write_text(content)
+        scrape = served.api("GET", "/metrics", role="viewer")
+        assert scrape.status_code == 200, (content[:40], scrape.text[:300])
+        assert "caio_build_info" in scrape.text
+    check.write_text(json.dumps(damaged))
+    text = served.api("GET", "/metrics", role="viewer").text
+    assert "caio_last_check_timestamp_seconds 1.7965512e+09" in text  # the readable field
+    damage = next(x for x in text.splitlines() if x.startswith("caio_state_damaged_total"))
+    assert float(damage.split()[1]) >= 7

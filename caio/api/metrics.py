@@ -149,6 +149,12 @@ class CaioCollector(Collector):
             if moment is not None:
                 family.add_metric([], _unix(moment))
             yield family
+        yield CounterMetricFamily(
+            "caio_state_damaged",
+            "Reads of state/check.json that found it, or a field of it, unreadable (what could "
+            "be read is still reported)",
+            value=self._service.checks.damaged,
+        )
         yield GaugeMetricFamily(
             "caio_check_consecutive_failures",
             "Checks that failed since the last success",

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from caio.core.files import atomic_write_json
-from caio.core.rollout import Withdrawal, iso
+from caio.core.rollout import Withdrawal, iso, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +45,79 @@ class CheckState:
             return None
 
 
+def _time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_time(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_withdrawn(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in value.items()
+    )
+
+
+# What each field of check.json must be; a field that is not is left out (and counted).
+_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "last_attempt": _optional(_time),
+    "last_success": _optional(_time),
+    "error": _optional(_is_str),
+    "consecutive_failures": _is_count,
+    "newest": _optional(_is_str),
+    "newest_eligible": _optional(_is_str),
+    "running_withdrawn": lambda value: isinstance(value, bool),
+    "withdrawn": _is_withdrawn,
+}
+
+
 class CheckRecord:
     """Reads and writes ``state/check.json`` (0600, atomic)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self.damaged = 0  # reads that found the file, or a field of it, unreadable
 
     def read(self) -> CheckState:
+        """The last check as recorded; what is damaged is left out and counted (``damaged``)."""
         try:
             doc = json.loads(self.path.read_bytes())
-            return CheckState(**{k: doc[k] for k in CheckState.__dataclass_fields__ if k in doc})
-        except (OSError, ValueError, TypeError):
+        except FileNotFoundError:
             return CheckState()
+        except (OSError, ValueError, RecursionError):
+            self._count_damage()
+            return CheckState()
+        if not isinstance(doc, dict):
+            self._count_damage()
+            return CheckState()
+        fields: dict[str, Any] = {}
+        for name, valid in _FIELDS.items():
+            if name in doc:
+                if valid(doc[name]):
+                    fields[name] = doc[name]
+                else:
+                    self._count_damage()
+        return CheckState(**fields)
+
+    def _count_damage(self) -> None:
+        with self._lock:
+            self.damaged += 1
 
     def succeeded(
         self,

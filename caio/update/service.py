@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -138,6 +139,10 @@ RESUMABLE = frozenset(
         ErrorCode.SLOW_RETRIEVAL.value,
     }
 )
+
+
+# How long a new job waits for the lock of another process's job that has said it ended.
+FINISHED_JOB_GRACE_SECONDS = 2.0
 
 
 class JobCancelled(Exception):
@@ -399,7 +404,7 @@ class UpdateService:
                     f"an update to {self._status.to_version or 'the newest release'} is running",
                     code="update_in_progress",
                 )
-            if not self._job_lock.try_acquire():
+            if not self._acquire_after_a_finished_job():
                 raise ConflictError(
                     "an update is running in another CAIO process (a restart is under way); "
                     "try again when it ends",
@@ -538,6 +543,20 @@ class UpdateService:
             with self._lock:  # a newer job (started once this one said how it ended) keeps it
                 if job is self._job:
                     self._job_lock.release()
+
+    def _acquire_after_a_finished_job(self) -> bool:
+        """The job lock; a moment's grace when another process's job has said it ended.
+
+        A job writes how it ended, then lets go of the lock: a client that
+        polls that status and starts the next update at once must not be told
+        an update is running.
+        """
+        deadline = time.monotonic() + FINISHED_JOB_GRACE_SECONDS
+        while not self._job_lock.try_acquire():
+            if time.monotonic() >= deadline or self._state.load().running:
+                return False
+            time.sleep(0.02)
+        return True
 
     def _tidy(self, job: _Job, outcome: str) -> None:
         """Bound ``downloads/``: keep only a resumable partial or an artifact asked for."""
