@@ -150,6 +150,11 @@ class CheckOut(BaseModel):
     )
     metadata: MetadataOut
     checked_at: datetime
+    skipped_entries: list[str] = Field(
+        default_factory=list,
+        description="entries of the signed release index that could not be read, and why; "
+        "they are never offered, and the other releases are",
+    )
 
 
 class RollbackOut(BaseModel):

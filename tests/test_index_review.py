@@ -124,3 +124,32 @@ def test_the_host_refuses_a_release_whose_index_entry_and_signed_metadata_disagr
     assert "disagree on withdrawn" in status["error"]["message"]
     assert update_env.layout.current_version != NEWER  # nothing was installed
     assert list(update_env.layout.downloads.iterdir()) == []  # nor downloaded
+
+
+def test_an_unreadable_index_entry_is_skipped_and_reported_while_the_rest_updates(
+    update_env: UpdateEnv,
+) -> None:
+    """Issue 21, item 12: one malformed entry stopped updates on every host."""
+    update_env.publish(NEWER)
+    publisher = update_env.repo.publisher()
+    store = update_env.repo.store
+    targets = store.load("targets")
+    doc = json.loads(render_index(read_index(publisher.ctx, targets)))
+    doc["releases"].append({"version": "9.9.9", "target": "x", "channels": 5})
+    doc["releases"].append("a string instead of an object")
+    data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+    digest = hashlib.sha256(data).hexdigest()
+    store.put_target(INDEX_PATH, digest, data)
+    targets.signed.targets[INDEX_PATH] = TargetFile(len(data), {"sha256": digest}, INDEX_PATH)
+    publisher.commit({"targets": targets})  # signed: a publisher bug, not an attack
+
+    with update_env.client() as client:
+        check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
+        assert check.status_code == 200, check.text
+        body = check.json()
+        assert body["update_available"]["version"] == NEWER
+        assert body["skipped_entries"] == [
+            "entry 2: 9.9.9: its channels must be a list of names",
+            "entry 3: not an object but str",
+        ]
+        assert update_env.run_update(client)["to_version"] == NEWER

@@ -39,7 +39,7 @@ def test_the_publishers_index_is_what_the_client_reads(published_repo: Published
     store = published_repo.store
     targets = store.load("targets").signed.targets
     data = store.target_file(INDEX_PATH, targets[INDEX_PATH].hashes["sha256"]).read_bytes()
-    releases = read_index(data)
+    releases = read_index(data).entries
     assert [(r.version, r.target, r.channels) for r in releases] == [
         ("1.0.0", target_path("1.0.0"), ("stable",)),
         ("1.1.0", target_path("1.1.0"), ("beta",)),
@@ -73,11 +73,12 @@ def test_entries_off_the_contract_path_are_skipped_or_refused(target: str, reaso
 
 @pytest.mark.parametrize(
     "data",
-    [b"[]", b'{"format": 2, "releases": []}', b'{"format": 1}', b'{"format": 1, "releases": [1]}'],
+    [b"[]", b'{"format": 2, "releases": []}', b'{"format": 1}', b'{"format": 1, "releases": 3}'],
 )
 def test_what_is_not_an_index_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
         parse_index(data)
+    assert parse_index(b'{"format": 1, "releases": [1]}') == []  # an index; its entry skipped
 
 
 @pytest.mark.parametrize(
@@ -100,9 +101,32 @@ def test_safe_target_paths(path: str, safe: bool) -> None:
 def test_read_index_maps_a_malformed_index_to_repository_invalid(tmp_path: Path) -> None:
     from caio.core.errors import UpdateError
 
-    with pytest.raises(UpdateError) as e:
-        read_index(b"not json")
-    assert e.value.code == "repository_invalid"
+    for junk in (b"not json", b"[" * 100_000 + b"]" * 100_000, b'{"format": 1}', b"[]"):
+        with pytest.raises(UpdateError) as e:
+            read_index(junk)
+        assert e.value.code == "repository_invalid", junk[:20]
+    with pytest.raises(UpdateError, match="nested too deeply"):
+        read_index(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_one_unreadable_entry_is_skipped_and_named_and_the_others_are_offered() -> None:
+    """Issue 21, item 12: one bad entry made the whole index repository_invalid."""
+    good = json.loads(render_index(ENTRIES))
+    bad_entries = [
+        {**good["releases"][0], "channels": 5},
+        {**good["releases"][0], "channels": None},
+        {k: v for k, v in good["releases"][0].items() if k != "version"},
+        "a string instead of an object",
+        {**good["releases"][0], "version": 7},
+    ]
+    good["releases"] = [*bad_entries, *good["releases"]]
+    report = read_index(json.dumps(good).encode())
+    assert [e.version for e in report.entries] == ["1.2.0", "1.10.0"]
+    assert len(report.skipped) == len(bad_entries)
+    assert report.skipped[0].startswith("entry 1: 1.2.0: its channels must be a list")
+    assert report.skipped[3] == "entry 4: not an object but str"
+    with pytest.raises(ValueError, match="entry 1"):
+        parse_index(json.dumps(good).encode(), strict=True)  # the publisher refuses it
 
 
 def test_the_signed_custom_metadata_the_publisher_writes_is_what_the_client_reads(

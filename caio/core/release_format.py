@@ -197,58 +197,101 @@ def render_index(entries: list[IndexEntry]) -> bytes:
 
 
 def parse_index(data: bytes, *, strict: bool = False) -> list[IndexEntry]:
-    """The entries of an index (already verified by TUF).
-
-    An entry whose version is not PEP 440, that is not at its contract path
-    ``caio/<version>/caio-<version>.tar.gz``, or whose rollout or withdrawal
-    cannot be read, is skipped with a warning (``strict``: refused): nothing
-    is installed from an entry the client does not fully understand.
+    """The entries of an index (already verified by TUF); see :func:`read_index_report`.
 
     Raises:
         ValueError: not an index of a known format; with ``strict``, an entry
             breaks the contract.
     """
+    return read_index_report(data, strict=strict).entries
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """The entries a client can use, and why each other entry was skipped."""
+
+    entries: list[IndexEntry]
+    skipped: list[str]
+
+
+def read_index_report(data: bytes, *, strict: bool = False) -> IndexReport:
+    """The entries of an index, and the entries skipped.
+
+    An entry that cannot be read (not an object, a field missing or of the
+    wrong type), whose version is not PEP 440, that is not at its contract
+    path ``caio/<version>/caio-<version>.tar.gz``, or whose rollout or
+    withdrawal cannot be read, is skipped with a warning (``strict``:
+    refused): nothing is installed from an entry the client does not fully
+    understand, and one bad entry does not stop updates to the good ones.
+
+    Raises:
+        ValueError: not an index of a known format (or nested too deeply);
+            with ``strict``, an entry breaks the contract.
+    """
     try:
-        doc: dict[str, Any] = json.loads(data)
-        if doc.get("format") != INDEX_FORMAT:
-            raise ValueError(f"unknown index format {doc.get('format')!r}")
-        entries = []
-        for e in doc["releases"]:
-            version, target = str(e["version"]), str(e["target"])
-            try:
-                problem = (
-                    None
-                    if target == target_path(version)
-                    else f"{version} is listed at {target!r}, not at {target_path(version)!r}: "
-                    "an unsafe target path"
-                )
-            except InvalidVersion:
-                problem = f"{version!r} is not a PEP 440 version"
-            try:
-                rollout = Rollout.from_json(e["rollout"]) if e.get("rollout") else None
-                withdrawn = Withdrawal.from_json(e["withdrawn"]) if e.get("withdrawn") else None
-            except (ValueError, TypeError, KeyError) as bad:
-                problem = problem or f"{version}: unreadable rollout or withdrawal ({bad})"
-            if problem is not None:
-                if strict:
-                    raise ValueError(f"release index: {problem}")
-                log.warning("release index: skipping an entry: %s", problem)
-                continue
-            entries.append(
-                IndexEntry(
-                    version=version,
-                    target=target,
-                    channels=tuple(str(c) for c in e["channels"]),
-                    build_date=str(e.get("build_date", "")),
-                    commit=str(e.get("commit", "")),
-                    released_at=str(e.get("released_at", "")),
-                    rollout=rollout,
-                    withdrawn=withdrawn,
-                )
+        doc = json.loads(data)
+    except RecursionError as e:
+        raise ValueError("release index is nested too deeply to be an index") from e
+    except ValueError as e:
+        raise ValueError(f"release index is not JSON: {e}") from e
+    if not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"unknown index format {found!r}")
+    listed = doc.get("releases")
+    if not isinstance(listed, list):
+        raise ValueError("release index is malformed: 'releases' is not a list")
+    entries, skipped = [], []
+    for number, item in enumerate(listed, start=1):
+        entry, problem = _read_entry(item)
+        if problem is None and entry is not None:
+            entries.append(entry)
+            continue
+        problem = f"entry {number}: {problem}"
+        if strict:
+            raise ValueError(f"release index: {problem}")
+        log.warning("release index: skipping %s", problem)
+        skipped.append(problem)
+    return IndexReport(entries, skipped)
+
+
+def _read_entry(  # noqa: PLR0911 (one reason per way an entry can be unreadable)
+    e: Any,
+) -> tuple[IndexEntry | None, str | None]:
+    """One index entry, or why it cannot be used."""
+    if not isinstance(e, dict):
+        return None, f"not an object but {type(e).__name__}"
+    version, target, channels = e.get("version"), e.get("target"), e.get("channels")
+    if not isinstance(version, str) or not isinstance(target, str):
+        return None, "its version and target must be strings"
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        return None, f"{version}: its channels must be a list of names"
+    optional = {k: e.get(k, "") for k in ("build_date", "commit", "released_at")}
+    if not all(isinstance(v, str) for v in optional.values()):
+        return None, f"{version}: build_date, commit and released_at must be strings"
+    try:
+        if target != target_path(version):
+            return None, (
+                f"{version} is listed at {target!r}, not at {target_path(version)!r}: "
+                "an unsafe target path"
             )
-        return entries
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"release index is malformed: {e!r}") from e
+    except InvalidVersion:
+        return None, f"{version!r} is not a PEP 440 version"
+    try:
+        rollout = Rollout.from_json(e["rollout"]) if e.get("rollout") else None
+        withdrawn = Withdrawal.from_json(e["withdrawn"]) if e.get("withdrawn") else None
+    except (ValueError, TypeError, KeyError) as bad:
+        return None, f"{version}: unreadable rollout or withdrawal ({bad})"
+    entry = IndexEntry(
+        version=version,
+        target=target,
+        channels=tuple(channels),
+        build_date=optional["build_date"],
+        commit=optional["commit"],
+        released_at=optional["released_at"],
+        rollout=rollout,
+        withdrawn=withdrawn,
+    )
+    return entry, None
 
 
 def target_custom(entry: IndexEntry) -> dict[str, Any]:

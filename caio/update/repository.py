@@ -21,7 +21,7 @@ from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from caio.core.errors import ErrorCode, UpdateError
-from caio.core.release_format import INDEX_PATH, IndexEntry, parse_index
+from caio.core.release_format import INDEX_PATH, IndexEntry, IndexReport, read_index_report
 from caio.update.errors import from_tuf, is_retryable
 from caio.update.transport import Transport
 
@@ -65,14 +65,14 @@ class RetryPolicy:
         raise AssertionError("unreachable")
 
 
-def read_index(data: bytes) -> list[Release]:
-    """The releases of a verified index file.
+def read_index(data: bytes) -> IndexReport:
+    """The releases of a verified index file, and the entries skipped (and why).
 
     Raises:
         UpdateError: repository_invalid when the file is not an index.
     """
     try:
-        return parse_index(data)
+        return read_index_report(data)
     except ValueError as e:
         raise UpdateError(ErrorCode.REPOSITORY_INVALID, str(e)) from e
 
@@ -98,6 +98,7 @@ class RepositoryView:
     ) -> None:
         self.updater = updater
         self.releases = releases
+        self.skipped: list[str] = []  # index entries that could not be read, and why
         self.metadata = metadata
         self.consistent_snapshot = consistent_snapshot
         self.targets_url = targets_url
@@ -209,7 +210,8 @@ class TrustedRepository:
                 "downloading the release index",
                 lambda: updater.download_target(index_info, filepath=str(cached)),
             )
-        view.releases = read_index(Path(path).read_bytes())
+        report = read_index(Path(path).read_bytes())
+        view.releases, view.skipped = report.entries, report.skipped
         return view
 
     def trusted_metadata(self) -> TrustedMetadataInfo:

@@ -77,6 +77,7 @@ class CheckResult:
     running_withdrawn: Withdrawal | None
     metadata: TrustedMetadataInfo
     checked_at: datetime
+    skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
 
 
 class Restarter(Protocol):
@@ -345,6 +346,7 @@ class UpdateService:
             running_withdrawn=running.withdrawn if running is not None else None,
             metadata=view.metadata,
             checked_at=now,
+            skipped_entries=list(view.skipped),
         )
         self.checks.succeeded(
             now,

@@ -190,6 +190,7 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
         running_withdrawn=_withdrawn(result.running_withdrawn),
         metadata=MetadataOut(versions=result.metadata.versions, expires=result.metadata.expires),
         checked_at=result.checked_at,
+        skipped_entries=result.skipped_entries,
     )
 
 
