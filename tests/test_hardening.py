@@ -521,26 +521,35 @@ open(sys.argv[2], "a").write(f"signals {len(got)}\n")
 """
 HOST = r"""
 import os, subprocess, sys, time, urllib.request
-subprocess.Popen([sys.executable, "-m", "caio", "serve"])
+# The host registers itself: CAIO signals this pid, and only while it lives.
+env = dict(os.environ, CAIO_RESTART_PID=str(os.getpid()))
+subprocess.Popen([sys.executable, "-m", "caio", "serve"], env=env)
 url = f"http://127.0.0.1:{os.environ['CAIO_PORT']}/health"
-for _ in range(300):  # the host dies only once CAIO serves (and has remembered it)
+for _ in range(300):  # the host dies only once CAIO serves
     try:
         urllib.request.urlopen(url, timeout=1)
         break
     except OSError:
         time.sleep(0.1)
 """
+LAUNCHER = r"""
+import os, subprocess, sys
+# A daemonising launcher: it starts CAIO and exits at once, before CAIO is up.
+env = dict(os.environ, CAIO_RESTART_PID=str(os.getpid()))
+subprocess.Popen([sys.executable, "-m", "caio", "serve"], env=env)
+"""
 
 
+@pytest.mark.parametrize("host", [HOST, LAUNCHER], ids=["host-died", "launcher-exited"])
 def test_embedded_restart_never_signals_a_process_that_adopted_caio(
-    update_env: UpdateEnv, tmp_path: Path
+    update_env: UpdateEnv, tmp_path: Path, host: str
 ) -> None:
     port = free_port()
     report, done = tmp_path / "report", tmp_path / "done"
     env = update_env.process_env(
         port, CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1"
     )
-    reaper = spawn([sys.executable, "-c", REAPER, HOST, str(report), str(done)], env=env)
+    reaper = spawn([sys.executable, "-c", REAPER, host, str(report), str(done)], env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -146,14 +146,18 @@ def test_embedded_exit_code_for_the_host(update_env: UpdateEnv, start: Start) ->
     assert proc.wait(30) == EXIT_RESTART
 
 
-def test_embedded_signal_to_the_parent(update_env: UpdateEnv, start: Start) -> None:
+def test_embedded_signal_to_the_host_that_registered(update_env: UpdateEnv, start: Start) -> None:
     received: list[int] = []
     previous = signal.signal(signal.SIGUSR1, lambda sig, _frame: received.append(sig))
     try:
-        proc, url = start(CAIO_RESTART_STRATEGY="embedded", CAIO_RESTART_SIGNAL="SIGUSR1")
+        proc, url = start(
+            CAIO_RESTART_STRATEGY="embedded",
+            CAIO_RESTART_SIGNAL="SIGUSR1",
+            CAIO_RESTART_PID=str(os.getpid()),  # this test is the host
+        )
         answer = httpx.post(f"{url}/api/v1/restart", headers=update_env.auth())
         assert answer.status_code == 202
-        assert "SIGUSR1" in answer.json()["message"]
+        assert f"SIGUSR1 to the host process (pid {os.getpid()})" in answer.json()["message"]
         wait_until(lambda: received == [signal.SIGUSR1], timeout=10)
         assert proc.poll() is None  # the host decides what happens next
     finally:

@@ -56,6 +56,10 @@ def test_config_file_is_below_environment_and_arguments(
         ("CAIO_HEADER_TIMEOUT_SECONDS", "-5", "CAIO_HEADER_TIMEOUT_SECONDS"),
         ("CAIO_UPDATE_URL", "gopher://x", "CAIO_UPDATE_URL"),
         ("CAIO_CHANNEL", "../stable", "CAIO_CHANNEL"),
+        ("CAIO_IDLE_TIMEOUT_SECONDS", "0", "CAIO_IDLE_TIMEOUT_SECONDS"),
+        ("CAIO_MAX_EVENT_STREAMS", "0", "CAIO_MAX_EVENT_STREAMS"),
+        ("CAIO_RESTART_PID", "1", "CAIO_RESTART_PID"),
+        ("CAIO_RESTART_SIGNAL", "SIGUSR1", "CAIO_RESTART_PID"),  # a signal, to nobody known
     ],
 )
 def test_bad_values_name_the_setting(

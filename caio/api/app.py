@@ -55,8 +55,8 @@ def create_app(
         control=control or ServiceControl(),
         current=update_service.layout.current_link,
         on_restart=on_restart,
-        parent_signal=settings.restart_signal,
-        parent_pid=os.getppid(),
+        host_signal=settings.restart_signal,
+        host_pid=settings.restart_pid,
         listen_fd=listen_fd,
         environ=dict(os.environ),
     )

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -71,7 +71,14 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="a new version crashing sooner counts as a crash loop"
     )
     restart_signal: str | None = Field(
-        default=None, description="embedded: signal to send the parent (e.g. SIGUSR1)"
+        default=None,
+        description="embedded: signal to send the host that registered (CAIO_RESTART_PID)",
+    )
+    restart_pid: int | None = Field(
+        default=None,
+        gt=1,
+        description="embedded: the pid of the host process to signal; required with "
+        "CAIO_RESTART_SIGNAL (never guessed from the parent)",
     )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="larger request bodies get 413, unread"
@@ -150,6 +157,16 @@ class Settings(BaseSettings):
         if value is not None and value not in signal.Signals.__members__:
             raise ValueError(f"not a signal name: {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _signal_needs_a_registered_host(self) -> Settings:
+        if self.restart_signal is not None and self.restart_pid is None:
+            raise ValueError(
+                "CAIO_RESTART_SIGNAL needs CAIO_RESTART_PID, the pid of the host process to "
+                "signal (e.g. CAIO_RESTART_PID=$$ in the host's launcher): CAIO never guesses "
+                "it from its parent, which may be a launcher that has exited"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

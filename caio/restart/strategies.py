@@ -115,7 +115,13 @@ class ExecRestart(_StoppingStrategy):
 
 
 class EmbeddedRestart(RestartStrategy):
-    """The host decides: callback, else signal to the parent, else exit with EXIT_RESTART."""
+    """The host decides: callback, else a signal to the host that registered, else exit 75.
+
+    The signal goes only to ``CAIO_RESTART_PID``, the host's own pid, and only
+    while that very process lives (its start time is checked, so a reused pid
+    is not signalled). It is never guessed from CAIO's parent: a launcher that
+    exited at once leaves CAIO to a subreaper, which must not get the signal.
+    """
 
     name = "embedded"
 
@@ -123,30 +129,34 @@ class EmbeddedRestart(RestartStrategy):
         self,
         control: ServiceControl,
         callback: RestartCallback | None,
-        parent_signal: signal.Signals | None,
-        parent_pid: int,
+        host_signal: signal.Signals | None,
+        host_pid: int | None,
     ) -> None:
         self._control = control
         self._callback = callback
-        self._signal = parent_signal
-        self._host_pid = parent_pid  # the host that started CAIO, remembered at start
+        self._signal = host_signal
+        self._host_pid = host_pid
+        self._host_started = _started(host_pid) if host_pid is not None else None
+
+    def _host_alive(self) -> bool:
+        if self._host_pid is None or self._host_started is None:
+            return False
+        return _started(self._host_pid) == self._host_started
 
     def check(self) -> None:
         if self._callback is None and self._signal is None and not self._control.serving:
             raise RestartError("embedded: no on_restart callback, signal, or server to stop")
-        if self._callback is None and self._signal is not None:
-            parent = os.getppid()
-            if parent != self._host_pid:
-                raise RestartError(
-                    f"the host process that started CAIO (pid {self._host_pid}) is gone; "
-                    f"CAIO's parent is now pid {parent}, which is not signalled"
-                )
+        if self._callback is None and self._signal is not None and not self._host_alive():
+            raise RestartError(
+                f"the host process that registered (CAIO_RESTART_PID={self._host_pid}) is "
+                "gone; nobody is signalled"
+            )
 
     def restart(self, graceful: bool) -> None:
         if self._callback is not None:
             self._callback(graceful)
         elif self._signal is not None:
-            if os.getppid() == self._host_pid:  # checked again: the host may have died since
+            if self._host_alive() and self._host_pid is not None:  # again: it may have died
                 os.kill(self._host_pid, self._signal)
         else:
             self._control.exit_code = EXIT_RESTART
@@ -156,8 +166,17 @@ class EmbeddedRestart(RestartStrategy):
         if self._callback is not None:
             return "the host application was asked to restart CAIO"
         if self._signal is not None:
-            return f"sent {self._signal.name} to the host process"
+            return f"sent {self._signal.name} to the host process (pid {self._host_pid})"
         return f"stopping with exit code {EXIT_RESTART} for the host to restart"
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot), or None if there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: fields after "(comm)" start at 3
 
 
 def make_strategy(
@@ -166,8 +185,8 @@ def make_strategy(
     control: ServiceControl,
     current: Path,
     on_restart: RestartCallback | None,
-    parent_signal: str | None,
-    parent_pid: int,
+    host_signal: str | None,
+    host_pid: int | None,
     listen_fd: int | None,
     environ: dict[str, str],
 ) -> RestartStrategy:
@@ -177,5 +196,5 @@ def make_strategy(
         return SystemdRestart(control)
     if name == "exec":
         return ExecRestart(control, current, listen_fd)
-    sig = signal.Signals[parent_signal] if parent_signal else None
-    return EmbeddedRestart(control, on_restart, sig, parent_pid)
+    sig = signal.Signals[host_signal] if host_signal else None
+    return EmbeddedRestart(control, on_restart, sig, host_pid)
