@@ -11,7 +11,9 @@ import json
 import random
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -49,6 +51,33 @@ def test_a_window_contains_its_hours(spec: str, moment: datetime, inside: bool) 
     assert MaintenanceWindow.parse(spec).contains(moment) is inside
 
 
+def minutes_open(spec: str, start: datetime, hours: int) -> int:
+    """How many of the ``hours`` minutes after ``start`` the window is open."""
+    window = MaintenanceWindow.parse(spec)
+    return sum(window.contains(start + timedelta(minutes=m)) for m in range(hours * 60))
+
+
+def test_a_window_across_clock_changes_opens_once_for_its_length() -> None:
+    """Issue 21, item 15: 02:00-03:00 Europe/Berlin was open 0 minutes in spring, 120 in autumn."""
+    berlin = ZoneInfo("Europe/Berlin")
+    for day in (date(2027, 3, 28), date(2027, 10, 31), date(2027, 6, 9)):  # spring, autumn
+        midnight = datetime.combine(day, clock_time(0, 0), berlin).astimezone(UTC)
+        next_midnight = datetime.combine(day + timedelta(days=1), clock_time(0, 0), berlin)
+        hours = round((next_midnight.astimezone(UTC) - midnight).total_seconds() / 3600)
+        assert hours in (23, 24, 25)
+        assert minutes_open("daily 02:00-03:00 Europe/Berlin", midnight, hours) == 60, day
+    window = MaintenanceWindow.parse("daily 02:00-03:00 Europe/Berlin")
+    spring = datetime(2027, 3, 28, 0, 0, tzinfo=UTC)  # 01:00 CET; at 02:00 the clock jumps
+    # Spring: the wall clock never reads 02:00; the window opens as it jumps (03:00 CEST).
+    assert window.next_open(spring) == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    # Autumn: the first of the two 02:00s (CEST, 00:00 UTC); not again at the second.
+    autumn = datetime(2027, 10, 31, 0, 0, tzinfo=UTC)
+    assert window.next_open(autumn - timedelta(hours=1)) == autumn
+    assert not window.contains(datetime(2027, 10, 31, 1, 30, tzinfo=UTC))  # 02:30 CET
+    evening = datetime(2027, 10, 30, 20, 0, tzinfo=UTC)  # 22:00 CEST, the night the clock falls
+    assert minutes_open("daily 22:00-02:00 Europe/Berlin", evening, 8) == 240
+
+
 def test_a_closed_window_says_when_it_opens_next() -> None:
     friday_noon = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     assert WINDOW.next_open(friday_noon) == datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
@@ -61,6 +90,8 @@ def test_a_closed_window_says_when_it_opens_next() -> None:
         ("02:00", "expected [DAYS] HH:MM-HH:MM [ZONE]"),
         ("Mon-Fri", "expected [DAYS] HH:MM-HH:MM [ZONE]"),
         ("Moonday 02:00-04:00", "not a day"),
+        ("Monkey-Frisbee 02:00-04:00", "not a day"),  # was taken as Mon-Fri
+        ("Mondays 02:00-04:00", "not a day"),
         ("02:00-02:00", "is empty"),
         ("25:00-02:00", "not a time of day"),
         ("02:00-04:00 Mars/Olympus", "unknown time zone"),

@@ -4,7 +4,15 @@ Grammar: ``[DAYS] HH:MM-HH:MM [ZONE]``. DAYS is ``daily`` (the default) or a
 comma list of days and ranges (``Mon-Fri``, ``Sat,Sun``, ``Fri-Mon``); ZONE
 is ``UTC`` (the default) or an IANA name (``Europe/Berlin``). A window that
 ends before it starts runs past midnight (``22:00-02:00``), and belongs to
-the day it starts on.
+the day it starts on. Day names are the week's (``Mon`` or ``Monday``, any
+case); anything else is refused.
+
+Clock changes: a window opens once a day, when the zone's wall clock first
+reads its start (the earlier of two 02:30s in autumn), and stays open for
+its length in real time: ``02:00-03:00`` is open 60 minutes on every day of
+the year. A start that falls in the spring-forward gap opens that much
+later on the clock (``02:30`` in a 02:00-03:00 gap opens at 03:30), for
+the same length.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME_RE = re.compile(r"^(?P<h1>\d{1,2}):(?P<m1>\d{2})-(?P<h2>\d{1,2}):(?P<m2>\d{2})$")
 
 
@@ -49,10 +58,11 @@ class MaintenanceWindow:
         return cls(days, start, length, zone, spec)
 
     def contains(self, now: datetime) -> bool:
+        instant = now.astimezone(UTC)
         local = now.astimezone(self.zone)
         for back in (0, 1):  # today's window, or yesterday's running past midnight
             opens, closes = self._bounds(local.date() - timedelta(days=back))
-            if opens is not None and closes is not None and opens <= local < closes:
+            if opens is not None and closes is not None and opens <= instant < closes:
                 return True
         return False
 
@@ -63,15 +73,16 @@ class MaintenanceWindow:
         local = now.astimezone(self.zone)
         for ahead in range(8):
             opens, _ = self._bounds(local.date() + timedelta(days=ahead))
-            if opens is not None and opens > local:
-                return opens.astimezone(UTC)
+            if opens is not None and opens > now.astimezone(UTC):
+                return opens
         raise AssertionError("a window with at least one day opens within a week")
 
     def _bounds(self, day: date) -> tuple[datetime | None, datetime | None]:
+        """When ``day``'s window opens and closes, as UTC instants (see the module)."""
         if day.weekday() not in self.days:
             return None, None
-        midnight = datetime.combine(day, time(0, 0), self.zone)
-        opens = midnight + timedelta(minutes=self.start)
+        wall = time(self.start // 60, self.start % 60, fold=0)  # fold=0: the first of two
+        opens = datetime.combine(day, wall, self.zone).astimezone(UTC)
         return opens, opens + timedelta(minutes=self.length)
 
 
@@ -81,12 +92,19 @@ def _days(text: str) -> frozenset[int]:
     chosen: set[int] = set()
     for part in text.lower().split(","):
         first, _, last = part.partition("-")
-        if first[:3] not in DAYS or (last and last[:3] not in DAYS):
-            raise ValueError(f"{part!r} is not a day or day range (Mon..Sun, e.g. Mon-Fri)")
-        a = DAYS.index(first[:3])
-        b = DAYS.index(last[:3]) if last else a
+        a = _day(first, part)
+        b = _day(last, part) if last else a
         chosen.update(d % 7 for d in range(a, (b if b >= a else b + 7) + 1))
     return frozenset(chosen)
+
+
+def _day(name: str, part: str) -> int:
+    """0 for ``mon`` or ``monday``, ...; a ValueError for anything else (``monkey``)."""
+    if name in DAYS:
+        return DAYS.index(name)
+    if name in _FULL_DAYS:
+        return _FULL_DAYS.index(name)
+    raise ValueError(f"{part!r} is not a day or day range (Mon..Sun, e.g. Mon-Fri)")
 
 
 def _minutes(hours: str, minutes: str) -> int:
