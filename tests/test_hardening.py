@@ -861,3 +861,54 @@ def test_a_damaged_check_record_never_fails_a_scrape(
     assert "caio_last_check_timestamp_seconds 1.7965512e+09" in text  # the readable field
     damage = next(x for x in text.splitlines() if x.startswith("caio_state_damaged_total"))
     assert float(damage.split()[1]) >= 7
+
+
+# --- 15. maintenance windows across clock changes, in a real process ------------------------
+
+
+@pytest.mark.parametrize(
+    ("instant", "inside"),
+    [
+        ("2027-03-28 01:30:00", "1.0"),  # 03:30 CEST on the spring day: open from the jump
+        ("2027-10-31 00:30:00", "1.0"),  # 02:30 CEST, the first of two on the autumn day
+        ("2027-10-31 01:30:00", "0.0"),  # 02:30 CET, the second: a window opens once a day
+    ],
+)
+def test_a_running_service_keeps_its_window_across_clock_changes(
+    update_env: UpdateEnv, started: list[Served], instant: str, inside: str
+) -> None:
+    from tests.test_trust_lifecycle import _libfaketime
+
+    served = run(
+        update_env,
+        started,
+        LD_PRELOAD=_libfaketime(),
+        FAKETIME=f"@{instant}",  # this process's clock starts there, and runs
+        DONT_FAKE_MONOTONIC="1",
+        CAIO_AUTO_UPDATE="check",
+        CAIO_CHECK_INTERVAL="86400",
+        CAIO_MAINTENANCE_WINDOW="daily 02:00-03:00 Europe/Berlin",
+    )
+    text = served.api("GET", "/metrics", role="viewer").text
+    line = next(
+        x for x in text.splitlines() if x.startswith("caio_scheduler_in_maintenance_window")
+    )
+    assert line.split()[1] == inside, (instant, line)
+
+
+def test_a_running_service_reports_an_unreadable_index_entry_and_updates(
+    update_env: UpdateEnv, started: list[Served]
+) -> None:
+    """Issue 21, item 12, with a real `caio serve`: the good releases still update."""
+    from tests.test_index_review import sign_index_with_junk_entries
+
+    sign_index_with_junk_entries(update_env)
+    served = run(update_env, started)
+    check = served.api("GET", "/api/v1/update/check", role="viewer").json()
+    assert check["update_available"]["version"] == NEWER
+    assert check["skipped_entries"] == [
+        "entry 2: 9.9.9: its channels must be a list of names",
+        "entry 3: not an object but str",
+    ]
+    assert served.api("POST", "/api/v1/update", json={}).status_code == 202
+    assert served.wait_job()["to_version"] == NEWER

@@ -130,6 +130,21 @@ def test_an_unreadable_index_entry_is_skipped_and_reported_while_the_rest_update
     update_env: UpdateEnv,
 ) -> None:
     """Issue 21, item 12: one malformed entry stopped updates on every host."""
+    sign_index_with_junk_entries(update_env)
+    with update_env.client() as client:
+        check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
+        assert check.status_code == 200, check.text
+        body = check.json()
+        assert body["update_available"]["version"] == NEWER
+        assert body["skipped_entries"] == [
+            "entry 2: 9.9.9: its channels must be a list of names",
+            "entry 3: not an object but str",
+        ]
+        assert update_env.run_update(client)["to_version"] == NEWER
+
+
+def sign_index_with_junk_entries(update_env: UpdateEnv) -> None:
+    """NEWER published, then an index with two unreadable entries signed by the real key."""
     update_env.publish(NEWER)
     publisher = update_env.repo.publisher()
     store = update_env.repo.store
@@ -142,14 +157,3 @@ def test_an_unreadable_index_entry_is_skipped_and_reported_while_the_rest_update
     store.put_target(INDEX_PATH, digest, data)
     targets.signed.targets[INDEX_PATH] = TargetFile(len(data), {"sha256": digest}, INDEX_PATH)
     publisher.commit({"targets": targets})  # signed: a publisher bug, not an attack
-
-    with update_env.client() as client:
-        check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
-        assert check.status_code == 200, check.text
-        body = check.json()
-        assert body["update_available"]["version"] == NEWER
-        assert body["skipped_entries"] == [
-            "entry 2: 9.9.9: its channels must be a list of names",
-            "entry 3: not an object but str",
-        ]
-        assert update_env.run_update(client)["to_version"] == NEWER
