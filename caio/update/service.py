@@ -452,7 +452,7 @@ class UpdateService:
                 raise ConflictError("no update is running", code="no_update_in_progress")
             job.cancel.set()
             message = reason or f"cancelled by {requested_by}; nothing was activated"
-            self._status = self._status.model_copy(
+            status = self._status.model_copy(
                 update={
                     "status": "failed",
                     "stage": "failed",
@@ -462,8 +462,8 @@ class UpdateService:
                     "finished_at": utcnow(),
                 }
             )
-            self._state.save(self._status)
-            status = self._status
+            self._state.save(status)
+            self._status = status
         self.feed.publish(status)
         self.audit.append(
             "update",
@@ -502,9 +502,9 @@ class UpdateService:
             changes["message"] = redact(changes["message"])
         with self._lock:
             self._fence(job)
-            self._status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
-            status = self._status
-            self._state.save(status)
+            status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
+            self._state.save(status)  # the file first: a reader of the API never runs ahead
+            self._status = status
         self.feed.publish(status)
 
     def _fence(self, job: _Job) -> None:
@@ -645,7 +645,7 @@ class UpdateService:
             )
             artifact.unlink(missing_ok=True)
             pruned = self.layout.prune(self._keep)  # before "complete": a reader sees it done
-            self._status = self._status.model_copy(
+            final = self._status.model_copy(
                 update={
                     "status": "complete",
                     "stage": "complete",
@@ -656,8 +656,8 @@ class UpdateService:
                     "finished_at": utcnow(),
                 }
             )
-            self._state.save(self._status)
-            final = self._status
+            self._state.save(final)  # the file first: what the API says is already on disk
+            self._status = final
         self.feed.publish(final)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
