@@ -134,10 +134,7 @@ class GuardedH11Protocol(H11Protocol):
         """
         if self._awaiting_head_since is not None:
             return self._awaiting_head_since
-        if self.transport.get_write_buffer_size() > 0 or self.conn.trailing_data[0]:
-            return self._progress_at
-        body_due = self.cycle is not None and self.conn.their_state is h11.SEND_BODY
-        if body_due and not self.flow.read_paused:
+        if self._waits_on_peer() or self.conn.trailing_data[0]:
             return self._progress_at
         return None
 
