@@ -19,19 +19,30 @@ if TYPE_CHECKING:
 # Commands import what they need when they run: `caio --help` stays quick.
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="CAIO: a service that updates itself through verified TUF releases.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-token_app = typer.Typer(help="Manage API tokens (stored only as hashes).", no_args_is_help=True)
+token_app = typer.Typer(
+    rich_markup_mode=None, help="Manage API tokens (stored only as hashes).", no_args_is_help=True
+)
 app.add_typer(token_app, name="token")
-trust_app = typer.Typer(help="Manage the TUF trust anchor.", no_args_is_help=True)
+trust_app = typer.Typer(
+    rich_markup_mode=None, help="Manage the TUF trust anchor.", no_args_is_help=True
+)
 app.add_typer(trust_app, name="trust")
-audit_app = typer.Typer(help="The audit log ($CAIO_HOME/state/audit.jsonl).", no_args_is_help=True)
+audit_app = typer.Typer(
+    rich_markup_mode=None,
+    help="The audit log ($CAIO_HOME/state/audit.jsonl).",
+    no_args_is_help=True,
+)
 app.add_typer(audit_app, name="audit")
 host_id_app = typer.Typer(
-    help="This host's id: its place in every staged rollout.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="This host's id: its place in every staged rollout.",
+    no_args_is_help=True,
 )
 app.add_typer(host_id_app, name="host-id")
 app.add_typer(remote_app, name="remote")
@@ -105,7 +116,7 @@ def serve(
         run_server(settings)
 
 
-@app.command()
+@app.command("run", short_help="Run CAIO under its supervisor (zero-downtime restarts).")
 def run(
     host: Annotated[str | None, typer.Option(help="address to bind [CAIO_HOST]")] = None,
     port: Port = None,
@@ -127,7 +138,7 @@ def run(
     raise typer.Exit(code)
 
 
-@app.command("serve-current")
+@app.command("serve-current", short_help="Serve the release `current` points to (systemd).")
 def serve_current() -> None:
     """Serve the release that `current` points to (what systemd units run), else this package."""
     import os
@@ -179,7 +190,7 @@ def token_revoke(name: Annotated[str, typer.Argument(help="the token's name")]) 
     typer.echo(f"revoked token '{name}'", err=True)
 
 
-@trust_app.command("install")
+@trust_app.command("install", short_help="Install ROOT as the trust anchor.")
 def trust_install(
     root: Annotated[Path, typer.Argument(help="the newest root, from `tuf-repo export-root`")],
     force: Annotated[
@@ -198,7 +209,7 @@ def trust_install(
     typer.echo(f"installed {settings.trusted_root_path}: {summary}")
 
 
-@host_id_app.command("show")
+@host_id_app.command("show", short_help="Print this host's id.")
 def host_id_show() -> None:
     """Print this host's id (made at first use; renewed if the state was copied)."""
     from caio.core.layout import InstallLayout
@@ -217,7 +228,7 @@ def host_id_show() -> None:
         )
 
 
-@host_id_app.command("reset")
+@host_id_app.command("reset", short_help="Forget this host's id (for image builders).")
 def host_id_reset() -> None:
     """Forget this host's id; the next start makes a new one (for image builders)."""
     from caio.core.host_id import reset_host_id
@@ -233,7 +244,7 @@ def host_id_reset() -> None:
     typer.echo(f"forgot host id {old}; the next start makes a new one", err=True)
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", short_help="Check the audit log's hash chain.")
 def audit_verify() -> None:
     """Check the audit log's hash chain: exit 0 when intact, 1 naming the first bad record."""
     from caio.core.layout import InstallLayout
@@ -242,6 +253,9 @@ def audit_verify() -> None:
     settings = _settings()
     log = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl")
     integrity = log.verify()
+    if integrity.ok and integrity.records == 0 and not log.path.exists():
+        typer.echo(f"{log.path}: no audit log yet (nothing has been recorded)")
+        return
     typer.echo(f"{log.path}: {integrity.describe()}")
     if not integrity.ok:
         raise typer.Exit(1)

@@ -20,12 +20,20 @@ if TYPE_CHECKING:
     from caio.schemas import JobStatus
 
 # The HTTP client and the progress bar are imported when a command runs.
-remote_app = typer.Typer(help="Talk to a running CAIO over HTTP.", no_args_is_help=True)
+remote_app = typer.Typer(
+    rich_markup_mode=None, help="Talk to a running CAIO over HTTP.", no_args_is_help=True
+)
 
-UrlOpt = Annotated[str, typer.Option("--url", envvar="CAIO_URL", help="CAIO base URL [CAIO_URL]")]
+UrlOpt = Annotated[
+    str, typer.Option("--url", envvar="CAIO_URL", help="CAIO base URL, e.g. http://127.0.0.1:8000")
+]
 TokenOpt = Annotated[
     str | None,
-    typer.Option("--token", envvar="CAIO_TOKEN", help="API token [CAIO_TOKEN]; prefer the env"),
+    typer.Option(
+        "--token",
+        envvar="CAIO_TOKEN",
+        help="API token (visible in ps: prefer CAIO_TOKEN or --token-file)",
+    ),
 ]
 TokenFileOpt = Annotated[
     Path | None,
@@ -48,7 +56,7 @@ def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
             token = token_file.read_text().strip()
         except OSError as e:
             typer.echo(f"caio: cannot read the token file {token_file}: {e.strerror}", err=True)
-            raise typer.Exit(EXIT_USAGE) from e
+            raise typer.Exit(EXIT_FAILED) from e
     return CaioClient(url, token)
 
 
@@ -70,7 +78,25 @@ def _api_call(func: Any) -> Any:
         return func()
     except CaioApiError as e:
         typer.echo(f"caio: error [{e.code}]: {e.message}", err=True)
+        if e.status_code == 404 and _base_has_path():
+            typer.echo(
+                "caio: hint: --url is CAIO's base URL, without /api/v1 "
+                "(e.g. http://127.0.0.1:8000)",
+                err=True,
+            )
         raise typer.Exit(EXIT_API) from e
+
+
+def _base_has_path() -> bool:
+    """Whether the --url (or CAIO_URL) given has a path, e.g. ``.../api/v1``."""
+    import os
+    from urllib.parse import urlsplit
+
+    given = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--url=")]
+    if "--url" in sys.argv[:-1]:
+        given.append(sys.argv[sys.argv.index("--url") + 1])
+    url = given[-1] if given else os.environ.get("CAIO_URL", "")
+    return urlsplit(url).path.strip("/") != ""
 
 
 def _show(
@@ -93,9 +119,23 @@ def status(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None)
 
 
 @remote_app.command("check")
-def check(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
-    """Releases available on the channel."""
-    _show(url, token, token_file, lambda c: c.check())
+def check(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
+) -> None:
+    """Releases on the channel, this host's place in their rollout, and metadata expiry."""
+    if as_json:
+        _show(url, token, token_file, lambda c: c.check())
+        return
+    from datetime import UTC, datetime
+
+    from caio.remote_view import check_lines
+
+    with _client(url, token, token_file) as c:
+        answer = _api_call(c.check)
+    typer.echo("\n".join(check_lines(answer, datetime.now(UTC))))
 
 
 @remote_app.command("history")
@@ -109,7 +149,7 @@ def history(
     _show(url, token, token_file, lambda c: c.history(limit))
 
 
-@remote_app.command("cancel")
+@remote_app.command("cancel", short_help="Cancel the running update.")
 def cancel(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
     """Cancel the running update (its partial download is kept for the next one)."""
     _show(url, token, token_file, lambda c: c.cancel())
@@ -121,7 +161,7 @@ def rollback(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = Non
     _show(url, token, token_file, lambda c: c.rollback())
 
 
-@remote_app.command("restart")
+@remote_app.command("restart", short_help="Restart into the current release.")
 def restart(
     url: UrlOpt,
     token: TokenOpt = None,
@@ -140,7 +180,7 @@ def restart(
     typer.echo(f"now running {info.version}")
 
 
-@remote_app.command("update")
+@remote_app.command("update", short_help="Start an update (--wait: follow its progress).")
 def update(
     url: UrlOpt,
     token: TokenOpt = None,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -36,16 +37,44 @@ def step(text: str) -> None:
 
 
 def run(*command: str | Path, env: dict[str, str] | None = None, capture: bool = False) -> str:
+    """Run a step; ``capture``: return its stdout, and show its stderr only if it fails."""
     done = subprocess.run(
         [str(c) for c in command],
         env=env,
         text=True,
         check=False,
         stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
     )
     if done.returncode != 0:
+        sys.stderr.write(done.stderr or "")
         sys.exit(f"demo: `{' '.join(map(str, command))}` failed with exit code {done.returncode}")
     return (done.stdout or "").strip()
+
+
+def hold_exclusively(paths: tuple[Path, ...]) -> list[int]:
+    """Lock ``PATH.lock`` for each of ``paths`` for this process's life, or exit naming the holder.
+
+    A second demo would wipe the first one's repository, home and keys: its token
+    would stop working and releases published into its repository would be gone.
+    """
+    held = []
+    for path in paths:
+        lock = Path(f"{path}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            sys.exit(
+                f"demo: another demo (pid {holder}) is using {path}; stop it first (Ctrl-C "
+                "in its terminal), or give this one its own CAIO_DEMO_DIR and CAIO_DEMO_KEYS"
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        held.append(fd)
+    return held
 
 
 def port_or_free(port: int) -> int:
@@ -88,6 +117,7 @@ def main() -> int:
 
     demo = Path(os.environ.get("CAIO_DEMO_DIR", ROOT / ".demo"))
     keys = Path(os.environ.get("CAIO_DEMO_KEYS", ROOT / "keys" / "dev"))
+    hold_exclusively((demo, keys))
     for path in (demo, keys):
         shutil.rmtree(path, ignore_errors=True)
     demo.mkdir(parents=True)
@@ -144,6 +174,7 @@ def run_caio(
     token_file = home / "admin.token"  # the token goes to caio remote in a 0600 file, not argv
     token_file.touch(mode=0o600)
     token_file.write_text(token + "\n")
+    print(f"   admin token 'demo-admin' created; kept in {token_file} (mode 0600)")
 
     step(f"starting `caio run` on {current}")
     supervisor = subprocess.Popen(
@@ -172,15 +203,12 @@ def run_caio(
         if args.once:
             step("done (--once): stopping")
             return 0
-        step("CAIO keeps serving; Ctrl-C (or SIGTERM, SIGHUP) stops it and everything started")
-        print(f"   URL:          {url}   (API docs: {url}/docs)")
-        print(f"   admin token:  {token}")
-        print(f"   try:          curl {url}/api/v1/version")
+        show_serving(url, token, home)
         while supervisor.poll() is None:
             time.sleep(0.5)
         return supervisor.returncode
     except KeyboardInterrupt:
-        return 0
+        return 128 + signal.SIGINT
     finally:
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the cleanup
@@ -193,5 +221,19 @@ def run_caio(
                 supervisor.wait()
 
 
+def show_serving(url: str, token: str, home: Path) -> None:
+    step("CAIO keeps serving; Ctrl-C (or SIGTERM, SIGHUP) stops it and everything started")
+    print(f"   URL:          {url}   (API docs: {url}/docs)")
+    print(f"   admin token:  {token}")
+    print(f"   its state:    CAIO_HOME={home}")
+    print("   commands:     . .venv/bin/activate  (puts caio and tuf-repo on PATH)")
+    print(f"   try:          curl {url}/api/v1/version")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C during set-up: the step running got it too and has stopped; no traceback.
+        print("\ndemo: interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)

@@ -65,7 +65,8 @@ def test_sigkill_at_random_moments_never_looks_like_tampering(tmp_path: Path) ->
         end(proc)
         judged = caio_verify(home)
         assert judged.returncode == 0, (trial, judged.stdout)
-        assert "hash chain intact" in judged.stdout
+        # Killed before its first record, the appender leaves no log at all.
+        assert "hash chain intact" in judged.stdout or "no audit log yet" in judged.stdout
         before = path.read_bytes()
         AuditLog(path).append("after", trial=trial)  # what the next start or append does
         clean = caio_verify(home)
@@ -117,6 +118,21 @@ def test_a_chain_stripped_away_or_a_missing_head_is_a_break(tmp_path: Path) -> N
     path.write_text("".join(json.dumps(r) + "\n" for r in legacy))  # a "pre-chain" log
     stripped = caio_verify(home)
     assert stripped.returncode == 1 and "no record carries a chain hash" in stripped.stdout
+
+
+def test_no_log_is_said_plainly_and_a_deleted_log_is_a_break(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fresh = caio_verify(home)
+    assert fresh.returncode == 0, fresh.stdout
+    assert "no audit log yet" in fresh.stdout and "intact" not in fresh.stdout
+    path = home / "state" / "audit.jsonl"
+    log = AuditLog(path)
+    for n in range(3):
+        log.append("job", n=n)
+    path.unlink()  # the whole log removed, its head file left behind
+    deleted = caio_verify(home)
+    assert deleted.returncode == 1
+    assert "the log is missing, but its head file counts 3 records" in deleted.stdout
 
 
 def test_an_edit_stays_visible_after_later_appends(tmp_path: Path) -> None:

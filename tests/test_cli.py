@@ -99,6 +99,24 @@ def test_both_commands_print_their_version() -> None:
     assert repo.returncode == 0 and repo.stdout.startswith("tuf-repo 1.0.0 (python-tuf ")
 
 
+def test_help_labels_flags_plainly_and_names_each_setting_once(home: Path) -> None:
+    """No ``<bool>`` beside a flag, no env var twice, no command summary cut off."""
+    for args in (("remote", "update"), ("remote", "check"), ("run",), ()):
+        shown = caio(home, *args, "--help")
+        assert shown.returncode == 0, shown.stderr
+        assert "<bool>" not in shown.stdout
+        assert shown.stdout.count("CAIO_URL") <= 1
+        assert not any(line.endswith("...") for line in shown.stdout.splitlines()[1:])
+    for group in ((), ("key",)):
+        listed = subprocess.run(
+            [sys.executable, "-m", "tuf_repo", *group, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert not any(line.endswith("...") for line in listed.stdout.splitlines()[1:])
+
+
 def test_unreadable_tokens_file_is_a_clear_error(home: Path) -> None:
     (home / "tokens.json").write_text("not json")
     done = caio(home, "token", "list")

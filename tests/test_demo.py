@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.background import end, spawn
@@ -95,6 +96,24 @@ def test_stopping_the_demo_by_signal_stops_everything_it_started(
             raise AssertionError("".join(seen))
         home = tmp_path / "demo" / "home"
         assert len(_processes_with(home)) >= 2  # the supervisor and its child
+        token = (home / "admin.token").read_text().strip()
+        second = subprocess.run(  # the README's --once while this demo serves
+            [str(ROOT / "scripts" / "demo"), "--once", "--port", "0", "--repo-port", "0"],
+            env=_demo_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert f"another demo (pid {demo.pid}) is using" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert (home / "admin.token").read_text().strip() == token  # nothing wiped
+        status = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/update",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert status.status_code == 200, status.text  # the first demo's token still works
         demo.send_signal(signum)
         assert demo.wait(60) == 128 + signum
         deadline = time.monotonic() + 30
@@ -119,3 +138,30 @@ def test_the_demo_runs_twice_in_a_row_on_its_own_ports(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         assert "is busy" not in done.stdout, f"run {run + 1}: {done.stdout}"
         assert f"http://127.0.0.1:{port}/api/v1/version" in done.stdout
+
+
+def test_ctrl_c_during_set_up_ends_quietly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group: the demo and the step it runs."""
+    demo = spawn(
+        [str(ROOT / "scripts" / "demo"), "--once", "--port", "0", "--repo-port", "0"],
+        env=_demo_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:
+            seen.append(line)
+            if "building and publishing releases" in line:
+                break
+        else:
+            raise AssertionError("".join(seen))
+        os.killpg(demo.pid, signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        output = "".join(seen) + rest
+        assert demo.returncode == 128 + signal.SIGINT, output
+        assert "Traceback" not in output and "demo: interrupted" in output
+    finally:
+        end(demo, grace=0, sig=signal.SIGKILL)

@@ -55,10 +55,22 @@ def test_remote_update_with_progress_then_status_and_rollback(
 
     check = remote("check", "--url", service, "--token", update_env.viewer)
     assert check.returncode == 0, check.stderr
-    assert f'"version": "{NEWER}"' in check.stdout
+    assert f"an update installs {NEWER}" in check.stdout  # a table for people
+    table = check.stdout.splitlines()
+    header = next(n for n, line in enumerate(table) if line.startswith("version "))
+    assert table[header + 1].split()[0] == NEWER and "newest" in table[header + 1]
+    assert any(line.startswith("timestamp ") for line in table)  # and when it expires
     assert "visible to every local user" in check.stderr and "--token-file" in check.stderr
+    as_json = remote("check", "--url", service, "--token", update_env.viewer, "--json")
+    assert json.loads(as_json.stdout)["update_available"]["version"] == NEWER
+    wrong_base = remote("check", "--url", f"{service}/api/v1", "--token", update_env.viewer)
+    assert wrong_base.returncode == 3
+    assert "[not_found]" in wrong_base.stderr and "without /api/v1" in wrong_base.stderr
+    no_file = remote("check", "--url", service, "--token-file", "/nonexistent/token")
+    assert no_file.returncode == 1  # README: a file named that does not exist
+    assert "cannot read the token file /nonexistent/token" in no_file.stderr
     quiet = subprocess.run(  # the same token from the environment: no warning
-        [sys.executable, "-m", "caio", "remote", "check", "--url", service],
+        [sys.executable, "-m", "caio", "remote", "check", "--url", service, "--json"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -48,19 +48,23 @@ def test_version_falls_back_to_package_metadata_then_fixed_value() -> None:
     assert nothing.version == FALLBACK_VERSION
 
 
-def test_build_date_falls_back_to_package_metadata() -> None:
-    info = resolve_version_info(
-        manifest(), source_dir=Path("."), git=fake_git, env={}, now=lambda: NOW
-    )
-    assert info.build_date not in (NOW, datetime(2025, 5, 6, 5, 8, 9, tzinfo=UTC))
-    assert info.build_date <= datetime.now(UTC)
+def test_build_date_of_a_checkout_is_its_commit_date() -> None:
+    """The date ``tuf-repo build`` stamps on a release of the same commit, not the install time.
+
+    An editable install's metadata is written when pip runs: a checkout would report a
+    build date later than the releases built from it (the demo's seed 1.0.0 looked newer
+    than its 1.1.0).
+    """
+    info = resolve_version_info(manifest(), source_dir=Path("."), git=fake_git, env={})
+    assert info.build_date == datetime(2025, 5, 6, 5, 8, 9, tzinfo=UTC)
 
 
-def test_build_date_falls_back_to_git_then_now() -> None:
-    from_git = resolve_version_info(
-        manifest(), source_dir=Path("."), git=fake_git, env={}, distribution=NO_DIST
+def test_build_date_falls_back_to_package_metadata_then_now() -> None:
+    from_dist = resolve_version_info(
+        manifest(), source_dir=Path("."), git=no_git, env={}, now=lambda: NOW
     )
-    assert from_git.build_date == datetime(2025, 5, 6, 5, 8, 9, tzinfo=UTC)
+    assert from_dist.build_date != NOW
+    assert from_dist.build_date <= datetime.now(UTC)
     from_now = resolve_version_info(
         manifest(), source_dir=Path("."), git=no_git, env={}, distribution=NO_DIST, now=lambda: NOW
     )

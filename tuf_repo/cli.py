@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # Commands import the signing stack when they run: `tuf-repo --help` stays quick.
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Publish CAIO releases as signed TUF targets.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -179,7 +180,7 @@ def build(
     typer.echo(artifact)
 
 
-@app.command()
+@app.command("add", short_help="Publish a release.")
 def add(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -214,7 +215,7 @@ def _plan(spec: str, option: str) -> tuple[Step, ...]:
         raise typer.BadParameter(str(e), param_hint=option) from e
 
 
-@app.command("rollout")
+@app.command("rollout", short_help="Change, pause or resume a release's rollout plan.")
 def rollout_command(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -241,7 +242,7 @@ def rollout_command(
     typer.echo(result.message)
 
 
-@app.command()
+@app.command("withdraw", short_help="Withdraw a release.")
 def withdraw(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -256,7 +257,7 @@ def withdraw(
     typer.echo(result.message)
 
 
-@app.command()
+@app.command("sign", short_help="Review staged metadata, then sign it.")
 def sign(
     repo: RepoOpt,
     key: Annotated[Path, typer.Option("--key", help="your key file")],
@@ -325,7 +326,7 @@ def _show_keys(review: StagedReview) -> None:
         typer.echo(f"REFUSED: {problem}")
 
 
-@app.command()
+@app.command("status", short_help="Each role's version, expiry and signatures.")
 def status(repo: RepoOpt) -> None:
     """Each role's version, expiry and signatures, what is staged, and what is urgent."""
     with outcome():
@@ -371,7 +372,7 @@ def status(repo: RepoOpt) -> None:
         typer.echo(f"WARNING: {warning}")
 
 
-@app.command()
+@app.command("rotate", short_help="Replace the keys of a role.")
 def rotate(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -396,13 +397,15 @@ def rotate(
 
 
 key_app = typer.Typer(
-    help="Keys one at a time: create (in a file or a PKCS#11 token), add to a role, remove.",
+    rich_markup_mode=None,
+    help="Keys one at a time: create (in a file or a PKCS#11 token), add, remove, retire.",
+    short_help="Keys one at a time: create, add, remove, retire.",
     no_args_is_help=True,
 )
 app.add_typer(key_app, name="key")
 
 
-@key_app.command("create")
+@key_app.command("create", short_help="Create a key for a role (file or PKCS#11).")
 def key_create(
     keys: KeysOpt,
     role: Annotated[str, typer.Option(help="the role the key is for")],
@@ -435,7 +438,7 @@ def key_create(
         typer.echo("the private key was generated inside the token and never left it", err=True)
 
 
-@key_app.command("add")
+@key_app.command("add", short_help="Authorise a key for a role.")
 def key_add(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -453,7 +456,7 @@ def key_add(
     typer.echo(message)
 
 
-@key_app.command("remove")
+@key_app.command("remove", short_help="Take a key away from a role.")
 def key_remove(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -468,7 +471,7 @@ def key_remove(
     typer.echo(message)
 
 
-@key_app.command("retire")
+@key_app.command("retire", short_help="Retire key files no role lists any more.")
 def key_retire(repo: RepoOpt, keys: KeysOpt, wait: WaitOpt = LOCK_WAIT) -> None:
     """Retire every key file under KEYS that this repository listed once and lists no more.
 
@@ -481,7 +484,7 @@ def key_retire(repo: RepoOpt, keys: KeysOpt, wait: WaitOpt = LOCK_WAIT) -> None:
     typer.echo(message or "no key under it was rotated out")
 
 
-@app.command()
+@app.command("refresh", short_help="The heartbeat: keep every role valid (cron).")
 def refresh(
     repo: RepoOpt,
     keys: KeysOpt,
@@ -516,7 +519,7 @@ def refresh(
         raise typer.Exit(SignaturesNeeded.exit_code)
 
 
-@app.command("export-root")
+@app.command("export-root", short_help="Print the newest root: the hosts' trust anchor.")
 def export_root(
     repo: RepoOpt,
     out: Annotated[
@@ -537,7 +540,7 @@ def export_root(
     typer.echo(f"wrote {out} ({newest.name})")
 
 
-@app.command()
+@app.command("verify", short_help="Check the repository as a fresh client would.")
 def verify(
     repo: RepoOpt,
     trusted_root: Annotated[Path, typer.Option(help="the root clients trust (1.root.json)")],
@@ -552,7 +555,7 @@ def verify(
     typer.echo(f"ok  releases: {', '.join(report.releases) or 'none'}")
 
 
-@app.command()
+@app.command("serve", short_help="Serve the repository over HTTP (development).")
 def serve(
     repo: RepoOpt,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",

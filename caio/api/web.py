@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caio.api.errors import ApiError
@@ -167,10 +167,25 @@ async def redoc() -> HTMLResponse:
     return HTMLResponse(_page("redoc.html"), headers={"Content-Security-Policy": REDOC_CSP})
 
 
-@router.get("/docs/assets/{name}")
-async def docs_asset(name: str) -> FileResponse:
+# ReDoc's sidebar footer shows a logo from a CDN; the CSP blocks the request, and the
+# browser logs a violation on every visit. The bundle is served with CAIO's own icon instead.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@cache
+def _redoc_bundle() -> bytes:
+    bundle = (docs_assets_dir() / "redoc.standalone.js").read_bytes()
+    return bundle.replace(REDOC_CDN_LOGO, b"/console/favicon.svg")
+
+
+@router.get("/docs/assets/{name}", response_model=None)
+async def docs_asset(name: str) -> FileResponse | Response:
     if name not in DOCS_ASSETS:
         raise ApiError(404, "not_found", f"no docs asset {name!r}")
+    if name == "redoc.standalone.js":
+        return Response(
+            _redoc_bundle(), media_type=DOCS_ASSETS[name], headers={"Cache-Control": ASSET_CACHE}
+        )
     return FileResponse(
         docs_assets_dir() / name,
         media_type=DOCS_ASSETS[name],

@@ -205,8 +205,17 @@ class AuditLog:
                 integrity = self._check(fd)
                 lines = _tail_lines(fd, limit) if limit else _all_lines(fd)
         except FileNotFoundError:
-            return [], AuditIntegrity(True, 0)
+            return [], self._missing()
         return _parse(lines), integrity
+
+    def _missing(self) -> AuditIntegrity:
+        """No log: nothing recorded yet, or a log deleted behind its head file's back."""
+        head = self._read_head()
+        if head is not None and head.records != 0:
+            counted = "an unreadable count of" if head.records < 0 else str(head.records)
+            reason = f"the log is missing, but its head file counts {counted} records"
+            return AuditIntegrity(False, 0, 1, reason)
+        return AuditIntegrity(True, 0, note="no log yet: nothing has been recorded")
 
     def _check(self, fd: int) -> AuditIntegrity:
         """Verify the chain, resuming after what this process verified before if unchanged."""

@@ -53,8 +53,9 @@ def resolve_version_info(
     """Resolve each field through its documented fallback chain.
 
     version:    manifest → installed package metadata → FALLBACK_VERSION
-    build_date: manifest → package metadata (install time of the distribution)
-                → git commit date → now
+    build_date: manifest → git commit date (a checkout: the same date ``tuf-repo
+                build`` stamps on a release of it) → package metadata (install
+                time of the distribution) → now
     commit:     manifest → $CAIO_COMMIT → ``git rev-parse HEAD`` → "unknown"
     """
     dist = _distribution(distribution)
@@ -67,11 +68,11 @@ def resolve_version_info(
         version = FALLBACK_VERSION
 
     build_date = manifest.build_date if manifest is not None else None
-    if build_date is None and dist is not None:
-        build_date = _installed_at(dist)
     if build_date is None:
         stamp = git(["log", "-1", "--format=%cI"], source_dir)
         build_date = datetime.fromisoformat(stamp) if stamp else None
+    if build_date is None and dist is not None:
+        build_date = _installed_at(dist)
     if build_date is None:
         build_date = now()
 
