@@ -157,6 +157,37 @@ class CheckOut(BaseModel):
     )
 
 
+class WhoAmIOut(BaseModel):
+    """The token a request carries: what the console may offer its holder."""
+
+    name: str
+    role: Literal["admin", "viewer"]
+
+
+class LastCheckOut(BaseModel):
+    attempt: datetime | None = Field(description="when the repository was last asked")
+    success: datetime | None = Field(description="when it last answered with verified metadata")
+    error: str | None = Field(description="the error code of the last attempt; null: it succeeded")
+
+
+class HostOut(BaseModel):
+    """This host now, from local state only (no repository request): it answers offline."""
+
+    host_id: str
+    running_version: str
+    active_version: str | None = Field(
+        description="the release `current` points to: what a restart runs"
+    )
+    previous_version: str | None = Field(description="what a rollback would activate")
+    restart_pending: bool = Field(
+        description="the active release is not the running one: a restart runs active_version"
+    )
+    metadata: MetadataOut | None = Field(
+        description="the trusted metadata as last verified (null: none yet)"
+    )
+    last_check: LastCheckOut
+
+
 class RollbackOut(BaseModel):
     status: str
     from_version: str

@@ -38,6 +38,8 @@ def test_every_operation_answers_within_its_schema(update_env: UpdateEnv, who: s
     assert {op.label for op in operations} == {
         "GET /health",
         "GET /api/v1/version",
+        "GET /api/v1/host",
+        "GET /api/v1/whoami",
         "POST /api/v1/update",
         "DELETE /api/v1/update",
         "GET /api/v1/update",

@@ -215,8 +215,79 @@ def test_the_token_stays_out_of_cookies_and_local_storage(
         )
     )
     assert browser.driver.execute_script("return localStorage.length") == 0
-    browser.driver.find_element(By.ID, "do-update").click()  # a viewer may not
-    browser.wait(lambda: "may not do that" in browser.text("notice"))
+
+
+ADMIN_CONTROLS = (
+    *("do-update", "do-update-to", "allow-downgrade", "allow-withdrawn"),
+    *("do-cancel", "do-restart", "do-rollback"),
+)
+
+
+def test_a_viewer_sees_admin_actions_disabled_and_why(
+    browser: Browser, caio: Served, update_env: UpdateEnv
+) -> None:
+    browser.open(caio.url + "/")
+    browser.use_token(update_env.viewer)
+    browser.wait(lambda: browser.text("role") == "viewer token", message="the role is not shown")
+    browser.wait(lambda: NEWER in browser.text("would-install"))
+    for control in ADMIN_CONTROLS:
+        element = browser.driver.find_element(By.ID, control)
+        assert not element.is_enabled(), control
+        assert element.get_attribute("title") == "needs an admin token", control
+    assert browser.driver.find_element(By.ID, "do-check").is_enabled()  # a viewer may look
+    assert "a viewer token may look, not act" in browser.text("actions-note")
+    browser.use_token(update_env.admin)  # the same page, now an admin's
+    browser.wait(lambda: browser.text("role") == "admin token")
+    assert browser.driver.find_element(By.ID, "do-update").is_enabled()
+    assert not browser.driver.find_element(By.ID, "do-cancel").is_enabled()  # nothing runs
+    rollback = browser.driver.find_element(By.ID, "do-rollback")
+    assert not rollback.is_enabled() and rollback.get_attribute("title") == "no previous release"
+
+
+@pytest.mark.parametrize("width", [1400, 1920])
+def test_the_expiry_countdown_fits_its_card(
+    browser: Browser, caio: Served, update_env: UpdateEnv, width: int
+) -> None:
+    browser.driver.set_window_size(width, 1000)
+    try:
+        browser.open(caio.url + "/")
+        browser.use_token(update_env.viewer)
+        browser.wait(lambda: "timestamp" in browser.text("roles"))
+        browser.wait(lambda: "d " in browser.text("roles"))  # the countdown ticks
+        layout: dict[str, Any] = browser.driver.execute_script(
+            """
+            const card = document.getElementById("trust").getBoundingClientRect();
+            const table = document.querySelector("#trust table");
+            const cells = [...document.querySelectorAll("#roles .left")]
+              .map((c) => c.getBoundingClientRect().right);
+            return {card: card.right, cells, table: table.scrollWidth,
+                    room: table.parentElement.clientWidth};
+            """
+        )
+        assert len(layout["cells"]) == 4
+        assert max(layout["cells"]) <= layout["card"], layout
+        assert layout["table"] <= layout["room"], layout
+    finally:
+        browser.driver.set_window_size(1280, 1000)
+
+
+def test_an_unreachable_repository_leaves_the_last_trusted_metadata_and_the_error(
+    browser: Browser, caio: Served, update_env: UpdateEnv
+) -> None:
+    browser.open(caio.url + "/")
+    browser.use_token(update_env.viewer)
+    browser.wait(lambda: NEWER in browser.text("would-install"))
+
+    def down(handler: Any) -> None:
+        handler.send_error(503)
+
+    update_env.behaviours["timestamp.json"] = down
+    browser.driver.find_element(By.ID, "do-check").click()
+    browser.wait(lambda: "check failed" in browser.text("trust-error"), timeout=60)
+    assert {"root", "targets", "snapshot", "timestamp"} <= set(browser.text("roles").split())
+    assert "last successful check" in browser.text("trust-note")
+    assert browser.text("host-id") not in ("token needed", "—")
+    assert browser.text("role") == "viewer token"
 
 
 def test_the_api_docs_render_offline(browser: Browser, caio: Served) -> None:
@@ -243,6 +314,7 @@ def test_the_api_docs_render_offline(browser: Browser, caio: Served) -> None:
 def test_cancel_restart_and_rollback_from_the_console(
     browser: Browser, caio: Served, update_env: UpdateEnv
 ) -> None:
+    update_env.publish("1.0.0")  # to be asked for by name later, as a downgrade
     update_env.behaviours[f"caio-{NEWER}.tar.gz"] = paced(chunks=20, pause=0.5)
     browser.open(caio.url + "/")
     browser.use_token(update_env.admin)
@@ -252,18 +324,64 @@ def test_cancel_restart_and_rollback_from_the_console(
     browser.driver.find_element(By.ID, "do-cancel").click()
     browser.wait(lambda: browser.text("job-status") == "failed")
     assert browser.text("job-error").startswith("cancelled: cancelled by ops")
+    assert browser.text("job-message") == ""  # the error says it, once
+    assert browser.driver.find_element(By.ID, "job-progress").get_attribute("class") == "failed"
+    assert browser.text("job-stage") == f"→ {NEWER}"  # not "failed failed → ..."
 
     del update_env.behaviours[f"caio-{NEWER}.tar.gz"]
     browser.driver.find_element(By.ID, "target-version").send_keys(NEWER)
     browser.driver.find_element(By.ID, "do-update-to").click()
     browser.wait(lambda: browser.text("job-status") == "complete", timeout=60)
     assert browser.text("job-message").endswith("restart to run it")
+    assert browser.text("job-stage") == f"→ {NEWER}"  # not "complete complete → ..."
+    browser.wait(lambda: browser.text("pending") == f"restart pending: a restart runs {NEWER}")
+    # Releases agree with it: not "an update installs 1.1.0" once 1.1.0 is installed.
+    installed = f"{NEWER} is installed: restart to run it"
+    browser.wait(lambda: installed in browser.text("would-install"))
+    assert "installed: restart to run it" in browser.text("release-rows")
     browser.driver.find_element(By.ID, "do-restart").click()  # exec: the process becomes 1.1.0
+    confirm(browser, f"Restart into {NEWER}?")
     browser.wait(lambda: f"now running {NEWER}" in browser.text("notice"), timeout=60)
     assert browser.text("version") == NEWER
     browser.wait(lambda: "is installed and running" in browser.text("job-message"))
 
-    browser.driver.find_element(By.ID, "do-rollback").click()
+    browser.wait(lambda: browser.text("pending") == f"{NEWER} (as now)")
+
+    rollback = browser.driver.find_element(By.ID, "do-rollback")
+    rollback.click()
+    dialog = browser.driver.find_element(By.ID, "confirm")
+    browser.wait(dialog.is_displayed, message="no confirmation before a rollback")
+    assert "Make 1.0.0 the active release again?" in browser.text("confirm-text")
+    browser.driver.find_element(By.ID, "confirm-no").click()  # changed my mind
+    browser.wait(lambda: not dialog.is_displayed())
+    time.sleep(0.5)
+    assert update_env.layout.current_version == NEWER  # nothing happened
+    rollback.click()
+    confirm(browser, "Roll back to 1.0.0?")
     browser.wait(lambda: "1.0.0 is active again; restart to run it" in browser.text("notice"))
     browser.wait(lambda: "rollback" in browser.text("history-rows"))
+    assert browser.text("pending") == "restart pending: a restart runs 1.0.0"
+    browser.open(caio.url + "/")  # the notice is gone; the pending restart is not
+    browser.use_token(update_env.admin)
+    browser.wait(lambda: browser.text("pending") == "restart pending: a restart runs 1.0.0")
+
+    # 1.0.0 is older than the running 1.1.0: refused, with the way to do it on purpose.
+    version = browser.driver.find_element(By.ID, "target-version")
+    version.clear()
+    version.send_keys("1.0.0")
+    browser.driver.find_element(By.ID, "do-update-to").click()
+    browser.wait(lambda: browser.text("job-status") == "failed", timeout=60)
+    assert browser.text("job-error").startswith("downgrade_refused:")
+    assert 'tick "allow an older version" under Actions' in browser.text("job-error")
+    browser.driver.find_element(By.ID, "allow-downgrade").click()
+    browser.driver.find_element(By.ID, "do-update-to").click()
+    browser.wait(lambda: "older than the running 1.1.0" in browser.text("confirm-text"))
+    confirm(browser, "Install 1.0.0?")
+    browser.wait(lambda: browser.text("job-status") == "complete", timeout=60)
     assert browser.violations() == []
+
+
+def confirm(browser: Browser, title: str) -> None:
+    """Answer the console's confirmation dialog with its disruptive button."""
+    browser.wait(lambda: browser.text("confirm-title") == title, message=f"no dialog {title!r}")
+    browser.driver.find_element(By.ID, "confirm-yes").click()

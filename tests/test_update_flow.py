@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from caio.api import create_app
+from caio.core.audit import AuditLog
 from tests.helpers import write_manifest
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, sse_events
 
@@ -199,6 +200,8 @@ VIEWER_ROUTES = [
     ("get", "/api/v1/update/check"),
     ("get", "/api/v1/update/history"),
     ("get", "/api/v1/update/events"),
+    ("get", "/api/v1/host"),
+    ("get", "/api/v1/whoami"),
 ]
 ADMIN_ROUTES = [("post", "/api/v1/update"), ("post", "/api/v1/rollback")]
 
@@ -223,3 +226,57 @@ def test_version_and_health_stay_public(update_env: UpdateEnv) -> None:
     client = update_env.client()
     assert client.get("/api/v1/version").status_code == 200
     assert client.get("/health").json()["version"] == RUNNING
+
+
+def test_host_and_whoami_answer_from_local_state_while_the_repository_is_down(
+    update_env: UpdateEnv,
+) -> None:
+    """What the console shows beside a failed check: one truth about this host, offline."""
+    client = update_env.client()
+    viewer = update_env.auth("viewer")
+    assert client.get("/api/v1/update/check", headers=viewer).status_code == 200
+    update_env.run_update(client)
+
+    def down(handler: Any) -> None:
+        handler.send_error(503)
+
+    update_env.behaviours["timestamp.json"] = down
+    check = client.get("/api/v1/update/check", headers=viewer)
+    assert check.status_code == 502, check.text
+    host = client.get("/api/v1/host", headers=viewer).json()
+    assert (host["running_version"], host["active_version"], host["previous_version"]) == (
+        RUNNING,
+        NEWER,
+        RUNNING,
+    )
+    assert host["restart_pending"] is True  # a restart would run NEWER
+    assert host["host_id"] == update_env.layout.host_id()
+    assert host["metadata"]["versions"]["timestamp"] >= 1  # as last verified
+    assert host["last_check"]["error"] == check.json()["error"]["code"]
+    assert host["last_check"]["success"] is not None
+    client.post("/api/v1/rollback", headers=update_env.auth())
+    after = client.get("/api/v1/host", headers=viewer).json()
+    assert (after["active_version"], after["restart_pending"]) == (RUNNING, False)
+
+    assert client.get("/api/v1/whoami", headers=viewer).json()["role"] == "viewer"
+    admin = client.get("/api/v1/whoami", headers=update_env.auth()).json()
+    assert admin == {"name": "ops", "role": "admin"}
+    assert client.get("/api/v1/host").status_code == 401
+
+
+def test_history_pages_back_and_records_the_version_asked_for(update_env: UpdateEnv) -> None:
+    client = update_env.client()
+    missing = update_env.run_update(client, {"target_version": "7.0"})
+    assert missing["error"]["code"] == "target_not_found"
+    audit = AuditLog(update_env.layout.state_dir / "audit.jsonl")
+    first = audit.read()[1].records
+    assert audit.read()[0][-1]["asked"] == "7.0"  # history shows what was asked, not "?"
+    for n in range(5):
+        audit.append("probe", n=n)
+    viewer = update_env.auth("viewer")
+    page = client.get("/api/v1/update/history?limit=2&offset=1", headers=viewer).json()
+    assert [r["n"] for r in page["records"]] == [2, 3]
+    assert page["integrity"]["records"] == first + 5  # the total, for "older" paging
+    end = client.get("/api/v1/update/history?limit=10&offset=4", headers=viewer).json()
+    assert [r.get("n") for r in end["records"]][-1] == 0
+    assert len(end["records"]) == first + 1

@@ -198,15 +198,22 @@ class AuditLog:
         """Check the hash chain from the first line to the last."""
         return self.read(1)[1]
 
-    def read(self, limit: int | None = None) -> tuple[list[dict[str, Any]], AuditIntegrity]:
-        """The last ``limit`` records (all when None) and the chain's integrity, consistently."""
+    def read(
+        self, limit: int | None = None, skip: int = 0
+    ) -> tuple[list[dict[str, Any]], AuditIntegrity]:
+        """The chain's integrity and, consistently with it, records newest last.
+
+        ``limit`` records (all when None) before the newest ``skip`` (a page further back).
+        """
         try:
             with self._locked(exclusive=False) as fd:
                 integrity = self._check(fd)
-                lines = _tail_lines(fd, limit) if limit else _all_lines(fd)
+                lines = _tail_lines(fd, limit + skip) if limit else _all_lines(fd)
         except FileNotFoundError:
             return [], self._missing()
-        return _parse(lines), integrity
+        if skip:
+            lines = lines[:-skip]
+        return _parse(lines[-limit:] if limit else lines), integrity
 
     def _missing(self) -> AuditIntegrity:
         """No log: nothing recorded yet, or a log deleted behind its head file's back."""

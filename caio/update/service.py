@@ -571,6 +571,8 @@ class UpdateService:
             log.warning("could not tidy %s: %s", self._downloader.directory, e)
 
     def _job_steps(self, job: _Job, request: UpdateRequest, facts: dict[str, Any]) -> None:
+        if request.target_version is not None:
+            facts["asked"] = request.target_version  # recorded even if nothing is chosen
         with self._tuf_lock:
             self._fence_now(job)
             view = self._repository().refresh()

@@ -14,11 +14,20 @@ const EXPIRY_LIMITS = {
   timestamp: { amber: 12 * 3600, red: 3600 },
 };
 
+const HISTORY_PAGE = 20;
+// What a refused update asks for, and the box that grants it.
+const OVERRIDES = { downgrade_refused: "allow-downgrade", release_withdrawn: "allow-withdrawn" };
+
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || "",
+  role: null, // "admin" or "viewer" once the token is known
+  job: null, // the current or last job
+  host: null, // running, active and previous release, trusted metadata
+  check: null, // the last successful check
   startedAt: null,
   expires: {},
   streaming: false,
+  historyOffset: 0,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -71,6 +80,7 @@ async function api(method, path, body, timeoutMs = 30000) {
 
 function explain(failure) {
   if (!(failure instanceof ApiFailure)) return `the console failed: ${failure.message}`;
+
   if (failure.status === 401) {
     return state.token
       ? `The token was refused (${failure.code}): ${failure.message}. Paste a valid token.`
@@ -146,18 +156,99 @@ function renderVersion(info) {
   tick();
 }
 
+function renderRole() {
+  const badge = $("role");
+  badge.textContent = state.role ? `${state.role} token` : "no token";
+  badge.className = `badge ${state.role === "admin" ? "warn" : ""}`;
+  permit();
+}
+
+// Offer what the token's role and the job's state allow, and say why the rest is off.
+function permit() {
+  const admin = state.role === "admin";
+  const running = Boolean(state.job && state.job.status === "updating");
+  const previous = state.host && state.host.previous_version;
+  const why = (reason) => (reason ? reason : "");
+  const rules = {
+    "do-update": admin ? why(running && "an update is running") : "needs an admin token",
+    "do-update-to": admin ? why(running && "an update is running") : "needs an admin token",
+    "allow-downgrade": admin ? why(running && "an update is running") : "needs an admin token",
+    "allow-withdrawn": admin ? why(running && "an update is running") : "needs an admin token",
+    "do-cancel": admin ? why(!running && "no update is running") : "needs an admin token",
+    "do-restart": admin ? why(running && "an update is running") : "needs an admin token",
+    "do-rollback": admin
+      ? why((running && "an update is running") || (!previous && "no previous release"))
+      : "needs an admin token",
+  };
+  for (const [id, reason] of Object.entries(rules)) {
+    const control = $(id);
+    control.disabled = Boolean(reason);
+    control.title = reason;
+  }
+  $("do-check").disabled = !state.role;
+  let note = "";
+  if (!state.role) note = "(paste a token to act)";
+  else if (!admin) note = "(a viewer token may look, not act: admin actions are off)";
+  $("actions-note").textContent = note;
+}
+
+function renderHost(host) {
+  state.host = host;
+  text("host-id", host.host_id);
+  $("host-id").classList.remove("needs-token");
+  const pending = $("pending");
+  pending.classList.remove("needs-token");
+  if (host.restart_pending) {
+    pending.textContent = `restart pending: a restart runs ${host.active_version}`;
+    pending.className = "warn";
+  } else {
+    pending.textContent = host.active_version ? `${host.active_version} (as now)` : "this tree (as now)";
+    pending.className = "";
+  }
+  if (host.metadata) renderRoles(host.metadata);
+  renderSummary();
+  const last = host.last_check;
+  $("trust-note").textContent = last.success
+    ? `as last verified; last successful check ${when(last.success)} UTC`
+    : "no successful check yet";
+  permit();
+}
+
 function renderJob(job) {
+  state.job = job;
   const badge = $("job-status");
   badge.textContent = job.status;
   badge.className = `badge ${{ complete: "ok", failed: "bad", updating: "warn" }[job.status] || ""}`;
-  const target = job.to_version ? ` → ${job.to_version}` : "";
-  $("job-stage").textContent = job.status === "idle" ? "no update has run" : `${job.stage}${target}`;
-  $("job-progress").value = job.progress || 0;
-  $("job-message").textContent = job.message || "";
+  const target = job.to_version ? `→ ${job.to_version}` : "";
+  let stage = "";
+  if (job.status === "idle") stage = "no update has run";
+  else if (job.stage !== job.status) stage = `${job.stage} ${target}`.trim();
+  else stage = target;
+  $("job-stage").textContent = stage;
+  $("job-title").textContent = job.status === "updating" ? "Update job" : "Last update job";
+  const bar = $("job-progress");
+  bar.value = job.progress || 0;
+  bar.className = job.status;
   const error = $("job-error");
   error.hidden = !job.error;
-  error.textContent = job.error ? `${job.error.code}: ${job.error.message}` : "";
+  error.textContent = job.error ? `${job.error.code}: ${job.error.message}${overrideHint(job.error.code)}` : "";
+  // A failed job's message is its error's: say it once.
+  const message = job.error && job.error.message === job.message ? "" : job.message || "";
+  $("job-message").textContent = message;
+  let moment = "";
+  if (job.finished_at) moment = `finished ${when(job.finished_at)} UTC`;
+  else if (job.started_at) moment = `started ${when(job.started_at)} UTC`;
+  if (moment && job.requested_by) moment += ` by ${job.requested_by}`;
+  $("job-when").textContent = moment;
+  permit();
   if (job.status === "updating") follow();
+}
+
+// A refusal that an admin may override on purpose: point at the box that does it.
+function overrideHint(code) {
+  if (!(code in OVERRIDES)) return "";
+  const box = $(OVERRIDES[code]).parentElement.textContent.trim();
+  return ` — tick "${box}" under Actions to install it anyway`;
 }
 
 function renderRoles(metadata) {
@@ -171,8 +262,13 @@ function renderRoles(metadata) {
     row.dataset.role = role;
     cell(row, role);
     cell(row, `v${metadata.versions[role]}`);
-    cell(row, when(metadata.expires[role], false));
-    cell(row, "");
+    const expiry = cell(row, "");
+    const left = document.createElement("span");
+    left.className = "left";
+    const date = document.createElement("span");
+    date.className = "when";
+    date.textContent = when(metadata.expires[role], false);
+    expiry.replaceChildren(left, date);
   }
   tick();
 }
@@ -192,6 +288,8 @@ function renderCheck(check) {
   text("host-id", check.host_id);
   $("host-id").classList.remove("needs-token");
   renderRoles(check.metadata);
+  $("trust-note").textContent = `verified by the check at ${when(check.checked_at)} UTC`;
+  $("trust-error").hidden = true;
   const body = $("release-rows");
   body.replaceChildren();
   const releases = [...check.releases].reverse();
@@ -212,12 +310,49 @@ function renderCheck(check) {
     if (release.withdrawn) tags.push(`WITHDRAWN${release.withdrawn.reason ? `: ${release.withdrawn.reason}` : ""}`);
     cell(row, tags.join(" · "), release.withdrawn ? "bad" : "");
   }
+  state.check = check;
+  renderSummary();
+}
+
+// What the newest check offers, in the light of what is installed: one truth.
+function renderSummary() {
+  const check = state.check;
+  if (!check) return;
+  const host = state.host;
+  const pending = host && host.restart_pending ? host.active_version : null;
   let summary;
-  if (check.update_available) summary = `an update installs ${check.update_available.version}`;
-  else if (check.waiting_for) summary = `${check.waiting_for.version} has not reached this host yet`;
-  else summary = `${check.running_version} is the newest for this host`;
+  if (check.update_available && check.update_available.version === pending) {
+    summary = `${pending} is installed: restart to run it`;
+  } else if (check.update_available) {
+    summary = `an update installs ${check.update_available.version}`;
+  } else if (check.waiting_for) {
+    summary = `${check.waiting_for.version} has not reached this host yet`;
+  } else summary = `${check.running_version} is the newest for this host`;
   if (check.running_withdrawn) summary += ` — the running version was WITHDRAWN`;
   $("would-install").textContent = `(${summary})`;
+  for (const row of $("release-rows").rows) {
+    const tags = row.cells[4];
+    if (!tags || !row.dataset.version) continue;
+    const installed = row.dataset.version === pending ? "installed: restart to run it" : null;
+    tags.textContent = tags.textContent.replace(
+      /an update installs this|installed: restart to run it/,
+      installed || "an update installs this",
+    );
+  }
+}
+
+function renderCheckFailure(failure) {
+  $("would-install").textContent = "(the check failed: see Trusted metadata)";
+  const error = $("trust-error");
+  error.hidden = false;
+  error.textContent = `check failed: ${explain(failure)}`;
+}
+
+function historyTarget(record) {
+  const to = record.to || record.current || "";
+  if (to) return to;
+  if (record.asked) return `${record.asked} (asked)`;
+  return record.event === "update" ? "newest" : "";
 }
 
 function renderHistory(history) {
@@ -240,10 +375,17 @@ function renderHistory(history) {
     cell(row, outcome, kind);
     cell(row, record.by);
     const from = record.from || record.running || "";
-    const to = record.to || record.current || "";
+    const to = historyTarget(record);
     cell(row, from || to ? `${from || "?"} → ${to || "?"}` : "");
     cell(row, record.code || record.reason || record.waiting || "");
   }
+  const newest = state.historyOffset + 1;
+  const oldest = state.historyOffset + records.length;
+  $("history-range").textContent = records.length
+    ? `records ${newest}–${oldest} of ${chain.records}, newest first`
+    : "";
+  $("history-newer").disabled = state.historyOffset === 0;
+  $("history-older").disabled = oldest >= chain.records;
 }
 
 function tick() {
@@ -253,8 +395,9 @@ function tick() {
     if (!role) continue;
     const left = (state.expires[role] - Date.now()) / 1000;
     const limits = EXPIRY_LIMITS[role];
-    const target = row.cells[3];
-    target.textContent = left <= 0 ? `expired ${duration(left)} ago` : duration(left);
+    const target = row.cells[2];
+    const countdown = target.querySelector(".left");
+    countdown.textContent = left <= 0 ? `expired ${duration(left)} ago` : duration(left);
     target.className = left <= limits.red ? "bad" : left <= limits.amber ? "warn" : "ok";
   }
 }
@@ -272,16 +415,28 @@ async function loadStatus() {
   return job;
 }
 
+async function loadHost() {
+  const host = await attempt(() => api("GET", "/api/v1/host"));
+  if (host) renderHost(host);
+}
+
 async function loadHistory() {
-  const history = await attempt(() => api("GET", "/api/v1/update/history?limit=50"));
+  const query = `limit=${HISTORY_PAGE}&offset=${state.historyOffset}`;
+  const history = await attempt(() => api("GET", `/api/v1/update/history?${query}`));
   if (history) renderHistory(history);
 }
 
 async function loadCheck() {
   $("would-install").textContent = "(checking…)";
-  const check = await attempt(() => api("GET", "/api/v1/update/check"));
-  if (check) renderCheck(check);
-  else $("would-install").textContent = "";
+  let check = null;
+  try {
+    check = await api("GET", "/api/v1/update/check");
+    renderCheck(check);
+  } catch (failure) {
+    renderCheckFailure(failure);
+  }
+  // What the check found can change what the job card and the host say: one truth.
+  await Promise.all([loadStatus(), loadHost()]);
   return check;
 }
 
@@ -289,11 +444,16 @@ async function loadAll() {
   if (!state.token) {
     emptyRow($("history-rows"), 6, "token needed");
     $("job-status").textContent = "token needed";
+    state.role = null;
+    renderRole();
     return;
   }
-  const job = await loadStatus();
-  if (job === null) return; // the token was refused: the notice says why
-  await Promise.all([loadHistory(), loadCheck()]);
+  const who = await attempt(() => api("GET", "/api/v1/whoami"));
+  state.role = who ? who.role : null;
+  renderRole();
+  if (who === null) return; // the token was refused: the notice says why
+  await Promise.all([loadStatus(), loadHost(), loadHistory()]);
+  await loadCheck();
 }
 
 // Server-Sent Events, read with fetch: EventSource cannot send the Authorization header.
@@ -330,13 +490,51 @@ async function follow() {
   } finally {
     state.streaming = false;
   }
+  state.historyOffset = 0;
   await Promise.all([loadHistory(), loadCheck()]);
 }
 
 // --- actions -----------------------------------------------------------------------------
 
+// Ask before anything disruptive; resolves true only on "Confirm".
+function confirmFirst(title, message, verb) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = message;
+  $("confirm-yes").textContent = verb;
+  return new Promise((resolve) => {
+    const done = (answer) => {
+      $("confirm-yes").onclick = null;
+      $("confirm-no").onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    $("confirm-yes").onclick = () => done(true);
+    $("confirm-no").onclick = () => done(false);
+    dialog.onclose = () => done(false); // Escape
+    dialog.showModal();
+    $("confirm-no").focus();
+  });
+}
+
 async function startUpdate(targetVersion) {
   const body = targetVersion ? { target_version: targetVersion } : {};
+  if (targetVersion) {
+    const risks = [];
+    if ($("allow-downgrade").checked) {
+      body.allow_downgrade = true;
+      risks.push(`it may be older than the running ${$("version").textContent} (a downgrade: fixes made since are lost)`);
+    }
+    if ($("allow-withdrawn").checked) {
+      body.allow_withdrawn = true;
+      risks.push("it may be a release its publisher has withdrawn (see its reason under Releases)");
+    }
+    if (risks.length) {
+      const message = `Install ${targetVersion} although ${risks.join(", and ")}? It is still verified against the signed metadata.`;
+      if (!(await confirmFirst(`Install ${targetVersion}?`, message, "Install"))) return;
+    }
+  }
   const job = await attempt(() => api("POST", "/api/v1/update", body));
   if (job) {
     notice("");
@@ -345,6 +543,12 @@ async function startUpdate(targetVersion) {
 }
 
 async function restart() {
+  const host = state.host || {};
+  const into = host.active_version || $("version").textContent;
+  const message =
+    `Restart CAIO into ${into}? Requests in flight finish first; under the supervisor the ` +
+    "running version keeps serving until the new one is healthy, and a sick one is rolled back.";
+  if (!(await confirmFirst(`Restart into ${into}?`, message, "Restart"))) return;
   const answer = await attempt(() => api("POST", "/api/v1/restart", { graceful: true }));
   if (!answer) return;
   notice(`${answer.message}: waiting for ${answer.to_version} to serve…`, "info");
@@ -367,9 +571,15 @@ async function restart() {
 }
 
 async function rollback() {
+  const host = state.host || {};
+  const message =
+    `Make ${host.previous_version} the active release again? ${host.active_version} stays ` +
+    `installed; a restart then runs ${host.previous_version}.`;
+  if (!(await confirmFirst(`Roll back to ${host.previous_version}?`, message, "Roll back"))) return;
   const answer = await attempt(() => api("POST", "/api/v1/rollback"));
   if (answer) {
     notice(answer.message, "info");
+    state.historyOffset = 0;
     await loadAll();
   }
 }
@@ -377,6 +587,11 @@ async function rollback() {
 async function cancel() {
   const job = await attempt(() => api("DELETE", "/api/v1/update"));
   if (job) renderJob(job);
+}
+
+function page(direction) {
+  state.historyOffset = Math.max(0, state.historyOffset + direction * HISTORY_PAGE);
+  loadHistory();
 }
 
 function useToken(event) {
@@ -396,10 +611,14 @@ function useToken(event) {
 
 function forgetToken() {
   state.token = "";
+  state.role = null;
+  state.host = null;
   sessionStorage.removeItem(TOKEN_KEY);
   text("host-id", "token needed");
+  text("pending", "token needed");
   notice("The token is forgotten.", "info");
   emptyRow($("history-rows"), 6, "token needed");
+  renderRole();
 }
 
 window.addEventListener("DOMContentLoaded", () => {
@@ -416,7 +635,10 @@ window.addEventListener("DOMContentLoaded", () => {
   $("do-cancel").addEventListener("click", cancel);
   $("do-restart").addEventListener("click", restart);
   $("do-rollback").addEventListener("click", rollback);
+  $("history-newer").addEventListener("click", () => page(-1));
+  $("history-older").addEventListener("click", () => page(1));
   setInterval(tick, 1000);
+  renderRole();
   loadVersion();
   loadAll();
 });

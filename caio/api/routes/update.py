@@ -201,9 +201,14 @@ def _retrieve(future: asyncio.Future[CheckResult]) -> None:
 
 @router.get("/update/history", response_model=HistoryOut, summary="Audit records")
 def history(
-    _: ViewerDep, service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    _: ViewerDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[
+        int, Query(ge=0, le=100_000, description="skip this many of the newest records")
+    ] = 0,
 ) -> HistoryOut:
-    records, integrity = service.audit.read(limit)
+    records, integrity = service.audit.read(limit, skip=offset)
     return HistoryOut(
         records=records,
         integrity=IntegrityOut(
