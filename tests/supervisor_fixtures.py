@@ -110,6 +110,19 @@ class Supervised:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def paced_probation(least: float = 4.0) -> str:
+    """A probation window that follows this machine's pace now, for tests that wait it out.
+
+    A child must import CAIO, bind and answer /health within the window: on a
+    quiet machine an import takes about 0.45 s and 4 s is plenty; under load it
+    can take seconds, and a fixed 4 s failed the first, healthy, start. The window
+    is eight imports as long as one takes now, and never under ``least``.
+    """
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import caio.main"], check=True, timeout=120)
+    return str(max(least, round(8 * (time.monotonic() - began), 1)))
+
+
 def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) -> Supervised:
     port = free_port()
     process_env = env.process_env(port, **{"CAIO_PROBATION_SECONDS": "20", **(extra_env or {})})

@@ -40,6 +40,8 @@ def test_demo_updates_and_restarts_into_the_newer_release(tmp_path: Path) -> Non
     assert "1.1.0 is installed and active; restart to run it" in output
     assert "now running 1.1.0" in output
     assert '"version": "1.1.0"' in output
+    assert "not shown again" not in output  # the demo shows its token; it says so plainly
+    assert "admin token 'demo-admin' created" in output
     first_version_line = output.split("starting `caio run`")[1].splitlines()[1]
     assert '"commit": "unknown"' not in first_version_line  # the seeded release knows its commit
     home = tmp_path / "demo" / "home"

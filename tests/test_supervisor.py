@@ -24,6 +24,7 @@ from tests.supervisor_fixtures import (
     SICK,
     SLOW_START,
     Supervised,
+    paced_probation,
     release_with_patches,
     start_supervised,
     stop_supervised,
@@ -85,7 +86,7 @@ def test_sick_release_is_rolled_back_and_the_old_child_keeps_serving(
     update_env: UpdateEnv, sickness: str
 ) -> None:
     release_with_patches(update_env, NEWER, SICK[sickness])
-    supervised = start_supervised(update_env, {"CAIO_PROBATION_SECONDS": "4"})
+    supervised = start_supervised(update_env, {"CAIO_PROBATION_SECONDS": paced_probation()})
     try:
         assert supervised.update()["status"] == "complete"
         serving = supervised.state()["active"]["pid"]
