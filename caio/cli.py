@@ -196,17 +196,48 @@ def trust_install(
     force: Annotated[
         bool, typer.Option(help="install even if older than the installed one")
     ] = False,
+    repository: Annotated[
+        str | None,
+        typer.Option(help="the repository of the map (CAIO_REPOSITORY_MAP) it is the root of"),
+    ] = None,
 ) -> None:
     """Install ROOT as the trust anchor ($CAIO_HOME/trusted_root.json or CAIO_TRUSTED_ROOT).
 
+    With a repository map, each repository has its own anchor:
+    --repository NAME installs $CAIO_HOME/repositories/NAME/trusted_root.json.
     CAIO then advances it to every newer root it verifies.
     """
     from caio.core.trust import install_trusted_root
 
     settings = _settings()
     with user_errors():
-        summary = install_trusted_root(root, settings.trusted_root_path, force=force)
-    typer.echo(f"installed {settings.trusted_root_path}: {summary}")
+        destination = _anchor_path(settings, repository)
+        summary = install_trusted_root(root, destination, force=force)
+    typer.echo(f"installed {destination}: {summary}")
+
+
+def _anchor_path(settings: Settings, repository: str | None) -> Path:
+    """Where the trust anchor goes: the one repository's, or a mapped repository's.
+
+    Raises:
+        ConfigError: --repository without a map, or a name the map does not have.
+    """
+    from caio.core.layout import InstallLayout
+    from caio.core.repository_map import RepositoryMap
+
+    if repository is None:
+        return settings.trusted_root_path
+    if settings.repository_map is None:
+        raise ConfigError("--repository needs a repository map: set CAIO_REPOSITORY_MAP")
+    names = RepositoryMap.load(settings.repository_map).names
+    if repository not in names:
+        raise ConfigError(
+            f"the repository map {settings.repository_map} has no repository {repository!r} "
+            f"(it has {', '.join(names)})"
+        )
+    directory = InstallLayout(settings.home).repository_dir(repository)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / "trusted_root.json"
 
 
 @host_id_app.command("show", short_help="Print this host's id.")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,30 @@ class MemoryRepository(Transport):
         self.requests: list[tuple[str, int]] = []
 
     @classmethod
-    def published(cls, work: Path, versions: tuple[str, ...]) -> MemoryRepository:
-        """Publish ``versions`` with tuf_repo into ``work``, then hold the result in memory."""
+    def published(
+        cls,
+        work: Path,
+        versions: tuple[str, ...],
+        *,
+        artifacts: tuple[Path, ...] = (),
+        then: Callable[[Publisher], object] | None = None,
+    ) -> MemoryRepository:
+        """Publish ``versions`` with tuf_repo into ``work``, then hold the result in memory.
+
+        ``artifacts``: built releases to publish as they are (the same bytes as in
+        another repository); ``then``: more publishing (a withdrawal, a rollout).
+        Built releases stay in ``work/dist``.
+        """
         repo, keys = work / "repo", work / "keys"
         Publisher(RepoStore(repo), Keyring([])).init(keys)
         publisher = Publisher(RepoStore(repo), Keyring.from_dir(keys))
         for version in versions:
             src = make_source_tree(work / f"src-{version}")
             publisher.add_release(build_release(src, version, work / "dist"), ["stable"])
+        for artifact in artifacts:
+            publisher.add_release(artifact, ["stable"])
+        if then is not None:
+            then(publisher)
         files = {
             "/" + p.relative_to(repo).as_posix(): p.read_bytes()
             for p in repo.rglob("*")

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -206,3 +207,46 @@ def test_trust_install_writes_the_anchor(home: Path, published_repo: object) -> 
     bad = caio(home, "trust", "install", str(published_repo.dir / "metadata" / "timestamp.json"))
     assert bad.returncode == 1
     assert "[trust_root_invalid]" in bad.stderr and "not root" in bad.stderr
+
+
+def test_two_party_anchors_and_a_bad_map_stop_at_the_door(
+    home: Path, published_repo: object, tmp_path: Path
+) -> None:
+    """Each mapped repository gets its own anchor; a map that is wrong stops the start."""
+    from tests.tuf_fixtures import PublishedRepo
+
+    assert isinstance(published_repo, PublishedRepo)
+    path = tmp_path / "map.json"
+    doc: dict[str, Any] = {
+        "repositories": {"vendor": ["http://127.0.0.1:9/"], "approval": ["http://127.0.0.1:9/"]},
+        "mapping": [
+            {
+                "paths": ["*"],
+                "repositories": ["vendor", "approval"],
+                "threshold": 2,
+                "terminating": True,
+            }
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    path.chmod(0o644)
+    root = str(published_repo.trusted_root)
+    mapped = {"CAIO_REPOSITORY_MAP": str(path)}
+    done = caio(home, "trust", "install", "--repository", "approval", root, **mapped)
+    assert done.returncode == 0, done.stderr
+    anchor = home / "repositories" / "approval" / "trusted_root.json"
+    assert anchor.read_bytes() == published_repo.trusted_root.read_bytes()
+    ghost = caio(home, "trust", "install", "--repository", "ghost", root, **mapped)
+    assert ghost.returncode == 2 and "has no repository 'ghost'" in ghost.stderr
+    unmapped = caio(home, "trust", "install", "--repository", "approval", root)
+    assert unmapped.returncode == 2 and "CAIO_REPOSITORY_MAP" in unmapped.stderr
+
+    doc["mapping"][0]["threshold"] = 3
+    path.write_text(json.dumps(doc))
+    serve = caio(home, "serve", **mapped)
+    assert serve.returncode == 2, serve.stderr
+    assert "mapping[0].threshold must be between 1 and the 2 repositories" in serve.stderr
+    assert str(path) in serve.stderr and "Traceback" not in serve.stderr
+    path.chmod(0o666)
+    loose = caio(home, "serve", **mapped)
+    assert loose.returncode == 2 and "writable by others" in loose.stderr

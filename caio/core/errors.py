@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     RELEASE_WITHDRAWN = "release_withdrawn"
     REPOSITORY_UNAUTHORIZED = "repository_unauthorized"
     INDEX_MISMATCH = "index_mismatch"
+    REPOSITORIES_DISAGREE = "repositories_disagree"
+    APPROVAL_MISSING = "approval_missing"
 
 
 class CaioError(Exception):

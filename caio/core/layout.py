@@ -43,6 +43,7 @@ class InstallLayout:
         self.current_link = home / "current"
         self.previous_link = home / "previous"
         self.tuf_dir = home / "tuf"
+        self.repositories = home / "repositories"  # with a repository map: one dir per repository
         self.downloads = home / "downloads"
         self.state_dir = home / "state"
         self.bad_versions_path = self.state_dir / "bad_versions.json"
@@ -63,6 +64,10 @@ class InstallLayout:
                 _restrict(Path(entry.path), 0o600)
 
     # --- which release is where -------------------------------------------
+    def repository_dir(self, name: str) -> Path:
+        """A mapped repository's own trust anchor, TUF cache and release index."""
+        return self.repositories / name
+
     def release_dir(self, version: str) -> Path:
         return self.releases / version
 

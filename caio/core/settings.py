@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     trusted_root: Path | None = Field(
         default=None, description="trust anchor; default: <home>/trusted_root.json"
     )
+    repository_map: Path | None = Field(
+        default=None,
+        description="two-party approval: a TAP 4 map.json naming several repositories that "
+        "must sign the same bytes; without it, the one repository of update_url",
+    )
     restart_strategy: RestartStrategy = "supervisor"
     channel: Channel | None = Field(default=None, description="overrides manifest channel")
     keep_releases: int = Field(default=3, ge=2, description="installed releases kept")

@@ -76,14 +76,22 @@ class ArtifactDownloader:
         name = f"{digest}.{Path(info.path).name}"
         return self._dir / name, self._dir / f"{name}.part"
 
-    def fetch(self, url: str, info: TargetFile, progress: Progress) -> Path:
+    def fetch(
+        self,
+        url: str,
+        info: TargetFile,
+        progress: Progress,
+        transport: Transport | None = None,
+    ) -> Path:
         """Download ``url`` and verify it against ``info``; returns the verified file.
+
+        ``transport``: the repository's own (its credentials); default: the downloader's.
 
         Raises:
             UpdateError: length_mismatch (short, long or endless), hash_mismatch,
                 repository_unreachable (after retries), disk_full, permission_denied.
         """
-        transport = self._transport
+        transport = transport or self._transport
         if transport is None:
             raise UpdateError(ErrorCode.TRUST_NOT_CONFIGURED, "no repository is configured")
         final, part = self.paths(info)

@@ -14,14 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tuf.api import exceptions as tuf
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from caio.core.errors import ErrorCode, UpdateError
-from caio.core.release_format import INDEX_PATH, IndexEntry, IndexReport, read_index_report
+from caio.core.release_format import (
+    INDEX_PATH,
+    IndexEntry,
+    IndexReport,
+    entry_disagreement,
+    read_index_report,
+    signed_release_version,
+)
 from caio.update.errors import from_tuf, is_retryable
 from caio.update.transport import Transport
 
@@ -85,6 +92,28 @@ class TrustedMetadataInfo:
     expires: dict[str, datetime]
 
 
+class View(Protocol):
+    """What a check or a job reads from a refresh: one repository's, or several agreeing."""
+
+    releases: list[Release]
+    skipped: list[str]
+    metadata: TrustedMetadataInfo
+
+    def verified_target(self, release: Release) -> TargetFile: ...
+
+    def refusal(self, version: str) -> UpdateError | None: ...
+
+    def signers(self, version: str) -> tuple[str, ...]: ...
+
+    def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]: ...
+
+
+class Repository(Protocol):
+    def refresh(self) -> View: ...
+
+    def trusted_metadata(self) -> TrustedMetadataInfo: ...
+
+
 class RepositoryView:
     """One consistent, verified view of the repository (one refreshed Updater)."""
 
@@ -95,8 +124,10 @@ class RepositoryView:
         metadata: TrustedMetadataInfo,
         consistent_snapshot: bool,
         targets_url: str,
+        transport: Transport | None = None,
     ) -> None:
         self.updater = updater
+        self.transport = transport
         self.releases = releases
         self.skipped: list[str] = []  # index entries that could not be read, and why
         self.metadata = metadata
@@ -117,6 +148,42 @@ class RepositoryView:
         if info is None:
             raise UpdateError(ErrorCode.TARGET_NOT_FOUND, f"{path} is not a signed target")
         return info
+
+    def verified_target(self, release: Release) -> TargetFile:
+        """The signed ``TargetFile`` of ``release``, cross-checked against its index entry.
+
+        Raises:
+            UpdateError: target_not_found; repository_invalid when the target's signed
+                metadata claims another version; index_mismatch when the index entry and
+                the target's signed release fields differ.
+        """
+        info = self.target_info(release.target)
+        signed_version = signed_release_version(info.custom)
+        if signed_version != release.version:
+            raise UpdateError(
+                ErrorCode.REPOSITORY_INVALID,
+                f"index lists {release.version} at {release.target}, "
+                f"whose signed metadata says {signed_version!r}",
+            )
+        if disagree := entry_disagreement(release, info.custom):
+            raise UpdateError(
+                ErrorCode.INDEX_MISMATCH,
+                f"the release index and the signed metadata of {release.target} disagree on "
+                f"{', '.join(disagree)}: the repository is inconsistent; nothing was downloaded",
+            )
+        return info
+
+    def refusal(self, version: str) -> UpdateError | None:
+        """Why a listed ``version`` is not offered: never, with one repository."""
+        return None
+
+    def signers(self, version: str) -> tuple[str, ...]:
+        """The repositories that agree on ``version`` (only with a repository map)."""
+        return ()
+
+    def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]:
+        """Where the artifact may be fetched, and through which transport."""
+        return [(self.target_url(info), self.transport)]
 
     def target_url(self, info: TargetFile) -> str:
         """Where the artifact is served (hash-prefixed name with consistent snapshots)."""
@@ -183,7 +250,9 @@ class TrustedRepository:
         if self._on_verified_root is not None:
             self._on_verified_root((self.metadata_dir / "root.json").read_bytes())
         info, consistent_snapshot = self._read_trusted()
-        return RepositoryView(updater, [], info, consistent_snapshot, self.targets_url)
+        return RepositoryView(
+            updater, [], info, consistent_snapshot, self.targets_url, self._transport
+        )
 
     def refresh(self) -> RepositoryView:
         """Refresh top-level metadata and read the signed release index.

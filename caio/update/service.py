@@ -23,14 +23,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
-from caio.core.release_format import entry_disagreement, signed_release_version
 from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.checks import CheckRecord
@@ -44,11 +43,26 @@ from caio.update.policy import (
     eligibility,
     releases_for_channel,
 )
-from caio.update.repository import Release, TrustedMetadataInfo, TrustedRepository
+from caio.update.repository import Release, Repository, TrustedMetadataInfo
 from caio.update.sightings import Sightings
 from caio.update.transport import Transport
 
+if TYPE_CHECKING:
+    from tuf.api.metadata import TargetFile
+
 log = logging.getLogger(__name__)
+
+# Failures of one location that another repository's copy of the same signed bytes may not have.
+FETCH_ELSEWHERE = frozenset(
+    {
+        ErrorCode.REPOSITORY_UNREACHABLE,
+        ErrorCode.REPOSITORY_UNAUTHORIZED,
+        ErrorCode.SLOW_RETRIEVAL,
+        ErrorCode.TARGET_NOT_FOUND,
+        ErrorCode.HASH_MISMATCH,
+        ErrorCode.LENGTH_MISMATCH,
+    }
+)
 
 
 def _utc_now() -> datetime:
@@ -129,7 +143,7 @@ class StatusFeed:
                 loop.call_soon_threadsafe(queue.put_nowait, status)
 
 
-RepositoryFactory = Callable[[], TrustedRepository]
+RepositoryFactory = Callable[[], Repository]
 
 # A transfer cut by these may resume: its partial download is kept for the next job.
 RESUMABLE = frozenset(
@@ -173,7 +187,7 @@ class UpdateService:
         installer: ReleaseInstaller,
         keep_releases: int,
         source_dir: Path,
-        transport: Transport | None = None,
+        transports: tuple[Transport, ...] = (),
         host_id: str | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -184,7 +198,7 @@ class UpdateService:
         self.sightings = Sightings(layout.state_dir / "rollout-sightings.json")
         # The running version's withdrawal, from the last successful check (see recover()).
         self.running_withdrawn: Withdrawal | None = None
-        self._transport = transport
+        self._transports = transports
         self.running = running
         self.channel = channel
         self._repository = repository
@@ -205,8 +219,8 @@ class UpdateService:
 
     def close(self) -> None:
         """Release the repository connections (the app's shutdown)."""
-        if self._transport is not None:
-            self._transport.close()
+        for transport in self._transports:
+            transport.close()
 
     # --- start-up ---------------------------------------------------------
     def recover(self) -> None:
@@ -578,6 +592,10 @@ class UpdateService:
             view = self._repository().refresh()
             facts["metadata_versions"] = view.metadata.versions
             now = self._clock()
+            # Listed, but not by enough repositories, or not the same bytes: say so by name.
+            asked = request.target_version
+            if asked is not None and (refused := view.refusal(asked)) is not None:
+                raise refused
             choice = choose_release(
                 view.releases,
                 running=self.running.version,
@@ -594,21 +612,10 @@ class UpdateService:
             if release is None:
                 self._nothing_to_install(job, choice, facts)
                 return
-            info = view.target_info(release.target)
+            info = view.verified_target(release)
+            if signers := view.signers(release.version):
+                facts["signed_by"] = list(signers)  # which repositories agreed on these bytes
         facts["to"] = release.version
-        signed_version = signed_release_version(info.custom)
-        if signed_version != release.version:
-            raise UpdateError(
-                ErrorCode.REPOSITORY_INVALID,
-                f"index lists {release.version} at {release.target}, "
-                f"whose signed metadata says {signed_version!r}",
-            )
-        if disagree := entry_disagreement(release, info.custom):
-            raise UpdateError(
-                ErrorCode.INDEX_MISMATCH,
-                f"the release index and the signed metadata of {release.target} disagree on "
-                f"{', '.join(disagree)}: the repository is inconsistent; nothing was downloaded",
-            )
         facts["sha256"] = info.hashes.get("sha256")
         if self.layout.current_version == release.version:
             self._finish(job, f"{release.version} is installed; restart to run it", True)
@@ -622,9 +629,7 @@ class UpdateService:
             message=f"downloading {release.version}",
         )
         job.partial = self._downloader.paths(info)[1]
-        artifact = self._downloader.fetch(
-            view.target_url(info), info, lambda done, total: self._on_bytes(job, done, total)
-        )
+        artifact = self._fetch(job, info, view.locations(info, release.version))
         facts["bytes"] = info.length
         if request.download_only:
             job.keep = artifact
@@ -663,6 +668,25 @@ class UpdateService:
         self.feed.publish(final)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
+
+    def _fetch(
+        self, job: _Job, info: TargetFile, locations: list[tuple[str, Transport | None]]
+    ) -> Path:
+        """The verified artifact, from the first location that gives the signed bytes.
+
+        With several repositories agreeing on the bytes, one that cannot serve them (down,
+        hosting metadata only, or serving other bytes) is not the end: the next one is asked.
+        """
+        for n, (url, transport) in enumerate(locations, 1):
+            try:
+                return self._downloader.fetch(
+                    url, info, lambda done, total: self._on_bytes(job, done, total), transport
+                )
+            except UpdateError as e:
+                if n == len(locations) or e.error_code not in FETCH_ELSEWHERE:
+                    raise
+                log.warning("%s; fetching the same bytes from the next repository", e.message)
+        raise UpdateError(ErrorCode.TARGET_NOT_FOUND, f"{info.path}: no repository serves it")
 
     def _nothing_to_install(self, job: _Job, choice: Choice, facts: dict[str, Any]) -> None:
         """Up to date, or waiting for a rollout to reach this host: say which, and when."""

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from caio.core.errors import ErrorCode, UpdateError
 from caio.core.layout import InstallLayout
 from caio.core.redact import register_secret, split_userinfo
+from caio.core.repository_map import RepositoryMap
 from caio.core.running import Running
 from caio.core.settings import Settings
 from caio.core.trust import TrustAnchor
+from caio.update.consensus import ConsensusRepository, Source
 from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, ReleaseInstaller
-from caio.update.repository import RetryPolicy, TrustedRepository
+from caio.update.repository import Repository, RetryPolicy, TrustedRepository
 from caio.update.service import UpdateService
-from caio.update.transport import SpeedLimits, make_transport
+from caio.update.transport import SpeedLimits, Transport, make_transport
 
 
 def build_update_service(settings: Settings, running: Running, source_dir: Path) -> UpdateService:
@@ -30,19 +33,8 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
         register_secret(userinfo[1])
     user_agent = f"caio/{running.manifest.version}"
     transport = None
-    if base_url is not None:
-        transport = make_transport(
-            base_url,
-            user_agent=user_agent,
-            token=settings.update_token,
-            userinfo=userinfo,
-            timeout=settings.http_timeout,
-            limits=SpeedLimits(
-                min_bytes_per_second=settings.min_speed_bytes,
-                window_seconds=settings.speed_window_seconds,
-                metadata_deadline=settings.metadata_deadline_seconds,
-            ),
-        )
+    if base_url is not None and settings.repository_map is None:
+        transport = _transport(settings, base_url, user_agent, userinfo, settings.update_token)
     retry = RetryPolicy(attempts=settings.retry_attempts, base_delay=settings.retry_base_delay)
     anchor = TrustAnchor(settings.trusted_root_path)
 
@@ -76,11 +68,18 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
             on_verified_root=anchor.advance,
         )
 
+    transports: tuple[Transport, ...] = (transport,) if transport is not None else ()
+    chosen: Callable[[], Repository] = repository
+    if settings.repository_map is not None:
+        # Two-party approval: the map replaces update_url; each repository its own trust.
+        repository_map = RepositoryMap.load(settings.repository_map)  # ConfigError: exit 2
+        consensus = _consensus(repository_map, layout, settings, user_agent, retry)
+        chosen, transport, transports = consensus, None, consensus.transports
     service = UpdateService(
         layout=layout,
         running=running.manifest,
         channel=running.channel,
-        repository=repository,
+        repository=chosen,
         downloader=ArtifactDownloader(transport, layout.downloads, retry),
         installer=ReleaseInstaller(
             layout,
@@ -91,7 +90,103 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
         ),
         keep_releases=settings.keep_releases,
         source_dir=source_dir,
-        transport=transport,
+        transports=transports,
         host_id=settings.host_id,
     )
     return service
+
+
+class _Consensus:
+    """Builds the consensus of the map's repositories for each check and job.
+
+    Each repository's trust anchor is read every time, so one installed later
+    (``caio trust install --repository NAME``) is used at once.
+    """
+
+    def __init__(
+        self,
+        repository_map: RepositoryMap,
+        layout: InstallLayout,
+        mirrors: dict[str, list[tuple[str, Transport]]],
+        retry: RetryPolicy,
+        user_agent: str,
+    ) -> None:
+        self.map = repository_map
+        self.layout = layout
+        self.mirrors = mirrors
+        self.retry = retry
+        self.user_agent = user_agent
+        self.transports = tuple(t for pairs in mirrors.values() for _, t in pairs)
+
+    def __call__(self) -> ConsensusRepository:
+        sources = {name: self._source(name) for name in self.map.names}
+        return ConsensusRepository(self.map, sources)
+
+    def _source(self, name: str) -> Source:
+        home = self.layout.repository_dir(name)
+        anchor = TrustAnchor(home / "trusted_root.json")
+        try:
+            trusted_root = anchor.read()
+        except OSError as e:
+            raise UpdateError(
+                ErrorCode.TRUST_NOT_CONFIGURED,
+                f"repository {name!r}: no trusted root at {anchor.path} "
+                f"({e.strerror}): install one with `caio trust install --repository {name} "
+                "ROOT.json`",
+            ) from e
+        return Source(
+            name,
+            [
+                TrustedRepository(
+                    metadata_url=f"{base.rstrip('/')}/metadata/",
+                    targets_url=f"{base.rstrip('/')}/targets/",
+                    metadata_dir=home / "tuf",
+                    trusted_root=trusted_root,
+                    transport=transport,
+                    retry=self.retry,
+                    user_agent=self.user_agent,
+                    on_verified_root=anchor.advance,
+                )
+                for base, transport in self.mirrors[name]
+            ],
+        )
+
+
+def _consensus(
+    repository_map: RepositoryMap,
+    layout: InstallLayout,
+    settings: Settings,
+    user_agent: str,
+    retry: RetryPolicy,
+) -> _Consensus:
+    mirrors: dict[str, list[tuple[str, Transport]]] = {}
+    for name, urls in repository_map.repositories.items():
+        mirrors[name] = []
+        for url in urls:
+            base, userinfo = split_userinfo(url)
+            if userinfo is not None:
+                register_secret(userinfo[1])
+            mirrors[name].append((base, _transport(settings, base, user_agent, userinfo)))
+    return _Consensus(repository_map, layout, mirrors, retry, user_agent)
+
+
+def _transport(
+    settings: Settings,
+    base_url: str,
+    user_agent: str,
+    userinfo: tuple[str, str] | None,
+    token: str | None = None,
+) -> Transport:
+    """A transport to one repository (mirror): its own credentials, the speed limits."""
+    return make_transport(
+        base_url,
+        user_agent=user_agent,
+        token=token,
+        userinfo=userinfo,
+        timeout=settings.http_timeout,
+        limits=SpeedLimits(
+            min_bytes_per_second=settings.min_speed_bytes,
+            window_seconds=settings.speed_window_seconds,
+            metadata_deadline=settings.metadata_deadline_seconds,
+        ),
+    )

@@ -1,0 +1,369 @@
+"""Two-party approval (TAP 4) against in-memory repositories: the decision rule and the attacks.
+
+Two repositories published by ``tuf_repo``, each with its own keys: the
+vendor's, and an approval repository that lists the same artifacts (the same
+bytes). CAIO's real TUF client refreshes both; only what both sign is offered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from caio.api import create_app
+from caio.core.errors import ConfigError, UpdateError
+from caio.core.repository_map import RepositoryMap
+from caio.core.rollout import Rollout, Step
+from caio.core.settings import Settings
+from caio.update import ArtifactDownloader, RetryPolicy
+from caio.update.consensus import ConsensusRepository, ConsensusView, Source, combine, slowest
+from caio.update.repository import Release
+from tests.memory_repo import MemoryRepository
+from tests.tuf_fixtures import make_source_tree
+from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
+from tuf_repo import build_release
+
+
+@dataclass(frozen=True)
+class Pair:
+    vendor: MemoryRepository
+    approval: MemoryRepository
+    vendor_dist: Path
+
+
+@pytest.fixture(scope="session")
+def published_pair(tmp_path_factory: pytest.TempPathFactory) -> Pair:
+    """1.0.0 and 1.1.0 in both; 1.2.0 signed by the vendor alone (as with stolen keys)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path_factory.mktemp("consensus-state")))
+        work = tmp_path_factory.mktemp("vendor")
+        vendor = MemoryRepository.published(work, ("1.0.0", "1.1.0", "1.2.0"))
+        dist = work / "dist"
+        approved = (dist / "caio-1.0.0.tar.gz", dist / "caio-1.1.0.tar.gz")
+        approval = MemoryRepository.published(
+            tmp_path_factory.mktemp("approval"), (), artifacts=approved
+        )
+        return Pair(vendor, approval, dist)
+
+
+@pytest.fixture
+def pair(published_pair: Pair) -> Pair:
+    return Pair(
+        published_pair.vendor.copy(), published_pair.approval.copy(), published_pair.vendor_dist
+    )
+
+
+def approval_with(
+    tmp_path: Path, pair: Pair, *, extra: tuple[Path, ...] = (), then: Any = None
+) -> MemoryRepository:
+    """A fresh approval repository with the vendor's 1.0.0 and 1.1.0, plus ``extra``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
+        artifacts = tuple(pair.vendor_dist / f"caio-{v}.tar.gz" for v in ("1.0.0", "1.1.0"))
+        return MemoryRepository.published(
+            tmp_path / "approval", (), artifacts=artifacts + extra, then=then
+        )
+
+
+def own_build(tmp_path: Path, version: str) -> Path:
+    """A release of ``version`` built by someone else: other bytes than the vendor's."""
+    src = make_source_tree(tmp_path / f"other-{version}", body="# not the vendor's\n")
+    return build_release(src, version, tmp_path / "other-dist")
+
+
+def map_doc(names: list[str], threshold: int = 2, **entry: Any) -> dict[str, Any]:
+    return {
+        "repositories": {n: [f"https://{n}.example/"] for n in names},
+        "mapping": [
+            {"paths": ["*"], "repositories": names, "threshold": threshold, "terminating": True}
+            | entry
+        ],
+    }
+
+
+def two_party(
+    work: Path, repos: dict[str, MemoryRepository], doc: dict[str, Any] | None = None
+) -> ConsensusRepository:
+    """CAIO's consensus over ``repos``, each through its own TUF client and cache."""
+    repository_map = RepositoryMap.parse(doc or map_doc(list(repos)))
+    sources = {name: Source(name, [repo.client(work / name)[0]]) for name, repo in repos.items()}
+    return ConsensusRepository(repository_map, sources)
+
+
+def decide(tmp_path: Path, repos: dict[str, MemoryRepository], **kw: Any) -> ConsensusView:
+    return two_party(tmp_path / "host", repos, **kw).refresh()
+
+
+def code_of(view: ConsensusView, version: str) -> str:
+    problem = view.refusal(version)
+    return problem.code if problem is not None else "offered"
+
+
+def test_what_both_sign_is_offered_and_downloads_from_the_first(pair: Pair, tmp_path: Path) -> None:
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": pair.approval})
+    assert [r.version for r in view.releases] == ["1.0.0", "1.1.0"]
+    agreement = view.agreements["1.1.0"]
+    assert agreement.signed_by == ("vendor", "approval") and agreement.missing == ()
+    release = view.releases[-1]
+    info = view.verified_target(release)
+    (url, transport), *others = view.locations(info, release.version)
+    assert transport is pair.vendor and len(others) == 1  # the approval repository's copy
+    downloader = ArtifactDownloader(None, tmp_path / "downloads", RetryPolicy(attempts=1))
+    artifact = downloader.fetch(url, info, lambda _d, _t: None, transport=transport)
+    assert artifact.read_bytes() == pair.vendor.files[pair.vendor.artifact("1.1.0")]
+
+
+def test_a_release_only_the_vendor_signs_is_never_offered(pair: Pair, tmp_path: Path) -> None:
+    """The vendor's targets keys stolen: a release signed there alone reaches no host."""
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": pair.approval})
+    assert "1.2.0" not in [r.version for r in view.releases]
+    problem = view.refusal("1.2.0")
+    assert problem is not None and problem.code == "approval_missing"
+    assert "signed by vendor, missing from approval" in problem.message
+    with pytest.raises(UpdateError) as refused:
+        view.verified_target(next(r for r in view.views["vendor"].releases if r.version == "1.2.0"))
+    assert refused.value.code == "approval_missing"
+
+
+def test_the_approval_repository_alone_cannot_add_a_release(pair: Pair, tmp_path: Path) -> None:
+    """The approval keys stolen: an artifact the vendor never signed reaches no host."""
+    approval = approval_with(tmp_path, pair, extra=(own_build(tmp_path, "1.3.0"),))
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": approval})
+    assert [r.version for r in view.releases] == ["1.0.0", "1.1.0"]
+    assert code_of(view, "1.3.0") == "approval_missing"
+    assert "missing from vendor" in str(view.refusal("1.3.0"))
+
+
+def test_other_bytes_under_the_same_version_disagree(pair: Pair, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
+        other = MemoryRepository.published(
+            tmp_path / "approval",
+            (),
+            artifacts=(pair.vendor_dist / "caio-1.0.0.tar.gz", own_build(tmp_path, "1.1.0")),
+        )
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": other})
+    assert [r.version for r in view.releases] == ["1.0.0"]
+    assert code_of(view, "1.1.0") == "repositories_disagree"
+    message = str(view.refusal("1.1.0"))
+    assert "vendor:" in message and "approval:" in message and "sha256" in message
+
+
+def test_a_withdrawal_in_either_repository_withdraws_it(pair: Pair, tmp_path: Path) -> None:
+    approval = approval_with(
+        tmp_path, pair, then=lambda p: p.withdraw("1.1.0", "not approved after all")
+    )
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": approval})
+    release = next(r for r in view.releases if r.version == "1.1.0")
+    assert release.withdrawn is not None and release.withdrawn.reason == "not approved after all"
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "expired", "replayed"])
+def test_one_repository_failing_fails_the_check_naming_it(
+    pair: Pair, tmp_path: Path, fault: str
+) -> None:
+    """Never a fallback to fewer repositories: no decision at all, and why."""
+    consensus = two_party(tmp_path / "host", {"vendor": pair.vendor, "approval": pair.approval})
+    consensus.refresh()
+    approval = pair.approval
+    if fault == "unreachable":
+        approval.files.clear()
+    elif fault == "expired":
+        ts = approval.load("/metadata/timestamp.json")
+        ts.signed.expires = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        ts.signed.version += 1
+        approval.resign("timestamp", ts)
+    else:
+        old = approval.files["/metadata/timestamp.json"]
+        approval.point_timestamp_at(approval.newest("snapshot"))
+        consensus.refresh()  # the newer timestamp is seen first
+        approval.files["/metadata/timestamp.json"] = old
+    with pytest.raises(UpdateError) as failed:
+        consensus.refresh()
+    expected = {
+        "unreachable": "repository_unreachable",
+        "expired": "metadata_expired",
+        "replayed": "metadata_rollback",
+    }
+    assert failed.value.code == expected[fault]
+    assert failed.value.message.startswith("repository 'approval': ")
+
+
+def test_thresholds_and_non_terminating_mappings(pair: Pair, tmp_path: Path) -> None:
+    repos = {"vendor": pair.vendor, "approval": pair.approval}
+    either = decide(tmp_path / "a", repos, doc=map_doc(["vendor", "approval"], threshold=1))
+    assert [r.version for r in either.releases] == ["1.0.0", "1.1.0", "1.2.0"]
+    doc = map_doc(["vendor", "approval"], terminating=False)
+    doc["mapping"].append(
+        {"paths": ["caio/1.2.*"], "repositories": ["vendor"], "threshold": 1, "terminating": True}
+    )
+    fallthrough = decide(tmp_path / "b", repos, doc=doc)
+    assert "1.2.0" in [r.version for r in fallthrough.releases]  # the second mapping decides
+    doc["mapping"][0]["terminating"] = True
+    stopped = decide(tmp_path / "c", repos, doc=doc)
+    assert code_of(stopped, "1.2.0") == "approval_missing"
+    uncovered = map_doc(["vendor", "approval"], paths=["something-else-*"])
+    nobody = decide(tmp_path / "d", repos, doc=uncovered)
+    assert nobody.releases == [] and code_of(nobody, "1.1.0") == "approval_missing"
+
+
+# --- the map file --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d.pop("mapping"), "the map lacks mapping"),
+        (lambda d: d.update(extra=1), "unknown field(s) extra"),
+        (lambda d: d["repositories"].update({"bad name": ["https://x/"]}), "'bad name'"),
+        (lambda d: d["repositories"].update(x=[]), "repositories.x must be a list"),
+        (lambda d: d["repositories"].update(x=["ftp://x/"]), "repositories.x: 'ftp://x/'"),
+        (lambda d: d["mapping"][0].update(threshold=3), "mapping[0].threshold must be between"),
+        (lambda d: d["mapping"][0].update(threshold=True), "mapping[0].threshold must be a whole"),
+        (lambda d: d["mapping"][0].update(repositories=["ghost"]), "unknown repositories: ghost"),
+        (lambda d: d["mapping"][0].update(paths=[]), "mapping[0].paths must be"),
+        (lambda d: d["mapping"][0].update(terminating="yes"), "terminating must be true or false"),
+        (lambda d: d["mapping"][0].pop("threshold"), "mapping[0] lacks threshold"),
+    ],
+)
+def test_a_malformed_map_is_refused_naming_the_field(change: Any, named: str) -> None:
+    doc = map_doc(["vendor", "approval"])
+    change(doc)
+    with pytest.raises(ValueError, match=None) as refused:
+        RepositoryMap.parse(doc)
+    assert named in str(refused.value)
+
+
+def test_a_map_others_may_write_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps(map_doc(["vendor", "approval"])))
+    path.chmod(0o644)
+    assert RepositoryMap.load(path).names == ("vendor", "approval")
+    path.chmod(0o664)
+    with pytest.raises(ConfigError) as refused:
+        RepositoryMap.load(path)
+    assert "writable by others" in refused.value.message and str(path) in refused.value.message
+    path.chmod(0o600)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        RepositoryMap.load(path)
+    os.unlink(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        RepositoryMap.load(path)
+
+
+# --- combining the signed fields -----------------------------------------------------------
+
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+HOUR = 3600
+
+
+def plan(
+    *steps: tuple[int, int], start: datetime = T0, paused_at: datetime | None = None
+) -> Rollout:
+    return Rollout(start, tuple(Step(h * HOUR, pct) for h, pct in steps), paused_at)
+
+
+def test_the_slowest_plan_wins_at_every_moment() -> None:
+    fast = plan((0, 50), (24, 100))
+    slow = plan((0, 10), (12, 20), (48, 100), start=T0 + timedelta(hours=6))
+    both = slowest([fast, slow, None])
+    assert both is not None
+    for hours in range(-2, 80):
+        now = T0 + timedelta(hours=hours)
+        assert both.percent_at(now) == min(fast.percent_at(now), slow.percent_at(now)), hours
+    assert slowest([None, None]) is None
+    assert slowest([fast, None]) == fast
+
+
+def test_a_pause_in_either_plan_holds_the_release() -> None:
+    paused = plan((0, 10), (24, 100), paused_at=T0 + timedelta(hours=1))
+    running = plan((0, 100))
+    both = slowest([paused, running])
+    assert both is not None and both.paused
+    assert both.percent_at(T0 + timedelta(days=30)) == 10
+    never = slowest([plan((0, 10), paused_at=T0 - timedelta(hours=1)), running])
+    assert never is not None and never.percent_at(T0 + timedelta(days=30)) == 0
+    assert never.eligible_at(0.0, T0) is None
+
+
+def test_channels_are_those_all_agree_on_and_the_last_release_time_counts() -> None:
+    vendor = Release(
+        "1.1.0", "caio-1.1.0.tar.gz", ("stable", "beta"), released_at="2026-12-01T00:00:00Z"
+    )
+    approval = Release("1.1.0", "caio-1.1.0.tar.gz", ("beta",), released_at="2026-12-03T00:00:00Z")
+    both = combine([vendor, approval])
+    assert both.channels == ("beta",) and both.released_at == "2026-12-03T00:00:00Z"
+
+
+# --- the service, with two repositories served on loopback -----------------------------------
+
+
+@pytest.fixture
+def approval_env(tmp_path: Path) -> Iterator[UpdateEnv]:
+    """A second, independent repository (its own keys and root) on its own server."""
+    (tmp_path / "approval").mkdir()
+    env = make_update_env(tmp_path / "approval")
+    yield env
+    env.repo.server.stop()
+
+
+def two_party_settings(vendor: UpdateEnv, approval: UpdateEnv, tmp_path: Path) -> Settings:
+    """Settings of the vendor's host, now with a map naming both repositories and their anchors."""
+    path = tmp_path / "map.json"
+    doc = map_doc(["vendor", "approval"])
+    doc["repositories"] = {"vendor": [vendor.repo.url], "approval": [approval.repo.url]}
+    path.write_text(json.dumps(doc))
+    layout = vendor.layout
+    for name, env in (("vendor", vendor), ("approval", approval)):
+        anchor = layout.repository_dir(name) / "trusted_root.json"
+        anchor.parent.mkdir(parents=True)
+        anchor.write_bytes(env.repo.trusted_root.read_bytes())
+    return vendor.settings.model_copy(update={"repository_map": path})
+
+
+def test_the_service_installs_only_what_both_sign_and_records_who_did(
+    update_env: UpdateEnv, approval_env: UpdateEnv, tmp_path: Path
+) -> None:
+    update_env.publish(NEWER)
+    approval_env.publish(NEWER)  # the same bytes: builds are reproducible
+    update_env.publish("1.2.0")  # the vendor's alone
+    client = TestClient(create_app(two_party_settings(update_env, approval_env, tmp_path)))
+    viewer = update_env.auth("viewer")
+    check = client.get("/api/v1/update/check", headers=viewer).json()
+    assert [r["version"] for r in check["releases"]] == [NEWER]  # 1.2.0 lacks approval
+    assert check["update_available"]["version"] == NEWER
+    assert {"vendor/timestamp", "approval/timestamp"} <= set(check["metadata"]["versions"])
+    refused = update_env.run_update(client, {"target_version": "1.2.0"})
+    assert refused["error"]["code"] == "approval_missing", refused
+    assert "missing from approval" in refused["error"]["message"]
+    done = update_env.run_update(client)
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+    record = client.get("/api/v1/update/history", headers=viewer).json()["records"][-1]
+    assert (record["outcome"], record["signed_by"]) == ("activated", ["vendor", "approval"])
+
+    approval_env.repo.server.stop()  # one repository gone: no check, no install, still healthy
+    down = client.get("/api/v1/update/check", headers=viewer)
+    assert down.status_code == 502
+    assert down.json()["error"]["code"] == "repository_unreachable"
+    assert "repository 'approval'" in down.json()["error"]["message"]
+    assert client.get("/health").status_code == 200
+
+
+def test_without_an_anchor_for_a_repository_it_says_which(
+    update_env: UpdateEnv, approval_env: UpdateEnv, tmp_path: Path
+) -> None:
+    settings = two_party_settings(update_env, approval_env, tmp_path)
+    (update_env.layout.repository_dir("approval") / "trusted_root.json").unlink()
+    client = TestClient(create_app(settings))
+    check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
+    assert check.status_code == 503
+    assert "caio trust install --repository approval" in check.json()["error"]["message"]
