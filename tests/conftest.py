@@ -30,7 +30,23 @@ CAIO_ENV_KEYS = (
     "CAIO_LOG_LEVEL",
     "CAIO_LOG_FORMAT",
     "CAIO_COMMIT",
+    "CAIO_REPOSITORY_MAP",
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The whole suite on both cores without two real-process tests at once.
+
+    Tests marked ``slow`` start real processes and watch their timing (probation
+    windows, floods, zero-downtime restarts): with ``--dist loadgroup`` they run one
+    after another on one worker, in the order written. The other worker takes the
+    in-process tests and the slow tests marked ``shares_cpu`` (long, with no timing
+    window: the 420-day calendar), which only compete with them for the CPU, as any
+    load on a real host does.
+    """
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("shares_cpu"):
+            item.add_marker(pytest.mark.xdist_group("real-processes"))
 
 
 @pytest.fixture(autouse=True)

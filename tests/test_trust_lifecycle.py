@@ -126,7 +126,8 @@ def run_calendar(tmp_path: Path, days: int, sign_after: int) -> list[dict[str, A
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-@pytest.mark.timeout(600)  # about 85 s here: 10,080 hourly runs and 2,100 client checks
+@pytest.mark.shares_cpu  # faked time only: it runs beside the real-process tests
+@pytest.mark.timeout(600)  # about 90 s here: 10,080 hourly runs and 2,100 client checks
 def test_420_days_at_the_shipped_timer_cadence_never_fail_a_client(tmp_path: Path) -> None:
     """Issue 20's proof: hourly refresh, signers up to 30 days late, both rotations, a missed
     boot's worth of runs, a late run, a crash mid-publication; clients never fail."""
