@@ -257,6 +257,63 @@ def withdraw(
     typer.echo(result.message)
 
 
+@app.command("approve", short_help="Approve another repository's release (two-party).")
+def approve(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    version: Annotated[str, typer.Argument(help="the source's version to approve")],
+    source: Annotated[
+        str, typer.Option("--from", help="the vendor's repository: http(s) URL or directory")
+    ],
+    trusted_root: Annotated[
+        Path, typer.Option(help="the vendor's root you trust (its newest export-root)")
+    ],
+    with_artifact: Annotated[
+        bool, typer.Option(help="also hold the bytes here (default: metadata only)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="approve without asking")] = False,
+    check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
+) -> None:
+    """Sign in this approval repository the bytes the vendor's repository signs as VERSION.
+
+    The release is read through a TUF client of the vendor's repository, verified
+    from --trusted-root, and shown before it is approved: version, target, length,
+    hashes and the vendor's signed fields. Hosts with a repository map install it
+    only when both repositories sign the same bytes.
+    """
+    import tempfile
+
+    from tuf_repo.approval import read_source_release
+
+    with outcome(), tempfile.TemporaryDirectory(prefix="tuf-repo-approve-") as tmp:
+        release = read_source_release(
+            source, trusted_root, version, Path(tmp), with_artifact=with_artifact
+        )
+        for line in release.describe():
+            typer.echo(line)
+        if not yes and not typer.confirm("approve this release?", default=False):
+            typer.echo("tuf-repo: not approved", err=True)
+            raise typer.Exit(EXIT_FAILED)
+        result = _publisher(repo, keys, check_live, wait).approve(release)
+    typer.echo(result.message)
+
+
+@app.command("revoke-approval", short_help="Withdraw an approval (two-party).")
+def revoke_approval(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    version: Annotated[str, typer.Argument(help="an approved version")],
+    reason: Annotated[str, typer.Option(help="why; hosts show it")],
+    check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
+) -> None:
+    """Withdraw VERSION in this approval repository: hosts that need its approval stop at once."""
+    with outcome():
+        result = _publisher(repo, keys, check_live, wait).withdraw(version, reason)
+    typer.echo(result.message)
+
+
 @app.command("sign", short_help="Review staged metadata, then sign it.")
 def sign(
     repo: RepoOpt,
@@ -544,15 +601,27 @@ def export_root(
 def verify(
     repo: RepoOpt,
     trusted_root: Annotated[Path, typer.Option(help="the root clients trust (1.root.json)")],
+    source: Annotated[
+        str | None,
+        typer.Option(help="an approval repository's source (URL or directory): check against it"),
+    ] = None,
+    source_root: Annotated[
+        Path | None, typer.Option(help="the source's root you trust (with --source)")
+    ] = None,
 ) -> None:
     """Check the repository as a fresh ngclient would; non-zero on any fault."""
+    if (source is None) != (source_root is None):
+        raise typer.BadParameter("give --source and --source-root together")
     with outcome():
         from tuf_repo import verify_repository
 
-        report = verify_repository(repo, trusted_root)
+        report = verify_repository(repo, trusted_root, source, source_root)
     for r in report.roles:
         typer.echo(f"ok  {r.role:<12} v{r.version:<5} expires {r.expires:%Y-%m-%d %H:%M:%S}")
     typer.echo(f"ok  releases: {', '.join(report.releases) or 'none'}")
+    if report.same_as_source is not None:
+        count = report.same_as_source
+        typer.echo(f"ok  every release is the source's, byte for byte ({count})")
 
 
 @app.command("serve", short_help="Serve the repository over HTTP (development).")

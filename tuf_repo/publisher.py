@@ -30,6 +30,7 @@ from tuf.api.metadata import TargetFile
 from caio.core.release_format import IndexEntry
 from caio.core.rollout import Step
 from tuf_repo import ceremony, heartbeat, releases, rotation, staging, status
+from tuf_repo.approval import SourceRelease
 from tuf_repo.commit import commit
 from tuf_repo.context import Changes, RepoContext, utc_now
 from tuf_repo.heartbeat import RefreshReport
@@ -136,6 +137,11 @@ class Publisher:
         """
         with self._writing("add"):
             return releases.publish_artifact(self.ctx, artifact, info, channels, rollout)
+
+    def approve(self, source: SourceRelease) -> AddResult:
+        """See :func:`tuf_repo.releases.approve`."""
+        with self._writing("approve"):
+            return releases.approve(self.ctx, source)
 
     def set_rollout(
         self,

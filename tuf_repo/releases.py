@@ -27,6 +27,7 @@ from caio.core.release_format import (
     target_custom,
 )
 from caio.core.rollout import MAX_REASON, Rollout, Step, Withdrawal, iso, parse_time
+from tuf_repo.approval import SourceRelease
 from tuf_repo.commit import commit
 from tuf_repo.context import HASH_ALGORITHMS, Changes, RepoContext
 from tuf_repo.errors import MetadataError, TufRepoError
@@ -58,9 +59,31 @@ def publish_artifact(
         TufRepoError: the version exists with other bytes.
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
+    new_file = TargetFile.from_file(target_path(info.version), str(artifact), HASH_ALGORITHMS)
+    return publish_target(ctx, new_file, info, channels, rollout, artifact)
+
+
+def publish_target(
+    ctx: RepoContext,
+    new_file: TargetFile,
+    info: ReleaseInfo,
+    channels: Iterable[str],
+    rollout: tuple[Step, ...] | None,
+    artifact: Path | None,
+    verb: str = "published",
+) -> AddResult:
+    """Sign ``new_file`` (its length and hashes) as release ``info``, and list it in the index.
+
+    ``artifact``: the bytes to serve from ``targets/``; None: metadata only (an
+    approval repository whose hosts fetch the bytes from the vendor's).
+
+    Raises:
+        TufRepoError: the version exists with other bytes.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
     policy = ctx.store.read_policy()
     channel_list = sorted(set(channels)) or ["stable"]
-    path = target_path(info.version)
+    path = new_file.path
     top = StagedWork(ctx.store).latest(Targets.type)
     index = read_index(ctx, top)
     now = ctx.now()
@@ -86,7 +109,6 @@ def publish_artifact(
         ),
         withdrawn=listed.withdrawn if listed is not None else None,
     )
-    new_file = TargetFile.from_file(path, str(artifact), HASH_ALGORITHMS)
     new_file.unrecognized_fields["custom"] = target_custom(entry)
 
     changes: Changes = {}
@@ -99,15 +121,32 @@ def publish_artifact(
                 "publish a new version instead"
             )
         if existing.unrecognized_fields.get("custom") == new_file.unrecognized_fields["custom"]:
-            return AddResult(info.version, path, False, f"{path} is already published")
+            return AddResult(info.version, path, False, f"{path} is already {verb}")
     role_md.signed.targets[path] = new_file
     index_bytes = _stage_index(ctx, index, entry, top, changes)
-    ctx.store.put_target(path, new_file.hashes["sha256"], artifact)
+    if artifact is not None:
+        ctx.store.put_target(path, new_file.hashes["sha256"], artifact)
     ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
     commit(ctx, changes, policy)
-    verb = "updated channels of" if existing is not None else "published"
+    done = "updated channels of" if existing is not None else verb
     plan = f"; rollout {entry.rollout.describe(now)}" if entry.rollout is not None else ""
-    return AddResult(info.version, path, True, f"{verb} {path} ({', '.join(channel_list)}){plan}")
+    return AddResult(info.version, path, True, f"{done} {path} ({', '.join(channel_list)}){plan}")
+
+
+def approve(ctx: RepoContext, source: SourceRelease) -> AddResult:
+    """Sign, in this (approval) repository, the bytes ``source`` signs, as the same release.
+
+    The target path, length, hashes and release fields are the source's; the
+    release time, rollout plan and withdrawal are this repository's own.
+
+    Raises:
+        TufRepoError: this repository has the version with other bytes.
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    entry = source.entry
+    signed = TargetFile(source.target.length, dict(source.target.hashes), source.target.path)
+    info = ReleaseInfo(entry.version, entry.build_date, entry.commit, entry.channels[0])
+    return publish_target(ctx, signed, info, entry.channels, None, source.artifact, verb="approved")
 
 
 def set_rollout(

@@ -8,11 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_exceptions
-from tuf.api.metadata import Metadata
+from tuf.api.metadata import Metadata, TargetFile
 from tuf.ngclient import Updater
 
 from caio.core.files import FileFetcher
 from caio.core.release_format import INDEX_PATH, parse_index
+from tuf_repo.approval import source_targets
 from tuf_repo.errors import MetadataError
 from tuf_repo.keyvalues import refuse_mismatched_keyids
 
@@ -30,16 +31,27 @@ class VerifiedRole:
 class VerifyReport:
     roles: list[VerifiedRole]
     releases: list[str]
+    same_as_source: int | None = None  # releases checked against the source, if one was given
 
 
-def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
+def verify_repository(
+    repo_dir: Path,
+    trusted_root: Path,
+    source: str | None = None,
+    source_root: Path | None = None,
+) -> VerifyReport:
     """Refresh from ``trusted_root``, fetch the release index and every release, verified.
 
     Beyond what a client checks, every key must be listed under its own keyid.
+    With ``source`` (an approval repository's vendor, trusted from ``source_root``),
+    every release must be the one the source signs (path, length, hashes), and a
+    release whose bytes this repository does not hold is fetched from nowhere: hosts
+    get them from the source.
 
     Raises:
         MetadataError: any TUF verification or download failure, with its reason.
     """
+    theirs = source_targets(source, source_root) if source and source_root else None
     try:
         bootstrap = trusted_root.read_bytes()
     except OSError as e:
@@ -67,8 +79,12 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
                     info = updater.get_targetinfo(entry.target)
                     if info is None:
                         raise MetadataError(f"index lists {entry.target}, which is not signed")
-                    updater.download_target(info)
                     releases.append(entry.version)
+                    if theirs is not None:
+                        _same_as_source(entry.version, info, theirs.get(entry.target))
+                        if not _held(repo_dir, info):
+                            continue  # metadata only: hosts fetch the source's bytes
+                    updater.download_target(info)
         except (tuf_exceptions.RepositoryError, tuf_exceptions.DownloadError, ValueError) as e:
             raise MetadataError(f"verification failed: {type(e).__name__}: {e}") from e
         roles = []
@@ -77,7 +93,26 @@ def verify_repository(repo_dir: Path, trusted_root: Path) -> VerifyReport:
             # python-tuf trusts a keyid to name its key; a repository of ours never relies on it.
             refuse_mismatched_keyids(path.stem, md.signed)
             roles.append(VerifiedRole(path.stem, md.signed.version, md.signed.expires))
-        return VerifyReport(roles, releases)
+        return VerifyReport(roles, releases, len(releases) if theirs is not None else None)
+
+
+def _same_as_source(version: str, ours: TargetFile, theirs: TargetFile | None) -> None:
+    """Raises: MetadataError: the source does not sign these bytes as this release."""
+    if theirs is None or (theirs.length, theirs.hashes) != (ours.length, ours.hashes):
+        raise MetadataError(
+            f"{version} ({ours.path}) is not what the source signs: "
+            + ("the source does not list it" if theirs is None else "other length or hashes")
+        )
+
+
+def _held(repo_dir: Path, info: TargetFile) -> bool:
+    """Whether this repository holds the bytes of ``info`` (by hash, or by name)."""
+    dirname, _, name = info.path.rpartition("/")
+    folder = repo_dir / "targets" / dirname
+    return (
+        any((folder / f"{h}.{name}").is_file() for h in info.hashes.values())
+        or (folder / name).is_file()
+    )
 
 
 def _refuse_roots_with_mismatched_keyids(metadata_dir: Path) -> None:

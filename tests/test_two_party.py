@@ -1,0 +1,180 @@
+"""Two-party approval end to end: a real `caio serve`, the vendor's repository behind nginx,
+the approval repository on its own server, both published and approved with the real CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.nginx_fixtures import Nginx, start_nginx
+from tests.served import Served, run
+from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.nginx]
+
+
+def cli(module: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def approval_env(tmp_path: Path) -> Iterator[UpdateEnv]:
+    (tmp_path / "approval").mkdir()
+    env = make_update_env(tmp_path / "approval")
+    yield env
+    env.repo.server.stop()
+
+
+@pytest.fixture
+def vendor_nginx(update_env: UpdateEnv, tmp_path: Path) -> Iterator[Nginx]:
+    nginx = start_nginx(tmp_path / "nginx", update_env.repo.dir)
+    yield nginx
+    nginx.stop()
+
+
+def approve(approval: UpdateEnv, vendor: UpdateEnv, version: str) -> str:
+    """What the organisation's approver runs: the vendor's release, read through TUF."""
+    return cli(
+        "tuf_repo",
+        "approve",
+        "--repo",
+        approval.repo.dir,
+        "--keys",
+        approval.repo.keys,
+        "--from",
+        vendor.repo.dir,
+        "--trusted-root",
+        vendor.repo.trusted_root,
+        version,
+        "--yes",
+    )
+
+
+def host(vendor: UpdateEnv, approval: UpdateEnv, nginx: Nginx, tmp_path: Path) -> dict[str, str]:
+    """The host's map (the vendor behind nginx) and both anchors, as an operator installs them."""
+    path = tmp_path / "map.json"
+    doc = {
+        "repositories": {"vendor": [nginx.url], "approval": [approval.repo.url]},
+        "mapping": [
+            {
+                "paths": ["*"],
+                "repositories": ["vendor", "approval"],
+                "threshold": 2,
+                "terminating": True,
+            }
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    path.chmod(0o644)
+    env = {"CAIO_HOME": str(vendor.settings.home), "CAIO_REPOSITORY_MAP": str(path)}
+    for name, repo in (("vendor", vendor), ("approval", approval)):
+        anchor = repo.repo.trusted_root
+        cli("caio", "trust", "install", "--repository", name, anchor, env=env)
+    return {"CAIO_REPOSITORY_MAP": str(path)}
+
+
+def check(served: Served) -> dict[str, Any]:
+    answer = served.api("GET", "/api/v1/update/check", role="viewer")
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
+    update_env: UpdateEnv,
+    approval_env: UpdateEnv,
+    vendor_nginx: Nginx,
+    started: list[Served],
+    tmp_path: Path,
+) -> None:
+    vendor = update_env
+    vendor.publish(NEWER)
+    vendor.publish("1.2.0")  # never approved: as if the vendor's keys were stolen
+    assert "approved caio/1.1.0/caio-1.1.0.tar.gz" in approve(approval_env, vendor, NEWER)
+    served = run(vendor, started, **host(vendor, approval_env, vendor_nginx, tmp_path))
+
+    offered = check(served)
+    assert [r["version"] for r in offered["releases"]] == [NEWER]
+    refused = served.api("POST", "/api/v1/update", json={"target_version": "1.2.0"})
+    assert refused.status_code == 202
+    failed = served.wait_job()
+    assert failed["error"]["code"] == "approval_missing", failed
+    assert "signed by vendor, missing from approval" in failed["error"]["message"]
+
+    assert served.api("POST", "/api/v1/update", json={}).status_code == 202
+    done = served.wait_job()
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+    history = served.api("GET", "/api/v1/update/history", role="viewer").json()["records"]
+    assert history[-1]["signed_by"] == ["vendor", "approval"]
+    # The approval repository holds metadata only: the bytes came from the vendor's nginx.
+    assert any(f"caio-{NEWER}.tar.gz" in line for line in vendor_nginx.access_log())
+
+    # Restart into it (exec), then the approvers revoke it: the host says it runs a
+    # withdrawn release, and nothing chooses it any more.
+    assert served.api("POST", "/api/v1/restart", json={"graceful": True}).status_code == 202
+    wait_for_version(served, NEWER)
+    cli(
+        "tuf_repo",
+        "revoke-approval",
+        "--repo",
+        approval_env.repo.dir,
+        "--keys",
+        approval_env.repo.keys,
+        NEWER,
+        "--reason",
+        "found a flaw",
+    )
+    after = check(served)
+    assert after["running_withdrawn"]["reason"] == "found a flaw"
+    assert served.api("GET", "/api/v1/version", role=None).json()["withdrawn"] is True
+
+    # A root rotation in the approval repository is followed; its anchor advances.
+    cli(
+        "tuf_repo",
+        "rotate",
+        "--repo",
+        approval_env.repo.dir,
+        "--keys",
+        approval_env.repo.keys,
+        "root",
+    )
+    check(served)
+    anchor = vendor.layout.repository_dir("approval") / "trusted_root.json"
+    assert json.loads(anchor.read_text())["signed"]["version"] == 2
+
+    # The approval repository down: no decision from the vendor alone, and still healthy.
+    approval_env.repo.server.stop()
+    down = served.api("GET", "/api/v1/update/check", role="viewer")
+    assert down.status_code == 502
+    assert down.json()["error"]["code"] == "repository_unreachable"
+    assert "repository 'approval'" in down.json()["error"]["message"]
+    assert served.api("GET", "/health", role=None).status_code == 200
+
+
+def wait_for_version(served: Served, version: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError):  # it is restarting
+            if served.api("GET", "/api/v1/version", role=None).json()["version"] == version:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{version} did not come up:\n" + "".join(served.log[-20:]))
