@@ -38,6 +38,9 @@ def check_lines(check: CheckOut, now: datetime) -> list[str]:
         ]
     )
     lines += [f"skipped index entry: {entry}" for entry in check.skipped_entries]
+    lines += [
+        f"NOT OFFERED {held.version} ({held.code}): {held.message}" for held in check.unapproved
+    ]
     return lines
 
 
@@ -63,6 +66,8 @@ def _release_row(release: ReleaseOut, check: CheckOut) -> tuple[str, ...]:
         tags.append("an update installs this")
     if release.withdrawn:
         tags.append(f"WITHDRAWN: {release.withdrawn.reason}")
+    if release.signed_by:
+        tags.append(f"signed by {' + '.join(release.signed_by)}")
     released = (release.released_at or release.build_date).replace("T", " ")[:16]
     return (
         release.version,

@@ -128,6 +128,23 @@ class ReleaseOut(BaseModel):
     released_at: str
     rollout: RolloutOut | None
     withdrawn: WithdrawnOut | None
+    signed_by: list[str] = Field(
+        default_factory=list,
+        description="with a repository map: the repositories that sign these bytes",
+    )
+
+
+class UnapprovedOut(BaseModel):
+    """A release some repository of the map lists, which is not offered: who signs what."""
+
+    version: str
+    target: str
+    code: str = Field(description="approval_missing or repositories_disagree")
+    message: str
+    signed_by: list[str] = Field(description="the largest group signing the same bytes")
+    missing: list[str] = Field(description="mapped repositories that do not list it")
+    dissenting: list[str] = Field(description="list other bytes, or cannot verify their own")
+    threshold: int
 
 
 class MetadataOut(BaseModel):
@@ -154,6 +171,11 @@ class CheckOut(BaseModel):
         default_factory=list,
         description="entries of the signed release index that could not be read, and why; "
         "they are never offered, and the other releases are",
+    )
+    unapproved: list[UnapprovedOut] = Field(
+        default_factory=list,
+        description="with a repository map: releases listed but not signed by enough of "
+        "the repositories (never offered), and why",
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from caio.core.settings import Settings
+from tests.browser import browser  # noqa: F401 (fixture)
 from tests.helpers import free_port, write_manifest
 from tests.served import started  # noqa: F401 (fixture)
 from tests.supervisor_fixtures import supervised  # noqa: F401 (fixture)

@@ -340,7 +340,20 @@ def test_the_service_installs_only_what_both_sign_and_records_who_did(
     viewer = update_env.auth("viewer")
     check = client.get("/api/v1/update/check", headers=viewer).json()
     assert [r["version"] for r in check["releases"]] == [NEWER]  # 1.2.0 lacks approval
+    assert check["releases"][0]["signed_by"] == ["vendor", "approval"]
     assert check["update_available"]["version"] == NEWER
+    (held,) = check["unapproved"]
+    assert (held["version"], held["code"], held["signed_by"], held["missing"]) == (
+        "1.2.0",
+        "approval_missing",
+        ["vendor"],
+        ["approval"],
+    )
+    metrics = client.get("/metrics", headers=update_env.auth()).text.splitlines()
+    series = [line for line in metrics if line.startswith("caio_release_")]
+    assert 'caio_release_signed{repository="approval",version="1.1.0"} 1.0' in series
+    assert 'caio_release_signed{repository="approval",version="1.2.0"} 0.0' in series
+    assert 'caio_release_unapproved{code="approval_missing",version="1.2.0"} 1.0' in series
     assert {"vendor/timestamp", "approval/timestamp"} <= set(check["metadata"]["versions"])
     refused = update_env.run_update(client, {"target_version": "1.2.0"})
     assert refused["error"]["code"] == "approval_missing", refused

@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser import Browser
 from tests.nginx_fixtures import Nginx, start_nginx
 from tests.served import Served, run
 from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.nginx]
+pytestmark = [pytest.mark.slow, pytest.mark.nginx, pytest.mark.browser]
 
 
 def cli(module: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
@@ -104,6 +105,7 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
     approval_env: UpdateEnv,
     vendor_nginx: Nginx,
     started: list[Served],
+    browser: Browser,
     tmp_path: Path,
 ) -> None:
     vendor = update_env
@@ -114,6 +116,18 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
 
     offered = check(served)
     assert [r["version"] for r in offered["releases"]] == [NEWER]
+    # What the operator sees: caio remote check, and the console in Chromium.
+    table = cli("caio", "remote", "check", "--url", served.url, env={"CAIO_TOKEN": vendor.viewer})
+    assert f"{NEWER}" in table and "signed by vendor + approval" in table
+    assert "NOT OFFERED 1.2.0 (approval_missing)" in table
+    browser.open(served.url + "/")
+    browser.use_token(vendor.viewer)
+    browser.wait(lambda: "signed by vendor + approval" in browser.text("release-rows"))
+    rows = browser.text("release-rows")
+    assert "NOT OFFERED (approval_missing)" in rows and "missing from approval" in rows
+    roles = browser.text("roles").split()
+    assert {"vendor/timestamp", "approval/timestamp", "approval/root"} <= set(roles)
+    assert browser.violations() == []
     refused = served.api("POST", "/api/v1/update", json={"target_version": "1.2.0"})
     assert refused.status_code == 202
     failed = served.wait_job()

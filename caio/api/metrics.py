@@ -11,7 +11,7 @@ credentials_file``); public with ``CAIO_METRICS_PUBLIC=true``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -132,6 +132,7 @@ class CaioCollector(Collector):
             if value is not None:
                 info.add_metric([], {"version": value})
             yield info
+        yield from _approvals(state.approvals)
         yield GaugeMetricFamily(
             "caio_running_withdrawn",
             "1 when the running release has been withdrawn by its publisher",
@@ -261,3 +262,28 @@ def metrics(request: Request, _: Annotated[None, Depends(metrics_reader)]) -> Re
 
 
 __all__ = ["build_registry", "router"]
+
+
+def _approvals(approvals: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """With a repository map: who signs each listed release, and which are held back."""
+    signed = GaugeMetricFamily(
+        "caio_release_signed",
+        "With a repository map: 1 when the repository signs the release's bytes, 0 when it "
+        "does not list it, at the last successful check",
+        labels=["version", "repository"],
+    )
+    held = GaugeMetricFamily(
+        "caio_release_unapproved",
+        "With a repository map: 1 for a listed release not signed by enough repositories "
+        "(never offered), by code (approval_missing, repositories_disagree)",
+        labels=["version", "code"],
+    )
+    for version, found in sorted(approvals.items()):
+        for name in found["signed_by"]:
+            signed.add_metric([version, name], 1)
+        for name in found["missing"]:
+            signed.add_metric([version, name], 0)
+        if found.get("code"):
+            held.add_metric([version, found["code"]], 1)
+    yield signed
+    yield held

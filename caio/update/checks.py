@@ -18,6 +18,7 @@ from typing import Any
 
 from caio.core.files import atomic_write_json
 from caio.core.rollout import Withdrawal, iso, parse_time
+from caio.update.agreement import Agreement
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ class CheckState:
     # Kept so that a process that starts on one of them (a restart, a rollback) says so
     # before it can check again.
     withdrawn: dict[str, dict[str, str]] = field(default_factory=dict)
+    # With a repository map: who signed each listed version at the last successful check,
+    # {version: {"signed_by": [...], "missing": [...], "code": None or why it is not offered}}.
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def withdrawal_of(self, version: str) -> Withdrawal | None:
         """Why and when ``version`` was withdrawn, as of the last successful check."""
@@ -83,7 +87,21 @@ _FIELDS: dict[str, Callable[[Any], bool]] = {
     "newest_eligible": _optional(_is_str),
     "running_withdrawn": lambda value: isinstance(value, bool),
     "withdrawn": _is_withdrawn,
+    "approvals": lambda value: (
+        isinstance(value, dict) and all(_is_approval(v) for v in value.values())
+    ),
 }
+
+
+def _is_approval(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and all(
+            isinstance(value.get(k), list) and all(isinstance(n, str) for n in value[k])
+            for k in ("signed_by", "missing")
+        )
+        and (value.get("code") is None or isinstance(value.get("code"), str))
+    )
 
 
 class CheckRecord:
@@ -127,6 +145,7 @@ class CheckRecord:
         newest_eligible: str | None,
         running_withdrawn: bool,
         withdrawn: dict[str, Withdrawal] | None = None,
+        approvals: list[Agreement] | None = None,
     ) -> None:
         self._save(
             CheckState(
@@ -136,6 +155,14 @@ class CheckRecord:
                 newest_eligible=newest_eligible,
                 running_withdrawn=running_withdrawn,
                 withdrawn={v: w.to_json() for v, w in sorted((withdrawn or {}).items())},
+                approvals={
+                    a.version: {
+                        "signed_by": list(a.signed_by),
+                        "missing": list(a.missing),
+                        "code": a.problem.code if a.problem is not None else None,
+                    }
+                    for a in approvals or []
+                },
             )
         )
 

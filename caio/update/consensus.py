@@ -22,7 +22,7 @@ agree on it (the same target path, length, hashes and signed version):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from packaging.version import Version
@@ -31,6 +31,7 @@ from tuf.api.metadata import TargetFile
 from caio.core.errors import ErrorCode, UpdateError
 from caio.core.repository_map import Mapping, RepositoryMap
 from caio.core.rollout import MAX_STEPS, Rollout, Step
+from caio.update.agreement import Agreement
 from caio.update.repository import (
     Release,
     RepositoryView,
@@ -38,23 +39,6 @@ from caio.update.repository import (
     TrustedRepository,
 )
 from caio.update.transport import Transport
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Who signs one release's bytes, who does not, and the decision."""
-
-    version: str
-    target: str
-    signed_by: tuple[str, ...]  # the repositories that agree on its bytes
-    missing: tuple[str, ...]  # mapped repositories that do not list it
-    dissenting: tuple[str, ...]  # list it with other bytes, another version, or unverifiable
-    threshold: int
-    problem: UpdateError | None  # why it is not offered; None: it is
-
-    @property
-    def agreed(self) -> bool:
-        return self.problem is None
 
 
 class Source:
@@ -204,6 +188,10 @@ class ConsensusView:
             if Version(listed) == wanted:
                 return agreement.problem
         return None
+
+    def approvals(self) -> list[Agreement]:
+        """Every version a repository lists, with who signs it: offered or not."""
+        return [self.agreements[v] for v in sorted(self.agreements, key=Version)]
 
     def signers(self, version: str) -> tuple[str, ...]:
         """The repositories that agree on ``version``'s bytes (empty: not offered)."""

@@ -29,6 +29,7 @@ from caio.core.release_format import (
     read_index_report,
     signed_release_version,
 )
+from caio.update.agreement import Agreement
 from caio.update.errors import from_tuf, is_retryable
 from caio.update.transport import Transport
 
@@ -105,6 +106,8 @@ class View(Protocol):
 
     def signers(self, version: str) -> tuple[str, ...]: ...
 
+    def approvals(self) -> list[Agreement]: ...
+
     def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]: ...
 
 
@@ -180,6 +183,10 @@ class RepositoryView:
     def signers(self, version: str) -> tuple[str, ...]:
         """The repositories that agree on ``version`` (only with a repository map)."""
         return ()
+
+    def approvals(self) -> list[Agreement]:
+        """Who signs each listed version (only with a repository map)."""
+        return []
 
     def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]:
         """Where the artifact may be fetched, and through which transport."""

@@ -32,6 +32,7 @@ from caio.core.manifest import Manifest
 from caio.core.redact import redact
 from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
+from caio.update.agreement import Agreement
 from caio.update.checks import CheckRecord
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
@@ -92,6 +93,8 @@ class CheckResult:
     metadata: TrustedMetadataInfo
     checked_at: datetime
     skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
+    # With a repository map: who signs each listed version, offered or not.
+    approvals: list[Agreement] = field(default_factory=list)
 
 
 class Restarter(Protocol):
@@ -361,6 +364,7 @@ class UpdateService:
             metadata=view.metadata,
             checked_at=now,
             skipped_entries=list(view.skipped),
+            approvals=view.approvals(),
         )
         self.checks.succeeded(
             now,
@@ -368,6 +372,7 @@ class UpdateService:
             newest_eligible=_newest_eligible(releases, result.eligibility, bad),
             running_withdrawn=result.running_withdrawn is not None,
             withdrawn={r.version: r.withdrawn for r in view.releases if r.withdrawn is not None},
+            approvals=result.approvals,
         )
         self.running_withdrawn = result.running_withdrawn
         return result

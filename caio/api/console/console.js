@@ -255,8 +255,14 @@ function renderRoles(metadata) {
   state.expires = {};
   const body = $("roles");
   body.replaceChildren();
-  for (const role of ["root", "targets", "snapshot", "timestamp"]) {
-    if (!(role in metadata.versions)) continue;
+  // One repository: root, targets, snapshot, timestamp. With a repository map: each
+  // repository's four, as "name/role".
+  const order = ["root", "targets", "snapshot", "timestamp"];
+  const rank = (key) => order.indexOf(key.split("/").pop());
+  const keys = Object.keys(metadata.versions)
+    .filter((key) => rank(key) >= 0)
+    .sort((a, b) => a.split("/")[0].localeCompare(b.split("/")[0]) || rank(a) - rank(b));
+  for (const role of keys) {
     state.expires[role] = Date.parse(metadata.expires[role]);
     const row = body.insertRow();
     row.dataset.role = role;
@@ -308,7 +314,18 @@ function renderCheck(check) {
       tags.push("an update installs this");
     }
     if (release.withdrawn) tags.push(`WITHDRAWN${release.withdrawn.reason ? `: ${release.withdrawn.reason}` : ""}`);
+    if (release.signed_by && release.signed_by.length) tags.push(`signed by ${release.signed_by.join(" + ")}`);
     cell(row, tags.join(" · "), release.withdrawn ? "bad" : "");
+  }
+  // Two-party approval: what a repository lists that is not offered, and who is missing.
+  for (const held of [...(check.unapproved || [])].reverse()) {
+    const row = body.insertRow();
+    row.dataset.unapproved = held.version;
+    cell(row, held.version);
+    cell(row, "");
+    cell(row, "");
+    cell(row, "not offered");
+    cell(row, `NOT OFFERED (${held.code}): ${held.message}`, "bad");
   }
   state.check = check;
   renderSummary();
@@ -394,7 +411,7 @@ function tick() {
     const role = row.dataset.role;
     if (!role) continue;
     const left = (state.expires[role] - Date.now()) / 1000;
-    const limits = EXPIRY_LIMITS[role];
+    const limits = EXPIRY_LIMITS[role.split("/").pop()];
     const target = row.cells[2];
     const countdown = target.querySelector(".left");
     countdown.textContent = left <= 0 ? `expired ${duration(left)} ago` : duration(left);

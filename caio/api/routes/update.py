@@ -24,6 +24,7 @@ from caio.schemas import (
     ReleaseOut,
     RollbackOut,
     RolloutOut,
+    UnapprovedOut,
     UpdateIn,
     WithdrawnOut,
 )
@@ -55,6 +56,9 @@ def release_out(release: Release | None, result: CheckResult) -> ReleaseOut | No
         if place is not None
         else None,
         withdrawn=_withdrawn(release.withdrawn),
+        signed_by=next(
+            (list(a.signed_by) for a in result.approvals if a.version == release.version), []
+        ),
     )
 
 
@@ -191,6 +195,20 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
         metadata=MetadataOut(versions=result.metadata.versions, expires=result.metadata.expires),
         checked_at=result.checked_at,
         skipped_entries=result.skipped_entries,
+        unapproved=[
+            UnapprovedOut(
+                version=a.version,
+                target=a.target,
+                code=a.problem.code,
+                message=a.problem.message,
+                signed_by=list(a.signed_by),
+                missing=list(a.missing),
+                dissenting=list(a.dissenting),
+                threshold=a.threshold,
+            )
+            for a in result.approvals
+            if a.problem is not None
+        ],
     )
 
 
