@@ -26,7 +26,8 @@ from caio.core.settings import Settings
 from caio.update import ArtifactDownloader, RetryPolicy
 from caio.update.consensus import ConsensusRepository, ConsensusView, Source, combine, slowest
 from caio.update.repository import Release
-from tests.memory_repo import MemoryRepository
+from examples import tap4_decision
+from tests.memory_repo import BASE, MemoryRepository
 from tests.tuf_fixtures import make_source_tree
 from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
 from tuf_repo import build_release
@@ -380,3 +381,47 @@ def test_without_an_anchor_for_a_repository_it_says_which(
     check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
     assert check.status_code == 503
     assert "caio trust install --repository approval" in check.json()["error"]["message"]
+
+
+# --- an independent check: plain ngclient Updaters and the rule written out again -------------
+
+
+def test_plain_ngclient_updaters_reach_the_same_decisions(pair: Pair, tmp_path: Path) -> None:
+    """examples/tap4_decision.py (no CAIO code) against CAIO, on every case above."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
+        differing = MemoryRepository.published(
+            tmp_path / "differing",
+            (),
+            artifacts=(pair.vendor_dist / "caio-1.0.0.tar.gz", own_build(tmp_path, "1.1.0")),
+        )
+    own = approval_with(tmp_path, pair, extra=(own_build(tmp_path / "own", "1.3.0"),))
+    fallthrough = map_doc(["vendor", "approval"], terminating=False)
+    fallthrough["mapping"].append(
+        {"paths": ["caio/1.2.*"], "repositories": ["vendor"], "threshold": 1, "terminating": True}
+    )
+    cases = {
+        "both, and the vendor alone": ({"vendor": pair.vendor, "approval": pair.approval}, None),
+        "the approval repository alone": ({"vendor": pair.vendor, "approval": own}, None),
+        "other bytes": ({"vendor": pair.vendor, "approval": differing}, None),
+        "one of two": (
+            {"vendor": pair.vendor, "approval": pair.approval},
+            map_doc(["vendor", "approval"], threshold=1),
+        ),
+        "fall through": ({"vendor": pair.vendor, "approval": pair.approval}, fallthrough),
+    }
+    seen: set[str] = set()
+    for n, (case, (repos, doc)) in enumerate(cases.items()):
+        view = decide(tmp_path / f"caio-{n}", repos, doc=doc)
+        caio = {v: a.problem.code if a.problem else "offered" for v, a in view.agreements.items()}
+        plain_doc = json.loads(json.dumps(doc or map_doc(list(repos))))
+        plain_doc["repositories"] = {name: [BASE] for name in repos}
+        plain = tap4_decision.decide(
+            plain_doc,
+            {name: repo.files["/metadata/1.root.json"] for name, repo in repos.items()},
+            tmp_path / f"plain-{n}",
+            fetchers=dict(repos),
+        )
+        assert plain == caio, case
+        seen.update(plain.values())
+    assert seen == {"offered", "approval_missing", "repositories_disagree"}

@@ -112,10 +112,22 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
     vendor.publish(NEWER)
     vendor.publish("1.2.0")  # never approved: as if the vendor's keys were stolen
     assert "approved caio/1.1.0/caio-1.1.0.tar.gz" in approve(approval_env, vendor, NEWER)
-    served = run(vendor, started, **host(vendor, approval_env, vendor_nginx, tmp_path))
+    mapped = host(vendor, approval_env, vendor_nginx, tmp_path)
+    served = run(vendor, started, **mapped)
 
     offered = check(served)
     assert [r["version"] for r in offered["releases"]] == [NEWER]
+    plain = cli(  # plain ngclient Updaters over HTTP, the rule written out again
+        "examples.tap4_decision",
+        mapped["CAIO_REPOSITORY_MAP"],
+        "--anchor",
+        f"vendor={vendor.repo.trusted_root}",
+        "--anchor",
+        f"approval={approval_env.repo.trusted_root}",
+    )
+    caio = {r["version"]: "offered" for r in offered["releases"]}
+    caio |= {held["version"]: held["code"] for held in offered["unapproved"]}
+    assert json.loads(plain) == caio == {NEWER: "offered", "1.2.0": "approval_missing"}
     # What the operator sees: caio remote check, and the console in Chromium.
     table = cli("caio", "remote", "check", "--url", served.url, env={"CAIO_TOKEN": vendor.viewer})
     assert f"{NEWER}" in table and "signed by vendor + approval" in table
@@ -161,19 +173,12 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
     assert after["running_withdrawn"]["reason"] == "found a flaw"
     assert served.api("GET", "/api/v1/version", role=None).json()["withdrawn"] is True
 
-    # A root rotation in the approval repository is followed; its anchor advances.
-    cli(
-        "tuf_repo",
-        "rotate",
-        "--repo",
-        approval_env.repo.dir,
-        "--keys",
-        approval_env.repo.keys,
-        "root",
-    )
-    check(served)
-    anchor = vendor.layout.repository_dir("approval") / "trusted_root.json"
-    assert json.loads(anchor.read_text())["signed"]["version"] == 2
+    # A root rotation in either repository is followed; each anchor advances on its own.
+    for name, env in (("approval", approval_env), ("vendor", vendor)):
+        cli("tuf_repo", "rotate", "--repo", env.repo.dir, "--keys", env.repo.keys, "root")
+        check(served)
+        anchor = vendor.layout.repository_dir(name) / "trusted_root.json"
+        assert json.loads(anchor.read_text())["signed"]["version"] == 2, name
 
     # The approval repository down: no decision from the vendor alone, and still healthy.
     approval_env.repo.server.stop()
