@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from packaging.version import Version
+
 from caio.schemas import CheckOut, ReleaseOut
 
 
@@ -51,6 +53,10 @@ def _summary(check: CheckOut) -> str:
         text = f"{check.waiting_for.version} has not reached this host yet"
     else:
         text = f"up to date: {check.running_version} is the newest for this host"
+        running = Version(check.running_version)
+        held = [h.version for h in check.unapproved if Version(h.version) > running]
+        if held:
+            text += f"; {', '.join(held)} held back (NOT OFFERED, below)"
     if check.running_withdrawn:
         text += f"; the running version was WITHDRAWN: {check.running_withdrawn.reason}"
     return text

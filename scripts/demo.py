@@ -7,6 +7,10 @@
 5. the update through the API, with the host client's progress bar
 6. the restart, then /api/v1/version reporting the new version
 7. keeps serving (URL and admin token printed), or exits with --once
+
+--two-party adds the organisation's approval repository (its own keys): the host
+needs both repositories to sign a release, holds the newer one back, and updates
+once the approvers have approved it (tuf-repo approve).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.version import Version
@@ -113,6 +118,11 @@ def main() -> int:
     parser.add_argument("--once", action="store_true", help="exit after the update and restart")
     parser.add_argument("--port", type=int, default=8000, help="CAIO port (0: any free port)")
     parser.add_argument("--repo-port", type=int, default=8001, help="repository port")
+    parser.add_argument(
+        "--two-party",
+        action="store_true",
+        help="add an approval repository: the update waits until it approves the release",
+    )
     args = parser.parse_args()
 
     demo = Path(os.environ.get("CAIO_DEMO_DIR", ROOT / ".demo"))
@@ -127,10 +137,66 @@ def main() -> int:
     trusted_root = publish(demo / "repo", demo / "dist", keys, (current, newer))
     server = RepoServer(demo / "repo", port=port_or_free(args.repo_port), quiet=True).start()
     print(f"   repository served at {server.url}")
+    servers = [server]
     try:
-        return run_caio(demo / "home", trusted_root, server.url, args, current, newer)
+        two_party = None
+        if args.two_party:
+            two_party = approval_repository(demo, trusted_root, current, args.repo_port)
+            two_party.write_map(demo / "map.json", server.url)
+            servers.append(two_party.server)
+        return run_caio(demo / "home", trusted_root, server.url, args, current, newer, two_party)
     finally:
-        server.stop()
+        for running in servers:
+            running.stop()
+
+
+@dataclass
+class TwoParty:
+    """The organisation's approval repository beside the vendor's (``--two-party``)."""
+
+    repo: Path
+    keys: Path
+    root: str
+    vendor_repo: Path
+    vendor_root: str
+    server: RepoServer
+    map_path: Path | None = None
+
+    def write_map(self, path: Path, vendor_url: str) -> None:
+        """The host's map: both repositories must sign the same bytes."""
+        doc = {
+            "repositories": {"vendor": [vendor_url], "approval": [self.server.url]},
+            "mapping": [
+                {
+                    "paths": ["*"],
+                    "repositories": ["vendor", "approval"],
+                    "threshold": 2,
+                    "terminating": True,
+                }
+            ],
+        }
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        path.chmod(0o644)
+        self.map_path = path
+
+    def approve(self, version: str) -> None:
+        run(
+            *(BIN / "tuf-repo", "approve", "--repo", self.repo, "--keys", self.keys),
+            *("--from", self.vendor_repo, "--trusted-root", self.vendor_root, version, "--yes"),
+        )
+
+
+def approval_repository(demo: Path, vendor_root: str, current: str, port: int) -> TwoParty:
+    """What the organisation's security team does: its own repository and keys, approvals."""
+    repo, keys = demo / "approval", demo / "approval-keys"
+    step(f"--two-party: an approval repository with its own keys ({keys}); {current} approved")
+    run(BIN / "tuf-repo", "init", "--repo", repo, "--keys", keys, capture=True)
+    root = run(BIN / "tuf-repo", "export-root", "--repo", repo, capture=True)
+    server = RepoServer(repo, port=port_or_free(port + 1 if port else 0), quiet=True).start()
+    print(f"   approval repository served at {server.url}")
+    party = TwoParty(repo, keys, root, demo / "repo", vendor_root, server)
+    party.approve(current)
+    return party
 
 
 def publish(repo: Path, dist: Path, keys: Path, versions: tuple[str, str]) -> str:
@@ -150,7 +216,13 @@ def publish(repo: Path, dist: Path, keys: Path, versions: tuple[str, str]) -> st
 
 
 def run_caio(
-    home: Path, trusted_root: str, repo_url: str, args: argparse.Namespace, current: str, newer: str
+    home: Path,
+    trusted_root: str,
+    repo_url: str,
+    args: argparse.Namespace,
+    current: str,
+    newer: str,
+    two_party: TwoParty | None = None,
 ) -> int:
     """What an operator and a host do: trust, run, update, restart."""
     port = port_or_free(args.port)
@@ -158,8 +230,7 @@ def run_caio(
     env.update(
         CAIO_HOME=str(home), CAIO_PORT=str(port), CAIO_UPDATE_URL=repo_url, CAIO_LOG_LEVEL="warning"
     )
-    step("installing the trust anchor and an admin token")
-    run(BIN / "caio", "trust", "install", trusted_root, env=env)
+    install_trust(env, trusted_root, two_party)
     token = run(
         BIN / "caio",
         "token",
@@ -189,8 +260,13 @@ def run_caio(
             client.wait_for_version(current, timeout=60)
             shown = json.dumps(client.version().model_dump(mode="json"))
             print(f"   {url}/api/v1/version -> {shown}")
-            step(f"updating to {newer} through the API")
             auth = ["--url", url, "--token-file", token_file]
+            if two_party is not None:
+                step(f"{newer} is published, but not approved: the host holds it back")
+                run(*remote, "check", *auth, env=env)
+                step(f"the approvers read {newer} through TUF and approve it")
+                two_party.approve(newer)
+            step(f"updating to {newer} through the API")
             run(*remote, "update", *auth, "--wait", env=env)
             step("restarting into the new release (the old one serves until it is healthy)")
             run(*remote, "restart", *auth, "--wait", env=env)
@@ -219,6 +295,18 @@ def run_caio(
             except subprocess.TimeoutExpired:
                 supervisor.kill()
                 supervisor.wait()
+
+
+def install_trust(env: dict[str, str], trusted_root: str, two_party: TwoParty | None) -> None:
+    """The trust anchor; with --two-party, the map and one anchor per repository."""
+    if two_party is None:
+        step("installing the trust anchor and an admin token")
+        run(BIN / "caio", "trust", "install", trusted_root, env=env)
+        return
+    step("installing the repository map, an anchor per repository, and an admin token")
+    env["CAIO_REPOSITORY_MAP"] = str(two_party.map_path)
+    for name, root in (("vendor", trusted_root), ("approval", two_party.root)):
+        run(BIN / "caio", "trust", "install", "--repository", name, root, env=env)
 
 
 def show_serving(url: str, token: str, home: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -167,3 +168,32 @@ def test_ctrl_c_during_set_up_ends_quietly(tmp_path: Path) -> None:
         assert "Traceback" not in output and "demo: interrupted" in output
     finally:
         end(demo, grace=0, sig=signal.SIGKILL)
+
+
+def test_the_two_party_demo_holds_the_update_back_until_it_is_approved(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            str(ROOT / "scripts" / "demo"),
+            "--once",
+            "--two-party",
+            "--port",
+            "0",
+            "--repo-port",
+            "0",
+        ],
+        env=_demo_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    held, approved = output.split("approve it", 1)
+    assert "1.1.0 held back" in held and "NOT OFFERED 1.1.0 (approval_missing)" in held
+    assert "signed by vendor, missing from approval" in held
+    assert "approved caio/1.1.0/caio-1.1.0.tar.gz" in approved
+    assert "now running 1.1.0" in approved
+    record = (tmp_path / "demo" / "home" / "state" / "audit.jsonl").read_text().splitlines()
+    activated = [json.loads(line) for line in record if '"activated"' in line]
+    assert activated[-1]["signed_by"] == ["vendor", "approval"]

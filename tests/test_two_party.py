@@ -112,6 +112,13 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
     vendor.publish(NEWER)
     vendor.publish("1.2.0")  # never approved: as if the vendor's keys were stolen
     assert "approved caio/1.1.0/caio-1.1.0.tar.gz" in approve(approval_env, vendor, NEWER)
+    # The approval repository's keys stolen: a release the vendor never signed (1.3.0),
+    # and other bytes under a version the vendor signs (1.2.0).
+    stolen = approval_env.repo.publisher()
+    for version in ("1.2.0", "1.3.0"):
+        stolen.add_release(
+            approval_env.repo.build(version, body="# not the vendor's\n"), ["stable"]
+        )
     mapped = host(vendor, approval_env, vendor_nginx, tmp_path)
     served = run(vendor, started, **mapped)
 
@@ -127,24 +134,35 @@ def test_a_host_installs_only_what_the_vendor_and_its_approvers_both_sign(
     )
     caio = {r["version"]: "offered" for r in offered["releases"]}
     caio |= {held["version"]: held["code"] for held in offered["unapproved"]}
-    assert json.loads(plain) == caio == {NEWER: "offered", "1.2.0": "approval_missing"}
+    assert json.loads(plain) == caio
+    assert caio == {
+        NEWER: "offered",
+        "1.2.0": "repositories_disagree",
+        "1.3.0": "approval_missing",
+    }
     # What the operator sees: caio remote check, and the console in Chromium.
     table = cli("caio", "remote", "check", "--url", served.url, env={"CAIO_TOKEN": vendor.viewer})
     assert f"{NEWER}" in table and "signed by vendor + approval" in table
-    assert "NOT OFFERED 1.2.0 (approval_missing)" in table
+    assert "NOT OFFERED 1.2.0 (repositories_disagree)" in table
+    assert "NOT OFFERED 1.3.0 (approval_missing)" in table
     browser.open(served.url + "/")
     browser.use_token(vendor.viewer)
     browser.wait(lambda: "signed by vendor + approval" in browser.text("release-rows"))
     rows = browser.text("release-rows")
-    assert "NOT OFFERED (approval_missing)" in rows and "missing from approval" in rows
+    assert "NOT OFFERED (approval_missing)" in rows and "missing from vendor" in rows
+    assert "NOT OFFERED (repositories_disagree)" in rows
     roles = browser.text("roles").split()
     assert {"vendor/timestamp", "approval/timestamp", "approval/root"} <= set(roles)
     assert browser.violations() == []
     refused = served.api("POST", "/api/v1/update", json={"target_version": "1.2.0"})
     assert refused.status_code == 202
     failed = served.wait_job()
-    assert failed["error"]["code"] == "approval_missing", failed
-    assert "signed by vendor, missing from approval" in failed["error"]["message"]
+    assert failed["error"]["code"] == "repositories_disagree", failed
+    assert "vendor:" in failed["error"]["message"] and "approval:" in failed["error"]["message"]
+    served.api("POST", "/api/v1/update", json={"target_version": "1.3.0"})
+    missing = served.wait_job()
+    assert missing["error"]["code"] == "approval_missing", missing
+    assert "signed by approval, missing from vendor" in missing["error"]["message"]
 
     assert served.api("POST", "/api/v1/update", json={}).status_code == 202
     done = served.wait_job()
