@@ -265,3 +265,43 @@ def test_a_root_signing_the_file_keys_can_do_never_asks_for_the_tokens_pin(
     assert hsm_keyid not in {s["keyid"] for s in resigned["signatures"]}
     assert len(resigned["signatures"]) == 2  # the threshold, from file keys
     repo.client("after").refresh()
+
+
+def test_an_approval_repository_signs_its_approvals_with_a_key_in_the_token(
+    token: Token, repo: PublishedRepo, tmp_path: Path
+) -> None:
+    """Two-party approval with the approvers' targets key in their HSM."""
+    repo_dir, keys = repo.dir, repo.keys
+    hsm_key = created_key(ok(hsm_create(token, keys, "targets")))
+    ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "targets", hsm_key))
+    old = next(p for p in (keys / "offline").glob("targets-*.json") if p != hsm_key)
+    old_id = json.loads(old.read_text())["keyid"]
+    ok(tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "targets", old_id))
+
+    vendor, vendor_keys = tmp_path / "vendor", tmp_path / "vendor-keys"
+    vendor_root = ok(tuf_repo(token, "init", "--repo", vendor, "--keys", vendor_keys)).strip()
+    artifact = build_release(make_source_tree(tmp_path / "src"), "1.1.0", tmp_path / "dist")
+    ok(tuf_repo(token, "add", "--repo", vendor, "--keys", vendor_keys, artifact))
+    approved = ok(
+        tuf_repo(
+            token,
+            "approve",
+            "--repo",
+            repo_dir,
+            "--keys",
+            keys,
+            "--from",
+            vendor,
+            "--trusted-root",
+            vendor_root,
+            "1.1.0",
+            "--yes",
+        )
+    )
+    assert "approved caio/1.1.0/caio-1.1.0.tar.gz" in approved
+    targets = RepoStore(repo_dir).load("targets")
+    assert list(targets.signatures) == [json.loads(hsm_key.read_text())["keyid"]]
+    updater = repo.client()
+    updater.refresh()
+    info = updater.get_targetinfo("caio/1.1.0/caio-1.1.0.tar.gz")
+    assert info is not None and info.length == artifact.stat().st_size

@@ -114,7 +114,7 @@ def _parse_expiry(values: list[str]) -> dict[str, float]:
     return parsed
 
 
-@app.command()
+@app.command("init", short_help="Generate keys and publish every role's first version.")
 def init(
     repo: RepoOpt,
     keys: KeysOpt,
