@@ -4,6 +4,7 @@ the approval repository on its own server, both published and approved with the 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -16,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from caio.api import create_app
 from tests.browser import Browser
 from tests.nginx_fixtures import Nginx, start_nginx
 from tests.served import Served, run
@@ -215,3 +218,59 @@ def wait_for_version(served: Served, version: str, timeout: float = 60) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError(f"{version} did not come up:\n" + "".join(served.log[-20:]))
+
+
+def test_each_repository_has_its_own_credentials_kept_secret(
+    update_env: UpdateEnv, approval_env: UpdateEnv, tmp_path: Path
+) -> None:
+    """The vendor's nginx wants a password (userinfo in its mirror URL); the approval
+    repository is public. The password reaches the vendor only, and is never shown."""
+    secret = "vendor-s3cret-password"
+    basic = base64.b64encode(f"host:{secret}".encode()).decode()
+    locked = f'if ($http_authorization != "Basic {basic}") {{ return 401; }}\n'
+    nginx = start_nginx(tmp_path / "locked", update_env.repo.dir, access=locked)
+    try:
+        update_env.publish(NEWER)
+        approve(approval_env, update_env, NEWER)
+        layout = update_env.layout
+        for name, env in (("vendor", update_env), ("approval", approval_env)):
+            anchor = layout.repository_dir(name) / "trusted_root.json"
+            anchor.parent.mkdir(parents=True, exist_ok=True)
+            anchor.write_bytes(env.repo.trusted_root.read_bytes())
+
+        def app_with(password: str) -> TestClient:
+            path = tmp_path / f"map-{password}.json"
+            vendor_url = f"http://host:{password}@127.0.0.1:{nginx.port}"
+            doc = {
+                "repositories": {"vendor": [vendor_url], "approval": [approval_env.repo.url]},
+                "mapping": [
+                    {
+                        "paths": ["*"],
+                        "repositories": ["vendor", "approval"],
+                        "threshold": 2,
+                        "terminating": True,
+                    }
+                ],
+            }
+            path.write_text(json.dumps(doc))
+            path.chmod(0o644)
+            settings = update_env.settings.model_copy(update={"repository_map": path})
+            return TestClient(create_app(settings))
+
+        wrong = app_with("not-the-password").get(
+            "/api/v1/update/check", headers=update_env.auth("viewer")
+        )
+        assert wrong.status_code == 502
+        assert wrong.json()["error"]["code"] == "repository_unauthorized"
+        assert "repository 'vendor'" in wrong.json()["error"]["message"]
+        client = app_with(secret)
+        check = client.get("/api/v1/update/check", headers=update_env.auth("viewer"))
+        assert check.status_code == 200 and secret not in check.text
+        done = update_env.run_update(client)
+        assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+        assert all(f'auth="Basic {basic}"' in line for line in nginx.access_log()[-3:])
+        state = layout.state_dir
+        for name in ("update.json", "check.json", "audit.jsonl"):
+            assert secret not in (state / name).read_text(), name
+    finally:
+        nginx.stop()
