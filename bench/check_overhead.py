@@ -10,17 +10,24 @@ bytes are counted by wrapping each client's fetcher.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 from tuf.ngclient import Updater
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
-from bench._common import machine, median, repo_server, table
-from caio.core.settings import SOURCE_DIR
+from bench._common import caio_env, free_port, machine, median, repo_server, table, wait_http
+from caio.api import create_app
+from caio.core.settings import SOURCE_DIR, Settings
+from caio.core.tokens import Role, TokenStore
+from caio.update import UpdateService
 from caio.update.repository import RetryPolicy, TrustedRepository
 from caio.update.transport import HttpTransport
 from tuf_repo import Keyring, Publisher, RepoStore, build_release
@@ -57,12 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="caio-bench-check-"))
     try:
-        repo = work / "repo"
-        Publisher(RepoStore(repo), Keyring([])).init(work / "keys")
-        publisher = Publisher(RepoStore(repo), Keyring.from_dir(work / "keys"))
-        for version in ("1.0.0", "1.1.0"):
-            publisher.add_release(build_release(SOURCE_DIR, version, work / "dist"), ["stable"])
-        root = (repo / "metadata" / "1.root.json").read_bytes()
+        repo, root = _published(work)
         with repo_server(repo) as url:
             transport = CountingHttp(url, user_agent="bench", timeout=30)
             caio_repo = TrustedRepository(
@@ -82,12 +84,26 @@ def main() -> None:
                     str(work / "bare"), f"{url}/metadata/", fetcher=fetcher, bootstrap=root
                 ).refresh()
 
-            caio_repo.refresh()  # warm both caches
+            service = _service(work / "service", url, root)
+            api_url, api_auth, api_proc = _served(work / "served", url, root)
+            api = httpx.Client(headers=api_auth, timeout=30)
+
+            def over_http() -> None:
+                answer = api.get(f"{api_url}/api/v1/update/check")
+                if answer.status_code != 200:
+                    raise SystemExit(f"check answered {answer.status_code}: {answer.text}")
+
+            caio_repo.refresh()  # warm every cache
             bare()
-            # Interleaved, one check of each per round, so drift hits both alike.
+            service.check()
+            over_http()
+            uncounted = Counting()
+            # Interleaved, one check of each per round, so drift hits all alike.
             clients = (
                 ("bare ngclient refresh()", bare, fetcher.counter),
                 ("CAIO check (refresh + index)", caio_repo.refresh, transport.counter),
+                ("UpdateService.check()", service.check, uncounted),
+                ("GET /api/v1/update/check (caio serve)", over_http, uncounted),
             )
             times: dict[str, list[float]] = {name: [] for name, _, _ in clients}
             for _, _, counter in clients:
@@ -102,9 +118,18 @@ def main() -> None:
                 for name, _, c in clients
             }
             transport.close()
+            api.close()
+            api_proc.terminate()
+            api_proc.wait(30)
         base = results["bare ngclient refresh()"]
         rows = [
-            (name, f"{t * 1000:.1f}", f"{req:.1f}", f"{b:.0f}", f"{t / base[0]:.2f}")
+            (
+                name,
+                f"{t * 1000:.1f}",
+                f"{req:.1f}" if req else "-",
+                f"{b:.0f}" if b else "-",
+                f"{t / base[0]:.2f}",
+            )
             for name, (t, req, b) in results.items()
         ]
         caio = results["CAIO check (refresh + index)"]
@@ -116,8 +141,55 @@ def main() -> None:
             f"\nCAIO / bare ngclient: **{ratio:.2f}x** time, {caio[1]:.0f} vs {base[1]:.0f} "
             f"requests (target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'})"
         )
+        _verdicts(results, base[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _published(work: Path) -> tuple[Path, bytes]:
+    """A repository with two releases, and its root."""
+    repo = work / "repo"
+    Publisher(RepoStore(repo), Keyring([])).init(work / "keys")
+    publisher = Publisher(RepoStore(repo), Keyring.from_dir(work / "keys"))
+    for version in ("1.0.0", "1.1.0"):
+        publisher.add_release(build_release(SOURCE_DIR, version, work / "dist"), ["stable"])
+    return repo, (repo / "metadata" / "1.root.json").read_bytes()
+
+
+def _verdicts(results: dict[str, tuple[float, float, float]], bare: float) -> None:
+    for name, target in (
+        ("UpdateService.check()", 1.2),
+        ("GET /api/v1/update/check (caio serve)", 1.5),
+    ):
+        ratio = results[name][0] / bare
+        verdict = "met" if ratio <= target else "MISSED"
+        print(f"{name} / bare: **{ratio:.2f}x** (target <= {target}x: {verdict})")
+
+
+def _service(home: Path, url: str, root: bytes) -> UpdateService:
+    """CAIO's update service for a repository at ``url``, as the app wires it."""
+    home.mkdir(parents=True)
+    (home / "trusted_root.json").write_bytes(root)
+    manifest = home / "manifest.json"
+    manifest.write_text(
+        json.dumps({"name": "caio", "version": "1.0.0", "update_url": url, "channel": "stable"})
+    )
+    service: UpdateService = create_app(Settings(home=home, manifest=manifest)).state.update_service
+    return service
+
+
+def _served(
+    home: Path, url: str, root: bytes
+) -> tuple[str, dict[str, str], subprocess.Popen[bytes]]:
+    """A real `caio serve` on loopback: its URL, an auth header, the process."""
+    home.mkdir(parents=True)
+    (home / "trusted_root.json").write_bytes(root)
+    token = TokenStore(home / "tokens.json").create("bench", Role.VIEWER)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "caio", "serve"], env=caio_env(home, port, url))
+    api = f"http://127.0.0.1:{port}"
+    wait_http(f"{api}/health")
+    return api, {"Authorization": f"Bearer {token}"}, proc
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from caio.api import create_app
 from caio.core.audit import AuditLog
+from caio.schemas import JobStatus
 from tests.helpers import write_manifest
-from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, sse_events
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, paced, sse_events
 
 
 @pytest.fixture(autouse=True)
@@ -280,3 +282,56 @@ def test_history_pages_back_and_records_the_version_asked_for(update_env: Update
     end = client.get("/api/v1/update/history?limit=10&offset=4", headers=viewer).json()
     assert [r.get("n") for r in end["records"]][-1] == 0
     assert len(end["records"]) == first + 1
+
+
+def test_progress_is_published_at_every_step_and_saved_about_once_a_second(
+    update_env: UpdateEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, item 3: subscribers see every percent; update.json is not rewritten for each."""
+    update_env.behaviours[f"caio-{NEWER}.tar.gz"] = paced(chunks=40, pause=0.02)
+    client = update_env.client()
+    service = client.app.state.update_service  # type: ignore[attr-defined]
+    saved: list[tuple[str, str, int]] = []
+    published: list[int] = []
+    save, publish = service._state.save, service.feed.publish
+
+    def counted_save(status: JobStatus) -> None:
+        saved.append((status.status, status.stage, status.progress))
+        save(status)
+
+    def counted_publish(status: JobStatus) -> None:
+        published.append(status.progress)
+        publish(status)
+
+    monkeypatch.setattr(service._state, "save", counted_save)
+    monkeypatch.setattr(service.feed, "publish", counted_publish)
+    began = time.monotonic()
+    done = update_env.run_update(client)
+    seconds = time.monotonic() - began
+    assert done["status"] == "complete"
+    downloading = [p for status, stage, p in saved if stage == "downloading"]
+    assert len(set(published)) >= 20  # the stream saw the bar move, percent by percent
+    assert len(downloading) <= seconds + 2  # the file: once a second at most, and at the start
+    stages = {stage for _, stage, _ in saved}
+    assert {"checking", "downloading", "installing", "complete"} <= stages  # every stage saved
+    assert saved[-1] == ("complete", "complete", 100)
+
+
+def test_a_check_writes_its_record_without_fsync(
+    update_env: UpdateEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check.json is a cache of the last check: atomic, but not worth two fsyncs a check."""
+    client = update_env.client()
+    assert client.get("/api/v1/update/check", headers=update_env.auth()).status_code == 200
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counted_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    service = client.app.state.update_service  # type: ignore[attr-defined]
+    service.check()
+    assert synced == []
+    assert service.checks.read().last_success is not None

@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 __all__ = ["FileFetcher", "atomic_write_bytes", "atomic_write_json", "fsync_dir"]
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix.
+
+    ``durable``: also survive a power cut (fsync of the file and its directory).
+    A cache that is rebuilt anyway (``state/check.json``) need not pay for it.
 
     Raises:
         OSError: the directory is not writable, the disk is full, ...
@@ -33,19 +36,21 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.fchmod(tmp.fileno(), mode)
             tmp.write(data)
             tmp.flush()
-            os.fsync(tmp.fileno())
+            if durable:
+                os.fsync(tmp.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o644) -> None:
+def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o644, durable: bool = True) -> None:
     """Atomically write ``obj`` as pretty, key-sorted JSON with a trailing newline."""
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    atomic_write_bytes(path, text.encode(), mode=mode)
+    atomic_write_bytes(path, text.encode(), mode=mode, durable=durable)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -185,6 +185,8 @@ class CheckRecord:
 
     def _write(self, state: CheckState) -> None:
         try:
-            atomic_write_json(self.path, asdict(state), mode=0o600)
+            # A cache of the last check: atomic (never half a file), not fsynced (a power cut
+            # loses at most a check, which the next one redoes).
+            atomic_write_json(self.path, asdict(state), mode=0o600, durable=False)
         except OSError as e:  # a full disk must not turn a good check into a failure
             log.warning("could not record the check in %s: %s", self.path, e)

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Progress within a stage is saved to state/update.json at most this often.
+PROGRESS_SAVE_SECONDS = 1.0
+
 # Failures of one location that another repository's copy of the same signed bytes may not have.
 FETCH_ELSEWHERE = frozenset(
     {
@@ -217,6 +220,7 @@ class UpdateService:
         self._tuf_lock = threading.Lock()  # ngclient's cache is single-user
         self._job: _Job | None = None
         self._status = JobStatus()
+        self._saved: tuple[str, str, float] = ("", "", 0.0)  # state, stage, when last saved
         self._check_lock = threading.Lock()
         self._check_flight: Future[CheckResult] | None = None
 
@@ -522,9 +526,24 @@ class UpdateService:
         with self._lock:
             self._fence(job)
             status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
-            self._state.save(status)  # the file first: a reader of the API never runs ahead
+            if self._worth_saving(status):
+                self._state.save(status)  # the file first: a reader of the API never runs ahead
+                self._saved = (status.status, status.stage, time.monotonic())
             self._status = status
         self.feed.publish(status)
+
+    def _worth_saving(self, status: JobStatus) -> bool:
+        """Every change of state or stage goes to disk; progress within a stage once a second.
+
+        Subscribers (the event stream, the API) get every change from memory; the file
+        is for other processes and for the next start. A 200 MB download used to
+        rewrite it, with two fsyncs, at every percent.
+        """
+        state, stage, at = self._saved
+        return (status.status, status.stage) != (
+            state,
+            stage,
+        ) or time.monotonic() - at >= PROGRESS_SAVE_SECONDS
 
     def _fence(self, job: _Job) -> None:
         """Raises JobCancelled unless ``job`` is this process's live job (call under _lock)."""
