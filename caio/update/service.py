@@ -220,7 +220,8 @@ class UpdateService:
         self._tuf_lock = threading.Lock()  # ngclient's cache is single-user
         self._job: _Job | None = None
         self._status = JobStatus()
-        self._saved: tuple[str, str, float] = ("", "", 0.0)  # state, stage, when last saved
+        # The job, stage and moment of the last save of a running job's status.
+        self._saved: tuple[str | None, str, float] = (None, "", 0.0)
         self._check_lock = threading.Lock()
         self._check_flight: Future[CheckResult] | None = None
 
@@ -528,22 +529,25 @@ class UpdateService:
             status = self._status.model_copy(update={**changes, "updated_at": utcnow()})
             if self._worth_saving(status):
                 self._state.save(status)  # the file first: a reader of the API never runs ahead
-                self._saved = (status.status, status.stage, time.monotonic())
+                self._saved = (status.job_id, status.stage, time.monotonic())
             self._status = status
         self.feed.publish(status)
 
     def _worth_saving(self, status: JobStatus) -> bool:
-        """Every change of state or stage goes to disk; progress within a stage once a second.
+        """All but progress within a running stage goes to disk at once; that, once a second.
 
         Subscribers (the event stream, the API) get every change from memory; the file
         is for other processes and for the next start. A 200 MB download used to
-        rewrite it, with two fsyncs, at every percent.
+        rewrite it, with two fsyncs, at every percent. A job's end, and any change of
+        job or stage, is never held back: another process reading a running job that
+        has ended would call it interrupted.
         """
-        state, stage, at = self._saved
-        return (status.status, status.stage) != (
-            state,
-            stage,
-        ) or time.monotonic() - at >= PROGRESS_SAVE_SECONDS
+        job_id, stage, at = self._saved
+        return (
+            status.status != "updating"
+            or (status.job_id, status.stage) != (job_id, stage)
+            or time.monotonic() - at >= PROGRESS_SAVE_SECONDS
+        )
 
     def _fence(self, job: _Job) -> None:
         """Raises JobCancelled unless ``job`` is this process's live job (call under _lock)."""
