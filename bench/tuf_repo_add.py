@@ -1,4 +1,4 @@
-"""Benchmark 6: `tuf-repo add` of one release into a repository holding 10,000 targets.
+"""Benchmark 6: `tuf-repo add` of one release into a repository holding 100,000 targets.
 
 Without hash bins every add re-signs one targets.json listing every target;
 with bins (TAP 15 succinct delegation) it re-signs one small bin. The
@@ -11,12 +11,14 @@ import argparse
 import hashlib
 import os
 import shutil
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
-from bench._common import best_of, machine, table
+from bench._common import machine, table
 from caio.core.settings import SOURCE_DIR
 from tuf_repo import Keyring, Publisher, RepoStore, build_release
 
@@ -28,45 +30,74 @@ def fake_targets(count: int) -> list[TargetFile]:
     ]
 
 
-def timed_add(work: Path, bins: int, existing: int, runs: int) -> tuple[float, int]:
-    """Best time of adding one release; returns (seconds, bytes of metadata re-signed)."""
-    repo, keys = work / f"repo-{bins}-{existing}", work / f"keys-{bins}-{existing}"
-    Publisher(RepoStore(repo), Keyring([])).init(keys, bins=bins)
-    publisher = Publisher(RepoStore(repo), Keyring.from_dir(keys))
-    if existing:
-        publisher.import_target_files(fake_targets(existing))
-    artifacts = [build_release(SOURCE_DIR, f"2.0.{n}", work / "dist") for n in range(runs)]
-    pending = iter(artifacts)
-    before = {p.name for p in (repo / "metadata").iterdir()}
-    seconds = best_of(runs, lambda: publisher.add_release(next(pending), ["stable"]))
-    written = [p for p in (repo / "metadata").iterdir() if p.name not in before]
-    per_add = sum(p.stat().st_size for p in written) // runs
-    return seconds, per_add
+class Repository:
+    """A repository holding ``existing`` targets, ready for timed adds."""
+
+    def __init__(self, work: Path, label: str, bins: int, existing: int, adds: int) -> None:
+        self.label = label
+        repo, keys = work / f"repo-{bins}-{existing}", work / f"keys-{bins}-{existing}"
+        Publisher(RepoStore(repo), Keyring([])).init(keys, bins=bins)
+        self.publisher = Publisher(RepoStore(repo), Keyring.from_dir(keys))
+        if existing:
+            self.publisher.import_target_files(fake_targets(existing))
+        dist = work / f"dist-{bins}-{existing}"
+        self.artifacts = iter(
+            [build_release(SOURCE_DIR, f"2.0.{n}", dist) for n in range(adds + 1)]
+        )
+        self.publisher.add_release(next(self.artifacts), ["stable"])  # warm: index exists
+        self.metadata = repo / "metadata"
+        self.seconds: list[float] = []
+        self.written: list[int] = []
+
+    def add(self) -> None:
+        before = {p.name for p in self.metadata.iterdir()}
+        artifact = next(self.artifacts)
+        started = time.perf_counter()
+        self.publisher.add_release(artifact, ["stable"])
+        self.seconds.append(time.perf_counter() - started)
+        new = [p for p in self.metadata.iterdir() if p.name not in before]
+        self.written.append(sum(p.stat().st_size for p in new))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--targets", type=int, default=10_000)
+    parser.add_argument("--targets", type=int, default=100_000)
     parser.add_argument("--bins", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="caio-bench-add-"))
     try:
+        repos = [
+            Repository(work, "empty repository (baseline)", 0, 0, args.rounds),
+            Repository(work, f"{args.targets} targets, no bins", 0, args.targets, args.rounds),
+            Repository(
+                work,
+                f"{args.targets} targets, {args.bins} hash bins",
+                args.bins,
+                args.targets,
+                args.rounds,
+            ),
+        ]
+        for _ in range(args.rounds):  # interleaved: each round adds once to each
+            for repo in repos:
+                repo.add()
+        base = repos[0].seconds
         rows = []
-        results = {}
-        for label, bins, existing in (
-            ("empty repository (baseline)", 0, 0),
-            (f"{args.targets} targets, no bins", 0, args.targets),
-            (f"{args.targets} targets, {args.bins} hash bins", args.bins, args.targets),
-        ):
-            seconds, written = timed_add(work, bins, existing, args.runs)
-            results[label] = seconds
-            rows.append((label, f"{seconds * 1000:.0f}", f"{written // 1024}"))
-        base = results["empty repository (baseline)"]
-        rows = [(*row, f"{results[row[0]] / base:.1f}") for row in rows]
-        print(f"## 6. `tuf-repo add` of one release (best of {args.runs})\n")
+        for repo in repos:
+            ratios = sorted(t / b for t, b in zip(repo.seconds, base, strict=True))
+            rows.append(
+                (
+                    repo.label,
+                    f"{statistics.median(repo.seconds) * 1000:.0f}",
+                    f"{statistics.median(repo.written) // 1024}",
+                    f"{statistics.median(ratios):.1f}",
+                    f"{ratios[0]:.1f}-{ratios[-1]:.1f}",
+                )
+            )
+        print(f"## 6. `tuf-repo add` of one release ({args.rounds} interleaved rounds)\n")
         print(f"Machine: {machine()}\n")
-        print(table(["repository", "ms per add", "KiB metadata written", "vs empty"], rows))
+        headers = ["repository", "median ms per add", "KiB written", "vs empty", "spread"]
+        print(table(headers, rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -6,7 +6,9 @@ import hashlib
 import json
 import stat
 import tarfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from tuf.ngclient import Updater
 
 from caio.core.release_format import INDEX_PATH
 from tests.tuf_fixtures import PublishedRepo, make_source_tree, publish_repo
-from tuf_repo import ReleaseError, TufRepoError, build_release
+from tuf_repo import Keyring, ReleaseError, RepoStore, TufRepoError, build_release
 
 
 def read_index(client: Updater) -> list[dict[str, object]]:
@@ -258,3 +260,48 @@ def test_server_serves_only_repository_files_and_ranges(published_repo: Publishe
     assert httpx.get(url, headers={"Range": "bytes=999999-"}).status_code == 416
     for missing in ("/metadata/99.root.json", "/tuf-repo.json", "/staged/root.json", "/", "/../x"):
         assert httpx.get(published_repo.url + missing).status_code == 404
+
+
+def test_an_add_learns_bin_expiry_from_its_index_and_notices_a_changed_bin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23, item 4: with 100,000 targets, parsing every bin was 3/4 of an add."""
+    repo = publish_repo(tmp_path, bins=16)
+    try:
+        repo.release("1.0.0")
+        assert (repo.dir / "expiry-index.json").is_file()
+        loaded: list[str] = []
+        real_load = RepoStore.load
+
+        def counting(self: RepoStore, role: str, version: int | None = None) -> Metadata[Any]:
+            loaded.append(role)
+            return real_load(self, role, version)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(RepoStore, "load", counting)
+            repo.release("1.1.0")
+        bins = {r for r in loaded if r.startswith("bin-")}
+        assert len(bins) <= 3, bins  # the bins it changes and reads, not all 16
+
+        (repo.dir / "expiry-index.json").write_text("{damaged")  # a cache: read the bins again
+        repo.release("1.2.0")
+        assert json.loads((repo.dir / "expiry-index.json").read_text())  # and learnt again
+
+        # A bin changed behind the index (re-signed in place, now expired) is read again.
+        store = RepoStore(repo.dir)
+        succinct = store.load("targets").signed.delegations.succinct_roles
+        assert succinct is not None
+        busy = {
+            succinct.get_role_for_target(p) for p in (INDEX_PATH, "caio/1.3.0/caio-1.3.0.tar.gz")
+        }
+        idle = next(r for r in succinct.get_roles() if r not in busy)
+        md = store.load(idle)
+        md.signed.expires = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        md.signatures.clear()
+        for signer in Keyring.from_dir(repo.keys).signers(succinct.keyids):
+            md.sign(signer, append=True)
+        store.metadata_path(idle, md.signed.version).write_bytes(RepoStore.serialise(md))
+        with pytest.raises(TufRepoError, match=f"{idle} v{md.signed.version} expired on"):
+            repo.release("1.3.0")
+    finally:
+        repo.server.stop()

@@ -25,6 +25,7 @@ from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, Timestamp
 
 from tuf_repo.context import ONLINE_TOP_ROLES, Changes, RepoContext, is_online
 from tuf_repo.errors import ClockError, KeyFileError, SignaturesNeeded, TufRepoError
+from tuf_repo.expiry_index import ExpiryIndex
 from tuf_repo.keyvalues import refuse_mismatched_keyids
 from tuf_repo.signatures import describe_missing, sign_changes, sign_with, unverified
 from tuf_repo.staged import StagedWork
@@ -179,18 +180,22 @@ def refuse_expired(ctx: RepoContext, changes: Changes, policy: RepoPolicy) -> No
     """
     now = ctx.now()
     store = ctx.store
-    for role in ctx.all_roles() if store.published_version(Root.type) else []:
-        if role in changes or is_online(role, policy):
-            continue
-        md = store.load(role)
-        if md.signed.expires <= now:
-            raise TufRepoError(
-                f"{role} v{md.signed.version} expired on {md.signed.expires:%Y-%m-%d %H:%M} "
-                "UTC, so clients would refuse what this publishes. Renew it first: "
-                f"`tuf-repo refresh --repo {store.root} --keys KEYDIR` with the {role} "
-                f"key(s), then `tuf-repo sign --repo {store.root} --key KEYFILE {role}` "
-                "for any signature still missing."
-            )
+    known = ExpiryIndex(store)
+    try:
+        for role in ctx.all_roles() if store.published_version(Root.type) else []:
+            if role in changes or is_online(role, policy):
+                continue
+            version, expires = known.expires(role)
+            if expires <= now:
+                raise TufRepoError(
+                    f"{role} v{version} expired on {expires:%Y-%m-%d %H:%M} "
+                    "UTC, so clients would refuse what this publishes. Renew it first: "
+                    f"`tuf-repo refresh --repo {store.root} --keys KEYDIR` with the {role} "
+                    f"key(s), then `tuf-repo sign --repo {store.root} --key KEYFILE {role}` "
+                    "for any signature still missing."
+                )
+    finally:
+        known.save()
 
 
 def live_versions(ctx: RepoContext) -> dict[str, int]:

@@ -60,8 +60,10 @@ def status(ctx: RepoContext) -> RepoStatus:
         md = ctx.store.load(role)
         if role == Root.type:
             allowed = allowed_keys(ctx, role, {Root.type: md})
+            data = md.signed_bytes
             signed = sum(
-                check_one_signature(allowed, k, s, md) == "valid" for k, s in md.signatures.items()
+                check_one_signature(allowed, k, s, data) == "valid"
+                for k, s in md.signatures.items()
             )
         else:
             signed = sum(c.state == "valid" for c in check_signatures(ctx, role, md, {}))
