@@ -238,6 +238,11 @@ def test_hash_bins_round_trip(tmp_path: Path) -> None:
         names = {p.name for p in (repo.dir / "metadata").iterdir()}
         assert {f"1.bin-{n}.json" for n in range(8)} <= names
         assert repo.publisher().status().roles[1].version == 1  # top-level targets untouched
+        # Bins by version only in the snapshot; targets.json (offline) pinned by hash too.
+        meta = RepoStore(repo.dir).load("snapshot").signed.meta
+        bins = [m for name, m in meta.items() if name.startswith("bin-")]
+        assert len(bins) == 8 and all(m.length is None and m.hashes is None for m in bins)
+        assert meta["targets.json"].hashes and meta["targets.json"].length
         client = repo.client()
         assert [e["version"] for e in read_index(client)] == ["1.0.0", "1.1.0"]
         info = client.get_targetinfo("caio/1.1.0/caio-1.1.0.tar.gz")
