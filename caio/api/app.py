@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
+from caio.api.access import AccessLog
 from caio.api.errors import install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
@@ -23,8 +22,6 @@ from caio.core.tokens import TokenStore
 from caio.restart import RestartCallback, ServiceControl, make_strategy
 from caio.schemas import ErrorBody
 from caio.update import Scheduler, build_update_service
-
-access_log = logging.getLogger("caio.access")
 
 
 def create_app(
@@ -110,33 +107,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CloseUnreadBodies)
 
-    @app.middleware("http")
-    async def log_request(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-            client = request.client.host if request.client else "-"
-            access_log.info(
-                '%s "%s %s" %d %.1fms',
-                client,
-                request.method,
-                request.url.path,
-                status,
-                elapsed_ms,
-                extra={
-                    "client": client,
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": status,
-                    "duration_ms": elapsed_ms,
-                },
-            )
+    app.add_middleware(AccessLog)  # outermost: it sees every answer, errors included
 
     return app
