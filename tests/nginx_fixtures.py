@@ -30,10 +30,11 @@ class Nginx:
     root: Path
     port: int
     proc: subprocess.Popen[bytes]
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def access_log(self) -> list[str]:
         path = self.prefix / "access.log"
@@ -65,17 +66,29 @@ class Nginx:
 
 
 def start_nginx(
-    prefix: Path, root: Path, *, http_extra: str = "", access: str | None = ""
+    prefix: Path,
+    root: Path,
+    *,
+    http_extra: str = "",
+    access: str | None = "",
+    tls: tuple[Path, Path] | None = None,
 ) -> Nginx:
     """nginx on 127.0.0.1:<free port> serving ``root`` through the shipped server block.
 
     ``access``: the access file's content ("": the shipped, public one; None: no file).
+    ``tls``: (certificate, key): HTTPS on that port instead of HTTP.
     """
     nginx = require("nginx", "nginx")
     prefix.mkdir(parents=True)
     port = free_port()
     server = SHIPPED.read_text()
-    server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};", 1)
+    listen = f"listen 127.0.0.1:{port};"
+    if tls is not None:
+        listen = (
+            f"listen 127.0.0.1:{port} ssl;\n    ssl_certificate {tls[0]};\n"
+            f"    ssl_certificate_key {tls[1]};"
+        )
+    server = server.replace("listen 8080;", listen, 1)
     server = server.replace("root /srv/caio-repo;", f"root {root};", 1)
     (prefix / "caio-repo.conf").write_text(server)
     if access is not None:
@@ -122,7 +135,7 @@ http {{
             raise AssertionError("nginx did not start:\n" + (prefix / "error.log").read_text())
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                return Nginx(prefix, root, port, proc)
+                return Nginx(prefix, root, port, proc, "https" if tls else "http")
         time.sleep(0.05)
     end(proc)
     raise AssertionError("nginx did not listen:\n" + (prefix / "error.log").read_text())

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from caio.api import create_app
 from tests.nginx_fixtures import Nginx, start_nginx
+from tests.pki import make_pki
 from tests.update_fixtures import NEWER, UpdateEnv
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx]
@@ -185,3 +186,39 @@ def test_without_its_access_file_nginx_refuses_to_start(
     """A misnamed bearer-check file must not leave a private repository public."""
     with pytest.raises(AssertionError, match=r"caio-repo-access\.conf"):
         nginx_for(update_env, servers, access=None)
+
+
+def test_https_with_a_private_ca_and_what_a_bad_certificate_gets(
+    update_env: UpdateEnv, servers: list[Nginx], tmp_path: Path
+) -> None:
+    """Issue 25: CAIO_CA_BUNDLE; a wrong CA, host name or expired certificate has its code."""
+    pki = make_pki(tmp_path / "pki")
+    update_env.publish(NEWER)
+    good = nginx_for(update_env, servers, "tls", tls=(pki.server.cert, pki.server.key))
+    assert good.url.startswith("https://")
+    viewer = update_env.auth("viewer")
+    unknown = client(update_env, good.url).get("/api/v1/update/check", headers=viewer)
+    assert unknown.status_code == 502, unknown.text  # the system does not know this CA
+    assert unknown.json()["error"]["code"] == "tls_verify_failed"
+    assert "CAIO_CA_BUNDLE" in unknown.json()["error"]["message"]
+    stranger = client(update_env, good.url, ca_bundle=pki.stranger_ca)
+    assert stranger.get("/api/v1/update/check", headers=viewer).json()["error"]["code"] == (
+        "tls_verify_failed"
+    )
+    in_a_directory = pki.ca.parent / "cas"
+    in_a_directory.mkdir()
+    (in_a_directory / "private-ca.pem").write_bytes(pki.ca.read_bytes())
+    check = client(update_env, good.url, ca_bundle=in_a_directory).get(
+        "/api/v1/update/check", headers=viewer
+    )
+    assert check.status_code == 200, check.text  # a directory of PEM files works too
+    trusted = client(update_env, good.url, ca_bundle=pki.ca)
+    done = update_env.run_update(trusted)
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+    for bad in (pki.wrong_host, pki.expired):
+        nginx = nginx_for(update_env, servers, f"tls-{bad.cert.stem}", tls=(bad.cert, bad.key))
+        answer = client(update_env, nginx.url, ca_bundle=pki.ca).get(
+            "/api/v1/update/check", headers=viewer
+        )
+        assert answer.status_code == 502, answer.text
+        assert answer.json()["error"]["code"] == "tls_verify_failed", (bad, answer.text)

@@ -60,6 +60,7 @@ def test_config_file_is_below_environment_and_arguments(
         ("CAIO_MAX_EVENT_STREAMS", "0", "CAIO_MAX_EVENT_STREAMS"),
         ("CAIO_RESTART_PID", "1", "CAIO_RESTART_PID"),
         ("CAIO_RESTART_SIGNAL", "SIGUSR1", "CAIO_RESTART_PID"),  # a signal, to nobody known
+        ("CAIO_CA_BUNDLE", "/nonexistent/ca.pem", "CAIO_CA_BUNDLE"),
     ],
 )
 def test_bad_values_name_the_setting(

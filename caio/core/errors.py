@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     INDEX_MISMATCH = "index_mismatch"
     REPOSITORIES_DISAGREE = "repositories_disagree"
     APPROVAL_MISSING = "approval_missing"
+    TLS_VERIFY_FAILED = "tls_verify_failed"
 
 
 class CaioError(Exception):

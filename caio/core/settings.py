@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     )
     update_url: UpdateUrl | None = Field(default=None, description="overrides manifest update_url")
     update_token: str | None = Field(default=None, repr=False)
+    ca_bundle: Path | None = Field(
+        default=None,
+        description="CA certificates (a PEM file or a directory) that HTTPS repositories "
+        "must chain to, instead of the system's: a private CA",
+    )
     trusted_root: Path | None = Field(
         default=None, description="trust anchor; default: <home>/trusted_root.json"
     )
@@ -144,6 +149,13 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (default: viewer token)"
     )
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"{value} does not exist (a PEM file or a directory of them)")
+        return value
 
     @field_validator("maintenance_window")
     @classmethod

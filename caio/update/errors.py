@@ -14,9 +14,13 @@ class SlowRetrievalError(tuf.DownloadError):
     """The repository sends too slowly (slow-retrieval attack or a sick link): retryable."""
 
 
+class TlsVerifyError(tuf.DownloadError):
+    """The repository's TLS certificate was not accepted: not retried (it will not change)."""
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Network trouble is retried; anything the repository signed or served wrong is not."""
-    if isinstance(exc, tuf.DownloadLengthMismatchError):
+    if isinstance(exc, (tuf.DownloadLengthMismatchError, TlsVerifyError)):
         return False
     if isinstance(exc, tuf.DownloadHTTPError):
         return exc.status_code >= 500 or exc.status_code == 429
@@ -31,6 +35,13 @@ def from_tuf(exc: Exception, what: str) -> UpdateError:
             ErrorCode.REPOSITORY_UNAUTHORIZED,
             f"{detail}; the repository wants credentials: set CAIO_UPDATE_TOKEN "
             "(or user:password in the update URL)",
+        )
+    if isinstance(exc, TlsVerifyError):
+        return UpdateError(
+            ErrorCode.TLS_VERIFY_FAILED,
+            f"{detail}; the repository's certificate was not accepted: if a private CA "
+            "signed it, set CAIO_CA_BUNDLE to that CA's certificate (PEM file or directory); "
+            "otherwise check the host name in the URL and the certificate's dates",
         )
     table: list[tuple[type[Exception], ErrorCode]] = [
         (tuf.ExpiredMetadataError, ErrorCode.METADATA_EXPIRED),

@@ -18,9 +18,11 @@ import abc
 import base64
 import collections
 import contextlib
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urljoin
 
 import urllib3
@@ -29,7 +31,7 @@ from tuf.ngclient import FetcherInterface
 from urllib3.util import parse_url
 
 from caio.core.files import FileFetcher
-from caio.update.errors import SlowRetrievalError
+from caio.update.errors import SlowRetrievalError, TlsVerifyError
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -147,6 +149,7 @@ class HttpTransport(Transport):
         userinfo: tuple[str, str] | None = None,
         timeout: float = 30.0,
         limits: SpeedLimits | None = None,
+        ca_bundle: Path | None = None,
     ) -> None:
         self._origin = _origin(base_url)
         self._authorization = authorization(token, userinfo)
@@ -155,6 +158,7 @@ class HttpTransport(Transport):
             headers={"User-Agent": user_agent},
             timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
             retries=False,
+            ssl_context=trusting(ca_bundle) if ca_bundle is not None else None,
         )
 
     def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -173,6 +177,8 @@ class HttpTransport(Transport):
                     preload_content=False,
                     redirect=False,
                 )
+            except urllib3.exceptions.SSLError as e:
+                raise TlsVerifyError(f"TLS with {_origin(url)[1]} failed: {e}") from e
             except urllib3.exceptions.HTTPError as e:
                 raise DownloadError(f"{type(e).__name__} fetching {url}: {e}") from e
             location = response.headers.get("Location")
@@ -233,6 +239,23 @@ class HttpTransport(Transport):
         self._pool.clear()
 
 
+def trusting(ca_bundle: Path) -> ssl.SSLContext:
+    """A TLS client context that trusts the CA certificates of ``ca_bundle`` only.
+
+    A PEM file, or a directory whose ``*.pem`` and ``*.crt`` files are all read (no
+    OpenSSL hash links needed). Host names and dates are checked as always.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+    files = (
+        sorted(p for p in ca_bundle.iterdir() if p.suffix in (".pem", ".crt"))
+        if ca_bundle.is_dir()
+        else [ca_bundle]
+    )
+    for path in files:
+        context.load_verify_locations(cafile=str(path))
+    return context
+
+
 def _discard(response: urllib3.BaseHTTPResponse) -> None:
     """Drop a response whose body is not (fully) wanted: close its connection, never drain it."""
     response.close()
@@ -263,6 +286,7 @@ def make_transport(
     timeout: float,
     userinfo: tuple[str, str] | None = None,
     limits: SpeedLimits | None = None,
+    ca_bundle: Path | None = None,
 ) -> Transport:
     """The transport for a repository URL (``http(s)://`` or ``file://``) without userinfo."""
     if base_url.startswith("file://"):
@@ -274,4 +298,5 @@ def make_transport(
         userinfo=userinfo,
         timeout=timeout,
         limits=limits,
+        ca_bundle=ca_bundle,
     )

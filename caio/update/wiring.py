@@ -189,4 +189,5 @@ def _transport(
             window_seconds=settings.speed_window_seconds,
             metadata_deadline=settings.metadata_deadline_seconds,
         ),
+        ca_bundle=settings.ca_bundle,
     )
