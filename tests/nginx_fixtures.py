@@ -72,11 +72,13 @@ def start_nginx(
     http_extra: str = "",
     access: str | None = "",
     tls: tuple[Path, Path] | None = None,
+    client_ca: Path | None = None,
 ) -> Nginx:
     """nginx on 127.0.0.1:<free port> serving ``root`` through the shipped server block.
 
     ``access``: the access file's content ("": the shipped, public one; None: no file).
     ``tls``: (certificate, key): HTTPS on that port instead of HTTP.
+    ``client_ca``: with ``tls``, require client certificates signed by this CA (mTLS).
     """
     nginx = require("nginx", "nginx")
     prefix.mkdir(parents=True)
@@ -88,6 +90,8 @@ def start_nginx(
             f"listen 127.0.0.1:{port} ssl;\n    ssl_certificate {tls[0]};\n"
             f"    ssl_certificate_key {tls[1]};"
         )
+        if client_ca is not None:
+            listen += f"\n    ssl_client_certificate {client_ca};\n    ssl_verify_client on;"
     server = server.replace("listen 8080;", listen, 1)
     server = server.replace("root /srv/caio-repo;", f"root {root};", 1)
     (prefix / "caio-repo.conf").write_text(server)

@@ -26,6 +26,8 @@ class Pki:
     wrong_host: Pair  # valid now, for another name only
     expired: Pair  # for 127.0.0.1, expired yesterday
     stranger_ca: Path  # another CA, which signed none of them
+    client: Pair  # a host's client certificate, signed by the CA
+    stranger_client: Pair  # a client certificate signed by the other CA
 
 
 def _name(common: str) -> x509.Name:
@@ -111,6 +113,9 @@ def make_pki(directory: Path) -> Pki:
     server = _leaf(ca, loopback, now - timedelta(days=1), now + timedelta(days=30))
     wrong = _leaf(ca, elsewhere, now - timedelta(days=1), now + timedelta(days=30))
     expired = _leaf(ca, loopback, now - timedelta(days=30), now - timedelta(days=1))
+    host: list[x509.GeneralName] = [x509.DNSName("caio-host.example.invalid")]
+    client = _leaf(ca, host, now - timedelta(days=1), now + timedelta(days=30))
+    stranger_client = _leaf(stranger, host, now - timedelta(days=1), now + timedelta(days=30))
     ca_path = directory / "ca.crt"
     ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
     stranger_path = directory / "stranger-ca.crt"
@@ -121,4 +126,6 @@ def make_pki(directory: Path) -> Pki:
         wrong_host=_write(directory, "wrong-host", *wrong),
         expired=_write(directory, "expired", *expired),
         stranger_ca=stranger_path,
+        client=_write(directory, "client", *client),
+        stranger_client=_write(directory, "stranger-client", *stranger_client),
     )

@@ -222,3 +222,36 @@ def test_https_with_a_private_ca_and_what_a_bad_certificate_gets(
         )
         assert answer.status_code == 502, answer.text
         assert answer.json()["error"]["code"] == "tls_verify_failed", (bad, answer.text)
+
+
+def test_mutual_tls_presents_this_hosts_certificate_and_names_a_refusal(
+    update_env: UpdateEnv, servers: list[Nginx], tmp_path: Path
+) -> None:
+    """Issue 25: CAIO_CLIENT_CERT and CAIO_CLIENT_KEY; no or a stranger's certificate is
+    tls_client_cert_refused."""
+    pki = make_pki(tmp_path / "pki")
+    update_env.publish(NEWER)
+    server = (pki.server.cert, pki.server.key)
+    nginx = nginx_for(update_env, servers, "mtls", tls=server, client_ca=pki.ca)
+    viewer = update_env.auth("viewer")
+    for client_pair in (None, pki.stranger_client):
+        extra = (
+            {}
+            if client_pair is None
+            else {"client_cert": client_pair.cert, "client_key": client_pair.key}
+        )
+        refused = client(update_env, nginx.url, ca_bundle=pki.ca, **extra).get(
+            "/api/v1/update/check", headers=viewer
+        )
+        assert refused.status_code == 502, refused.text
+        assert refused.json()["error"]["code"] == "tls_client_cert_refused", refused.text
+        assert "CAIO_CLIENT_CERT" in refused.json()["error"]["message"]
+    mine = client(
+        update_env,
+        nginx.url,
+        ca_bundle=pki.ca,
+        client_cert=pki.client.cert,
+        client_key=pki.client.key,
+    )
+    done = update_env.run_update(mine)
+    assert (done["status"], done["to_version"]) == ("complete", NEWER), done

@@ -80,3 +80,20 @@ def test_missing_or_broken_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("CAIO_CONFIG", str(broken))
     with pytest.raises(ConfigError, match="cannot be read"):
         load_settings()
+
+
+def test_a_client_key_others_may_read_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cert, key = tmp_path / "host.crt", tmp_path / "host.key"
+    cert.write_text("certificate")
+    key.write_text("key")
+    key.chmod(0o644)
+    monkeypatch.setenv("CAIO_CLIENT_CERT", str(cert))
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings()
+    monkeypatch.setenv("CAIO_CLIENT_KEY", str(key))
+    with pytest.raises(ConfigError, match="may be read by others"):
+        load_settings()
+    key.chmod(0o600)
+    assert load_settings().client_cert_pair == (cert, key)

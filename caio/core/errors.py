@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     REPOSITORIES_DISAGREE = "repositories_disagree"
     APPROVAL_MISSING = "approval_missing"
     TLS_VERIFY_FAILED = "tls_verify_failed"
+    TLS_CLIENT_CERT_REFUSED = "tls_client_cert_refused"
 
 
 class CaioError(Exception):

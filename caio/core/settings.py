@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     )
     update_url: UpdateUrl | None = Field(default=None, description="overrides manifest update_url")
     update_token: str | None = Field(default=None, repr=False)
+    client_cert: Path | None = Field(
+        default=None, description="this host's TLS client certificate (PEM), for mutual TLS"
+    )
+    client_key: Path | None = Field(
+        default=None, description="its private key (PEM, mode 0600 or stricter)"
+    )
     ca_bundle: Path | None = Field(
         default=None,
         description="CA certificates (a PEM file or a directory) that HTTPS repositories "
@@ -149,6 +155,27 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (default: viewer token)"
     )
+
+    @model_validator(mode="after")
+    def _client_cert_and_key(self) -> Settings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("CAIO_CLIENT_CERT and CAIO_CLIENT_KEY go together: set both")
+        for path in (self.client_cert, self.client_key):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} does not exist (CAIO_CLIENT_CERT, CAIO_CLIENT_KEY)")
+        if self.client_key is not None and self.client_key.stat().st_mode & 0o077:
+            raise ValueError(
+                f"CAIO_CLIENT_KEY {self.client_key} may be read by others "
+                f"(mode {self.client_key.stat().st_mode & 0o777:o}): make it 0600"
+            )
+        return self
+
+    @property
+    def client_cert_pair(self) -> tuple[Path, Path] | None:
+        """(certificate, key) this host presents to repositories (mutual TLS), if set."""
+        if self.client_cert is None or self.client_key is None:
+            return None
+        return self.client_cert, self.client_key
 
     @field_validator("ca_bundle")
     @classmethod

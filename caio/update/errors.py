@@ -18,9 +18,13 @@ class TlsVerifyError(tuf.DownloadError):
     """The repository's TLS certificate was not accepted: not retried (it will not change)."""
 
 
+class TlsClientCertError(tuf.DownloadError):
+    """The repository refused this host's client certificate, or wanted one: not retried."""
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Network trouble is retried; anything the repository signed or served wrong is not."""
-    if isinstance(exc, (tuf.DownloadLengthMismatchError, TlsVerifyError)):
+    if isinstance(exc, (tuf.DownloadLengthMismatchError, TlsVerifyError, TlsClientCertError)):
         return False
     if isinstance(exc, tuf.DownloadHTTPError):
         return exc.status_code >= 500 or exc.status_code == 429
@@ -35,6 +39,12 @@ def from_tuf(exc: Exception, what: str) -> UpdateError:
             ErrorCode.REPOSITORY_UNAUTHORIZED,
             f"{detail}; the repository wants credentials: set CAIO_UPDATE_TOKEN "
             "(or user:password in the update URL)",
+        )
+    if isinstance(exc, TlsClientCertError):
+        return UpdateError(
+            ErrorCode.TLS_CLIENT_CERT_REFUSED,
+            f"{detail}; the repository wants a client certificate it accepts (mutual TLS): "
+            "set CAIO_CLIENT_CERT and CAIO_CLIENT_KEY to this host's certificate and key",
         )
     if isinstance(exc, TlsVerifyError):
         return UpdateError(

@@ -31,7 +31,7 @@ from tuf.ngclient import FetcherInterface
 from urllib3.util import parse_url
 
 from caio.core.files import FileFetcher
-from caio.update.errors import SlowRetrievalError, TlsVerifyError
+from caio.update.errors import SlowRetrievalError, TlsClientCertError, TlsVerifyError
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -150,6 +150,7 @@ class HttpTransport(Transport):
         timeout: float = 30.0,
         limits: SpeedLimits | None = None,
         ca_bundle: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self._origin = _origin(base_url)
         self._authorization = authorization(token, userinfo)
@@ -158,7 +159,7 @@ class HttpTransport(Transport):
             headers={"User-Agent": user_agent},
             timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
             retries=False,
-            ssl_context=trusting(ca_bundle) if ca_bundle is not None else None,
+            ssl_context=tls_context(ca_bundle, client_cert),
         )
 
     def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
@@ -178,9 +179,12 @@ class HttpTransport(Transport):
                     redirect=False,
                 )
             except urllib3.exceptions.SSLError as e:
-                raise TlsVerifyError(f"TLS with {_origin(url)[1]} failed: {e}") from e
+                # An alert from the server is about our certificate; anything else, theirs.
+                kind = TlsClientCertError if "alert" in str(e).lower() else TlsVerifyError
+                raise kind(f"TLS with {_origin(url)[1]} failed: {e}") from e
             except urllib3.exceptions.HTTPError as e:
                 raise DownloadError(f"{type(e).__name__} fetching {url}: {e}") from e
+            _refuse_client_cert_errors(response, url)
             location = response.headers.get("Location")
             if response.status in _REDIRECTS and location:
                 _discard(response)
@@ -239,21 +243,47 @@ class HttpTransport(Transport):
         self._pool.clear()
 
 
-def trusting(ca_bundle: Path) -> ssl.SSLContext:
-    """A TLS client context that trusts the CA certificates of ``ca_bundle`` only.
+def tls_context(
+    ca_bundle: Path | None, client_cert: tuple[Path, Path] | None
+) -> ssl.SSLContext | None:
+    """The TLS client context for a repository; None: urllib3's default (the system's CAs).
 
-    A PEM file, or a directory whose ``*.pem`` and ``*.crt`` files are all read (no
-    OpenSSL hash links needed). Host names and dates are checked as always.
+    ``ca_bundle``: trust these CA certificates only: a PEM file, or a directory whose
+    ``*.pem`` and ``*.crt`` files are all read (no OpenSSL hash links needed).
+    ``client_cert``: (certificate, key) this host presents (mutual TLS). Host names
+    and dates are checked as always.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-    files = (
-        sorted(p for p in ca_bundle.iterdir() if p.suffix in (".pem", ".crt"))
-        if ca_bundle.is_dir()
-        else [ca_bundle]
-    )
-    for path in files:
-        context.load_verify_locations(cafile=str(path))
+    if ca_bundle is None and client_cert is None:
+        return None
+    if ca_bundle is None:
+        context = ssl.create_default_context()
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
+        files = (
+            sorted(p for p in ca_bundle.iterdir() if p.suffix in (".pem", ".crt"))
+            if ca_bundle.is_dir()
+            else [ca_bundle]
+        )
+        for path in files:
+            context.load_verify_locations(cafile=str(path))
+    if client_cert is not None:
+        context.load_cert_chain(certfile=str(client_cert[0]), keyfile=str(client_cert[1]))
     return context
+
+
+# nginx completes the handshake without an acceptable client certificate and answers
+# 400 with one of these (its internal 495 and 496).
+_CLIENT_CERT_REFUSALS = (b"No required SSL certificate was sent", b"The SSL certificate error")
+
+
+def _refuse_client_cert_errors(response: urllib3.BaseHTTPResponse, url: str) -> None:
+    """Raises TlsClientCertError for a server's "no or bad client certificate" answer."""
+    if response.status not in (400, 495, 496) or not url.startswith("https://"):
+        return
+    head = response.read(1024, decode_content=True) or b""
+    if any(refusal in head for refusal in _CLIENT_CERT_REFUSALS):
+        _discard(response)
+        raise TlsClientCertError(f"HTTP {response.status} for {url}: {head[:80]!r}")
 
 
 def _discard(response: urllib3.BaseHTTPResponse) -> None:
@@ -287,6 +317,7 @@ def make_transport(
     userinfo: tuple[str, str] | None = None,
     limits: SpeedLimits | None = None,
     ca_bundle: Path | None = None,
+    client_cert: tuple[Path, Path] | None = None,
 ) -> Transport:
     """The transport for a repository URL (``http(s)://`` or ``file://``) without userinfo."""
     if base_url.startswith("file://"):
@@ -299,4 +330,5 @@ def make_transport(
         timeout=timeout,
         limits=limits,
         ca_bundle=ca_bundle,
+        client_cert=client_cert,
     )

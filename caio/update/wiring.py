@@ -190,4 +190,5 @@ def _transport(
             metadata_deadline=settings.metadata_deadline_seconds,
         ),
         ca_bundle=settings.ca_bundle,
+        client_cert=settings.client_cert_pair,
     )
