@@ -35,6 +35,13 @@ CAIO_ENV_KEYS = (
 )
 
 
+# A developer's proxy must not stand between the tests and their loopback servers.
+PROXY_ENV_KEYS = (
+    *(n for b in ("http_proxy", "https_proxy", "no_proxy", "all_proxy") for n in (b, b.upper())),
+    "CAIO_PROXY",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The whole suite on both cores without two real-process tests at once.
 
@@ -55,7 +62,7 @@ def _clean_caio_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """Tests never see the developer's own CAIO_* environment nor tuf-repo's high-water marks."""
-    for key in CAIO_ENV_KEYS:
+    for key in CAIO_ENV_KEYS + PROXY_ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("TUF_REPO_STATE_DIR", str(tmp_path_factory.mktemp("tuf-repo-state")))
 

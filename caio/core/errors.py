@@ -52,6 +52,8 @@ class ErrorCode(StrEnum):
     APPROVAL_MISSING = "approval_missing"
     TLS_VERIFY_FAILED = "tls_verify_failed"
     TLS_CLIENT_CERT_REFUSED = "tls_client_cert_refused"
+    PROXY_UNREACHABLE = "proxy_unreachable"
+    PROXY_AUTH_REQUIRED = "proxy_auth_required"
 
 
 class CaioError(Exception):

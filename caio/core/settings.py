@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     client_key: Path | None = Field(
         default=None, description="its private key (PEM, mode 0600 or stricter)"
     )
+    proxy: str | None = Field(
+        default=None,
+        repr=False,
+        description="the HTTP proxy for every repository (http://[user:password@]host:port); "
+        "default: HTTPS_PROXY / HTTP_PROXY, with NO_PROXY honoured either way",
+    )
     ca_bundle: Path | None = Field(
         default=None,
         description="CA certificates (a PEM file or a directory) that HTTPS repositories "

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import urllib3
@@ -31,7 +32,13 @@ from tuf.ngclient import FetcherInterface
 from urllib3.util import parse_url
 
 from caio.core.files import FileFetcher
-from caio.update.errors import SlowRetrievalError, TlsClientCertError, TlsVerifyError
+from caio.update.errors import (
+    ProxyAuthError,
+    ProxyUnreachableError,
+    SlowRetrievalError,
+    TlsClientCertError,
+    TlsVerifyError,
+)
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -151,16 +158,35 @@ class HttpTransport(Transport):
         limits: SpeedLimits | None = None,
         ca_bundle: Path | None = None,
         client_cert: tuple[Path, Path] | None = None,
+        proxy: str | None = None,
     ) -> None:
         self._origin = _origin(base_url)
         self._authorization = authorization(token, userinfo)
         self._limits = limits or SpeedLimits()
-        self._pool = urllib3.PoolManager(
-            headers={"User-Agent": user_agent},
-            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
-            retries=False,
-            ssl_context=tls_context(ca_bundle, client_cert),
-        )
+        common: dict[str, Any] = {
+            "headers": {"User-Agent": user_agent},
+            "timeout": urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+            "retries": False,
+            "ssl_context": tls_context(ca_bundle, client_cert),
+        }
+        self._pool: urllib3.PoolManager
+        self._proxy_credentials = proxy is not None and parse_url(proxy).auth is not None
+        if proxy is None:
+            self._pool = urllib3.PoolManager(**common)
+        else:
+            # The proxy's credentials go to the proxy only (Proxy-Authorization; for
+            # HTTPS inside CONNECT, so the repository never sees them).
+            at = parse_url(proxy)
+            auth = urllib3.util.make_headers(proxy_basic_auth=at.auth) if at.auth else None
+            plain = at._replace(auth=None).url
+            self._pool = urllib3.ProxyManager(plain, proxy_headers=auth, **common)
+
+    def _proxy_refused(self, response: urllib3.BaseHTTPResponse) -> bool:
+        """Whether the proxy, not the repository, refused: 407, or a 401 while only the
+        proxy was given credentials (tinyproxy answers a wrong password with 401)."""
+        if response.status == 407:
+            return True
+        return response.status == 401 and self._proxy_credentials and self._authorization is None
 
     def _headers(self, url: str, extra: dict[str, str]) -> dict[str, str]:
         headers = dict(extra)
@@ -178,6 +204,10 @@ class HttpTransport(Transport):
                     preload_content=False,
                     redirect=False,
                 )
+            except urllib3.exceptions.ProxyError as e:
+                if "407" in str(e):
+                    raise ProxyAuthError(f"the proxy refused {url}: {e}") from e
+                raise ProxyUnreachableError(f"the proxy for {url} did not answer: {e}") from e
             except urllib3.exceptions.SSLError as e:
                 # An alert from the server is about our certificate; anything else, theirs.
                 kind = TlsClientCertError if "alert" in str(e).lower() else TlsVerifyError
@@ -185,6 +215,9 @@ class HttpTransport(Transport):
             except urllib3.exceptions.HTTPError as e:
                 raise DownloadError(f"{type(e).__name__} fetching {url}: {e}") from e
             _refuse_client_cert_errors(response, url)
+            if self._proxy_refused(response):
+                _discard(response)
+                raise ProxyAuthError(f"HTTP {response.status} from the proxy for {url}")
             location = response.headers.get("Location")
             if response.status in _REDIRECTS and location:
                 _discard(response)
@@ -318,6 +351,7 @@ def make_transport(
     limits: SpeedLimits | None = None,
     ca_bundle: Path | None = None,
     client_cert: tuple[Path, Path] | None = None,
+    proxy: str | None = None,
 ) -> Transport:
     """The transport for a repository URL (``http(s)://`` or ``file://``) without userinfo."""
     if base_url.startswith("file://"):
@@ -331,4 +365,5 @@ def make_transport(
         limits=limits,
         ca_bundle=ca_bundle,
         client_cert=client_cert,
+        proxy=proxy,
     )

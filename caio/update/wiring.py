@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from caio.core.trust import TrustAnchor
 from caio.update.consensus import ConsensusRepository, Source
 from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, ReleaseInstaller
+from caio.update.proxy import proxy_for
 from caio.update.repository import Repository, RetryPolicy, TrustedRepository
 from caio.update.service import UpdateService
 from caio.update.transport import SpeedLimits, Transport, make_transport
@@ -191,4 +193,15 @@ def _transport(
         ),
         ca_bundle=settings.ca_bundle,
         client_cert=settings.client_cert_pair,
+        proxy=_proxy(settings, base_url),
     )
+
+
+def _proxy(settings: Settings, base_url: str) -> str | None:
+    """The proxy for this repository; its password is a secret from now on."""
+    chosen = proxy_for(base_url, os.environ, settings.proxy)
+    if chosen is not None:
+        _, userinfo = split_userinfo(chosen)
+        if userinfo is not None:
+            register_secret(userinfo[1])
+    return chosen
