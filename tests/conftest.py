@@ -13,7 +13,7 @@ from tests.helpers import free_port, write_manifest
 from tests.served import started  # noqa: F401 (fixture)
 from tests.supervisor_fixtures import supervised  # noqa: F401 (fixture)
 from tests.tuf_fixtures import published_repo  # noqa: F401 (fixture)
-from tests.update_fixtures import update_env  # noqa: F401 (fixture)
+from tests.update_fixtures import approval_env, update_env  # noqa: F401 (fixtures)
 
 # Every test ends: the per-test backstop and the end-of-run check for leftovers.
 pytest_plugins = ["tests.guard"]

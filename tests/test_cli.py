@@ -11,14 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from caio.core.tokens import TokenStore
 from tests.background import end, spawn
-from tests.helpers import free_port, write_manifest
+from tests.helpers import free_port, map_doc, write_manifest, write_map
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -216,20 +215,9 @@ def test_two_party_anchors_and_a_bad_map_stop_at_the_door(
     from tests.tuf_fixtures import PublishedRepo
 
     assert isinstance(published_repo, PublishedRepo)
-    path = tmp_path / "map.json"
-    doc: dict[str, Any] = {
-        "repositories": {"vendor": ["http://127.0.0.1:9/"], "approval": ["http://127.0.0.1:9/"]},
-        "mapping": [
-            {
-                "paths": ["*"],
-                "repositories": ["vendor", "approval"],
-                "threshold": 2,
-                "terminating": True,
-            }
-        ],
-    }
-    path.write_text(json.dumps(doc))
-    path.chmod(0o644)
+    nowhere = "http://127.0.0.1:9/"
+    doc = map_doc({"vendor": nowhere, "approval": nowhere})
+    path = write_map(tmp_path / "map.json", doc)
     root = str(published_repo.trusted_root)
     mapped = {"CAIO_REPOSITORY_MAP": str(path)}
     done = caio(home, "trust", "install", "--repository", "approval", root, **mapped)
@@ -242,7 +230,7 @@ def test_two_party_anchors_and_a_bad_map_stop_at_the_door(
     assert unmapped.returncode == 2 and "CAIO_REPOSITORY_MAP" in unmapped.stderr
 
     doc["mapping"][0]["threshold"] = 3
-    path.write_text(json.dumps(doc))
+    write_map(path, doc)
     serve = caio(home, "serve", **mapped)
     assert serve.returncode == 2, serve.stderr
     assert "mapping[0].threshold must be between 1 and the 2 repositories" in serve.stderr

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +26,10 @@ from caio.update import ArtifactDownloader, RetryPolicy
 from caio.update.consensus import ConsensusRepository, ConsensusView, Source, combine, slowest
 from caio.update.repository import Release
 from examples import tap4_decision
+from tests.helpers import map_doc, write_map
 from tests.memory_repo import BASE, MemoryRepository
 from tests.tuf_fixtures import make_source_tree
-from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
+from tests.update_fixtures import NEWER, UpdateEnv
 from tuf_repo import build_release
 
 
@@ -63,31 +63,43 @@ def pair(published_pair: Pair) -> Pair:
 
 
 def approval_with(
-    tmp_path: Path, pair: Pair, *, extra: tuple[Path, ...] = (), then: Any = None
+    tmp_path: Path,
+    pair: Pair,
+    *,
+    vendors: tuple[str, ...] = ("1.0.0", "1.1.0"),
+    extra: tuple[Path, ...] = (),
+    then: Any = None,
+    name: str = "approval",
 ) -> MemoryRepository:
-    """A fresh approval repository with the vendor's 1.0.0 and 1.1.0, plus ``extra``."""
+    """A fresh approval repository with the vendor's ``vendors`` releases, plus ``extra``."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
-        artifacts = tuple(pair.vendor_dist / f"caio-{v}.tar.gz" for v in ("1.0.0", "1.1.0"))
+        artifacts = tuple(pair.vendor_dist / f"caio-{v}.tar.gz" for v in vendors)
         return MemoryRepository.published(
-            tmp_path / "approval", (), artifacts=artifacts + extra, then=then
+            tmp_path / name, (), artifacts=artifacts + extra, then=then
         )
+
+
+def differing(tmp_path: Path, pair: Pair) -> MemoryRepository:
+    """An approval repository listing the vendor's 1.0.0 and other bytes as 1.1.0."""
+    return approval_with(
+        tmp_path, pair, vendors=("1.0.0",), extra=(own_build(tmp_path, "1.1.0"),), name="differing"
+    )
+
+
+def fallthrough_map() -> dict[str, Any]:
+    """Both repositories for everything, not terminating; then the vendor alone for 1.2.x."""
+    doc = map_doc(["vendor", "approval"], terminating=False)
+    doc["mapping"].append(
+        {"paths": ["caio/1.2.*"], "repositories": ["vendor"], "threshold": 1, "terminating": True}
+    )
+    return doc
 
 
 def own_build(tmp_path: Path, version: str) -> Path:
     """A release of ``version`` built by someone else: other bytes than the vendor's."""
     src = make_source_tree(tmp_path / f"other-{version}", body="# not the vendor's\n")
     return build_release(src, version, tmp_path / "other-dist")
-
-
-def map_doc(names: list[str], threshold: int = 2, **entry: Any) -> dict[str, Any]:
-    return {
-        "repositories": {n: [f"https://{n}.example/"] for n in names},
-        "mapping": [
-            {"paths": ["*"], "repositories": names, "threshold": threshold, "terminating": True}
-            | entry
-        ],
-    }
 
 
 def two_party(
@@ -144,14 +156,7 @@ def test_the_approval_repository_alone_cannot_add_a_release(pair: Pair, tmp_path
 
 
 def test_other_bytes_under_the_same_version_disagree(pair: Pair, tmp_path: Path) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
-        other = MemoryRepository.published(
-            tmp_path / "approval",
-            (),
-            artifacts=(pair.vendor_dist / "caio-1.0.0.tar.gz", own_build(tmp_path, "1.1.0")),
-        )
-    view = decide(tmp_path, {"vendor": pair.vendor, "approval": other})
+    view = decide(tmp_path, {"vendor": pair.vendor, "approval": differing(tmp_path, pair)})
     assert [r.version for r in view.releases] == ["1.0.0"]
     assert code_of(view, "1.1.0") == "repositories_disagree"
     message = str(view.refusal("1.1.0"))
@@ -202,10 +207,7 @@ def test_thresholds_and_non_terminating_mappings(pair: Pair, tmp_path: Path) -> 
     repos = {"vendor": pair.vendor, "approval": pair.approval}
     either = decide(tmp_path / "a", repos, doc=map_doc(["vendor", "approval"], threshold=1))
     assert [r.version for r in either.releases] == ["1.0.0", "1.1.0", "1.2.0"]
-    doc = map_doc(["vendor", "approval"], terminating=False)
-    doc["mapping"].append(
-        {"paths": ["caio/1.2.*"], "repositories": ["vendor"], "threshold": 1, "terminating": True}
-    )
+    doc = fallthrough_map()
     fallthrough = decide(tmp_path / "b", repos, doc=doc)
     assert "1.2.0" in [r.version for r in fallthrough.releases]  # the second mapping decides
     doc["mapping"][0]["terminating"] = True
@@ -308,21 +310,11 @@ def test_channels_are_those_all_agree_on_and_the_last_release_time_counts() -> N
 # --- the service, with two repositories served on loopback -----------------------------------
 
 
-@pytest.fixture
-def approval_env(tmp_path: Path) -> Iterator[UpdateEnv]:
-    """A second, independent repository (its own keys and root) on its own server."""
-    (tmp_path / "approval").mkdir()
-    env = make_update_env(tmp_path / "approval")
-    yield env
-    env.repo.server.stop()
-
-
 def two_party_settings(vendor: UpdateEnv, approval: UpdateEnv, tmp_path: Path) -> Settings:
     """Settings of the vendor's host, now with a map naming both repositories and their anchors."""
-    path = tmp_path / "map.json"
-    doc = map_doc(["vendor", "approval"])
-    doc["repositories"] = {"vendor": [vendor.repo.url], "approval": [approval.repo.url]}
-    path.write_text(json.dumps(doc))
+    path = write_map(
+        tmp_path / "map.json", map_doc({"vendor": vendor.repo.url, "approval": approval.repo.url})
+    )
     layout = vendor.layout
     for name, env in (("vendor", vendor), ("approval", approval)):
         anchor = layout.repository_dir(name) / "trusted_root.json"
@@ -388,22 +380,13 @@ def test_without_an_anchor_for_a_repository_it_says_which(
 
 def test_plain_ngclient_updaters_reach_the_same_decisions(pair: Pair, tmp_path: Path) -> None:
     """examples/tap4_decision.py (no CAIO code) against CAIO, on every case above."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TUF_REPO_STATE_DIR", str(tmp_path / "state"))
-        differing = MemoryRepository.published(
-            tmp_path / "differing",
-            (),
-            artifacts=(pair.vendor_dist / "caio-1.0.0.tar.gz", own_build(tmp_path, "1.1.0")),
-        )
+    other = differing(tmp_path, pair)
     own = approval_with(tmp_path, pair, extra=(own_build(tmp_path / "own", "1.3.0"),))
-    fallthrough = map_doc(["vendor", "approval"], terminating=False)
-    fallthrough["mapping"].append(
-        {"paths": ["caio/1.2.*"], "repositories": ["vendor"], "threshold": 1, "terminating": True}
-    )
+    fallthrough = fallthrough_map()
     cases = {
         "both, and the vendor alone": ({"vendor": pair.vendor, "approval": pair.approval}, None),
         "the approval repository alone": ({"vendor": pair.vendor, "approval": own}, None),
-        "other bytes": ({"vendor": pair.vendor, "approval": differing}, None),
+        "other bytes": ({"vendor": pair.vendor, "approval": other}, None),
         "one of two": (
             {"vendor": pair.vendor, "approval": pair.approval},
             map_doc(["vendor", "approval"], threshold=1),

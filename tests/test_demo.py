@@ -68,6 +68,17 @@ def _processes_with(home: Path) -> list[int]:
     return found
 
 
+def read_until(demo: subprocess.Popen[str], text: str) -> list[str]:
+    """The demo's output lines up to the first holding ``text`` (failing with them if none)."""
+    assert demo.stdout is not None
+    seen = []
+    for line in demo.stdout:
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError("".join(seen))
+
+
 def _demo_env(tmp_path: Path) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("CAIO_")},
@@ -89,14 +100,7 @@ def test_stopping_the_demo_by_signal_stops_everything_it_started(
         text=True,
     )
     try:
-        assert demo.stdout is not None
-        seen = []
-        for line in demo.stdout:
-            seen.append(line)
-            if "CAIO keeps serving" in line:
-                break
-        else:
-            raise AssertionError("".join(seen))
+        read_until(demo, "CAIO keeps serving")
         home = tmp_path / "demo" / "home"
         assert len(_processes_with(home)) >= 2  # the supervisor and its child
         token = (home / "admin.token").read_text().strip()
@@ -153,14 +157,7 @@ def test_ctrl_c_during_set_up_ends_quietly(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert demo.stdout is not None
-        seen = []
-        for line in demo.stdout:
-            seen.append(line)
-            if "building and publishing releases" in line:
-                break
-        else:
-            raise AssertionError("".join(seen))
+        seen = read_until(demo, "building and publishing releases")
         os.killpg(demo.pid, signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)
         output = "".join(seen) + rest

@@ -96,6 +96,20 @@ def repo(tmp_path: Path) -> Iterator[PublishedRepo]:
     server.stop()
 
 
+def targets_key_in_token(token: Token, repo: PublishedRepo) -> Path:
+    """Replace the targets key by one made in the token; returns its key file."""
+    keys = repo.keys
+    hsm_key = created_key(ok(hsm_create(token, keys, "targets")))
+    ok(tuf_repo(token, "key", "add", "--repo", repo.dir, "--keys", keys, "targets", hsm_key))
+    old = next(p for p in (keys / "offline").glob("targets-*.json") if p != hsm_key)
+    old_id = json.loads(old.read_text())["keyid"]
+    removed = ok(
+        tuf_repo(token, "key", "remove", "--repo", repo.dir, "--keys", keys, "targets", old_id)
+    )
+    assert "1 old key(s) retired" in removed and not old.exists()  # only the token signs now
+    return hsm_key
+
+
 def root_keys(repo_dir: Path) -> list[str]:
     """The keyids of the newest published root's root role."""
     return list(RepoStore(repo_dir).load("root").signed.roles["root"].keyids)
@@ -142,15 +156,7 @@ def test_a_targets_key_in_the_token_signs_a_release_a_client_verifies(
     token: Token, repo: PublishedRepo, tmp_path: Path
 ) -> None:
     repo_dir, keys = repo.dir, repo.keys
-    made = ok(hsm_create(token, keys, "targets"))
-    hsm_key = created_key(made)
-    ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "targets", hsm_key))
-    old = next(p for p in (keys / "offline").glob("targets-*.json") if p != hsm_key)
-    old_id = json.loads(old.read_text())["keyid"]
-    removed = ok(
-        tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "targets", old_id)
-    )
-    assert "1 old key(s) retired" in removed and not old.exists()  # only the token signs now
+    hsm_key = targets_key_in_token(token, repo)
 
     artifact = build_release(make_source_tree(tmp_path / "src"), "1.1.0", tmp_path / "dist")
     ok(tuf_repo(token, "add", "--repo", repo_dir, "--keys", keys, artifact))
@@ -272,11 +278,7 @@ def test_an_approval_repository_signs_its_approvals_with_a_key_in_the_token(
 ) -> None:
     """Two-party approval with the approvers' targets key in their HSM."""
     repo_dir, keys = repo.dir, repo.keys
-    hsm_key = created_key(ok(hsm_create(token, keys, "targets")))
-    ok(tuf_repo(token, "key", "add", "--repo", repo_dir, "--keys", keys, "targets", hsm_key))
-    old = next(p for p in (keys / "offline").glob("targets-*.json") if p != hsm_key)
-    old_id = json.loads(old.read_text())["keyid"]
-    ok(tuf_repo(token, "key", "remove", "--repo", repo_dir, "--keys", keys, "targets", old_id))
+    hsm_key = targets_key_in_token(token, repo)
 
     vendor, vendor_keys = tmp_path / "vendor", tmp_path / "vendor-keys"
     vendor_root = ok(tuf_repo(token, "init", "--repo", vendor, "--keys", vendor_keys)).strip()

@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient
 
 from caio.api import create_app
 from tests.browser import Browser
+from tests.helpers import map_doc, write_map
 from tests.nginx_fixtures import Nginx, start_nginx
 from tests.served import Served, run
-from tests.update_fixtures import NEWER, UpdateEnv, make_update_env
+from tests.update_fixtures import NEWER, UpdateEnv
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx, pytest.mark.browser]
 
@@ -38,14 +39,6 @@ def cli(module: str, *args: str | Path, env: dict[str, str] | None = None) -> st
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-@pytest.fixture
-def approval_env(tmp_path: Path) -> Iterator[UpdateEnv]:
-    (tmp_path / "approval").mkdir()
-    env = make_update_env(tmp_path / "approval")
-    yield env
-    env.repo.server.stop()
 
 
 @pytest.fixture
@@ -75,20 +68,9 @@ def approve(approval: UpdateEnv, vendor: UpdateEnv, version: str) -> str:
 
 def host(vendor: UpdateEnv, approval: UpdateEnv, nginx: Nginx, tmp_path: Path) -> dict[str, str]:
     """The host's map (the vendor behind nginx) and both anchors, as an operator installs them."""
-    path = tmp_path / "map.json"
-    doc = {
-        "repositories": {"vendor": [nginx.url], "approval": [approval.repo.url]},
-        "mapping": [
-            {
-                "paths": ["*"],
-                "repositories": ["vendor", "approval"],
-                "threshold": 2,
-                "terminating": True,
-            }
-        ],
-    }
-    path.write_text(json.dumps(doc))
-    path.chmod(0o644)
+    path = write_map(
+        tmp_path / "map.json", map_doc({"vendor": nginx.url, "approval": approval.repo.url})
+    )
     env = {"CAIO_HOME": str(vendor.settings.home), "CAIO_REPOSITORY_MAP": str(path)}
     for name, repo in (("vendor", vendor), ("approval", approval)):
         anchor = repo.repo.trusted_root
@@ -239,21 +221,11 @@ def test_each_repository_has_its_own_credentials_kept_secret(
             anchor.write_bytes(env.repo.trusted_root.read_bytes())
 
         def app_with(password: str) -> TestClient:
-            path = tmp_path / f"map-{password}.json"
             vendor_url = f"http://host:{password}@127.0.0.1:{nginx.port}"
-            doc = {
-                "repositories": {"vendor": [vendor_url], "approval": [approval_env.repo.url]},
-                "mapping": [
-                    {
-                        "paths": ["*"],
-                        "repositories": ["vendor", "approval"],
-                        "threshold": 2,
-                        "terminating": True,
-                    }
-                ],
-            }
-            path.write_text(json.dumps(doc))
-            path.chmod(0o644)
+            path = write_map(
+                tmp_path / f"map-{password}.json",
+                map_doc({"vendor": vendor_url, "approval": approval_env.repo.url}),
+            )
             settings = update_env.settings.model_copy(update={"repository_map": path})
             return TestClient(create_app(settings))
 

@@ -266,6 +266,16 @@ def update_env(tmp_path: Path) -> Iterator[UpdateEnv]:
     env.repo.server.stop()
 
 
+@pytest.fixture
+def approval_env(tmp_path: Path) -> Iterator[UpdateEnv]:
+    """A second, independent repository (its own keys and root) on its own server:
+    the approval repository of two-party tests."""
+    (tmp_path / "approval").mkdir()
+    env = make_update_env(tmp_path / "approval")
+    yield env
+    env.repo.server.stop()
+
+
 def sse_events(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     """Read the event stream until it ends; returns the status payloads."""
     events = []

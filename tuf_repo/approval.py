@@ -65,13 +65,19 @@ def source_url(source: str) -> tuple[str, bool]:
 
 
 @contextmanager
-def _updater(source: str, trusted_root: Path) -> Iterator[tuple[Updater, Path]]:
+def fresh_updater(source: str, trusted_root: Path) -> Iterator[tuple[Updater, Path]]:
+    """A python-tuf ``Updater`` of ``source`` with an empty cache (gone on exit), and its dir.
+
+    Raises:
+        MetadataError: ``trusted_root`` cannot be read or is not usable root metadata.
+        TufRepoError: ``source`` is neither a URL nor a repository directory.
+    """
     try:
         bootstrap = trusted_root.read_bytes()
     except OSError as e:
-        raise TufRepoError(f"trusted root {trusted_root} cannot be read: {e.strerror}") from e
+        raise MetadataError(f"trusted root {trusted_root} cannot be read: {e.strerror}") from e
     base, local = source_url(source)
-    with tempfile.TemporaryDirectory(prefix="tuf-repo-approve-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tuf-repo-client-") as tmp:
         metadata_dir = Path(tmp, "metadata")
         metadata_dir.mkdir()
         try:
@@ -99,7 +105,7 @@ def read_source_release(
         MetadataError: the source does not verify, does not list ``version``, or its
             index entry and its target's signed fields disagree.
     """
-    with _updater(source, trusted_root) as (updater, _tmp):
+    with fresh_updater(source, trusted_root) as (updater, _tmp):
         try:
             updater.refresh()
             index_info = updater.get_targetinfo(INDEX_PATH)
@@ -135,7 +141,7 @@ def source_targets(source: str, trusted_root: Path) -> dict[str, TargetFile]:
     Raises:
         MetadataError: the source does not verify.
     """
-    with _updater(source, trusted_root) as (updater, _tmp):
+    with fresh_updater(source, trusted_root) as (updater, _tmp):
         try:
             updater.refresh()
             index_info = updater.get_targetinfo(INDEX_PATH)

@@ -309,9 +309,7 @@ def revoke_approval(
     wait: WaitOpt = LOCK_WAIT,
 ) -> None:
     """Withdraw VERSION in this approval repository: hosts that need its approval stop at once."""
-    with outcome():
-        result = _publisher(repo, keys, check_live, wait).withdraw(version, reason)
-    typer.echo(result.message)
+    withdraw(repo, keys, version, reason, check_live, wait)
 
 
 @app.command("sign", short_help="Review staged metadata, then sign it.")

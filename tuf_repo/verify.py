@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import Metadata, TargetFile
-from tuf.ngclient import Updater
 
-from caio.core.files import FileFetcher
 from caio.core.release_format import INDEX_PATH, parse_index
-from tuf_repo.approval import source_targets
+from tuf_repo.approval import fresh_updater, source_targets
 from tuf_repo.errors import MetadataError
 from tuf_repo.keyvalues import refuse_mismatched_keyids
 
@@ -52,24 +49,10 @@ def verify_repository(
         MetadataError: any TUF verification or download failure, with its reason.
     """
     theirs = source_targets(source, source_root) if source and source_root else None
-    try:
-        bootstrap = trusted_root.read_bytes()
-    except OSError as e:
-        raise MetadataError(f"trusted root {trusted_root} cannot be read: {e.strerror}") from e
     _refuse_roots_with_mismatched_keyids(repo_dir / "metadata")
-    base = repo_dir.resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="tuf-repo-verify-") as tmp:
-        metadata_dir = Path(tmp, "metadata")
-        metadata_dir.mkdir()
+    with fresh_updater(str(repo_dir), trusted_root) as (updater, tmp):
+        metadata_dir = tmp / "metadata"
         try:
-            updater = Updater(
-                str(metadata_dir),
-                f"{base}/metadata/",
-                str(Path(tmp, "targets")),
-                f"{base}/targets/",
-                fetcher=FileFetcher(),
-                bootstrap=bootstrap,
-            )
             updater.refresh()
             releases: list[str] = []
             index_info = updater.get_targetinfo(INDEX_PATH)
