@@ -125,12 +125,14 @@ def run(
     from caio.core.logs import configure_logging
     from caio.core.running import load_running
     from caio.core.settings import SOURCE_DIR
+    from caio.core.tls import api_context
     from caio.restart import Supervisor
 
     settings = _settings(host=host, port=port)
     with user_errors():
         configure_logging(settings.log_level, settings.log_format)
         running = load_running(settings)
+        api_context(settings)  # a certificate that does not load is named before any child
         try:
             code = Supervisor(settings, running.manifest, SOURCE_DIR).run()
         except OSError as e:

@@ -21,20 +21,26 @@ backoff when the connection fails; calls that change something never are.
 Server-Sent Events are read with ``httpx-sse``. Every wait has a timeout; a
 sync wait also stops when its ``cancel`` event is set, an async one when
 its task is cancelled.
+
+A CAIO that serves HTTPS under a private CA: pass ``ca_bundle`` (a PEM file or
+a directory), and ``client_cert=(cert, key)`` when it requires mutual TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import aconnect_sse, connect_sse
 from pydantic import BaseModel, ValidationError
 
+from caio.core.tls import client_context
 from caio.schemas import (
     CheckOut,
     Health,
@@ -147,6 +153,41 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def _tls_refused(error: httpx.TransportError) -> bool:
+    """Whether TLS failed for a reason that a retry cannot change."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(error) or "alert" in str(error).lower()
+
+
+def _unreachable(base_url: httpx.URL, error: httpx.TransportError) -> UnreachableError:
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return UnreachableError(
+            0,
+            "tls_verify_failed",
+            f"{base_url}: its certificate is not trusted ({error}); "
+            "pass the CA that issued it (ca_bundle, caio remote --ca-bundle)",
+        )
+    if "alert" in str(error).lower():
+        return UnreachableError(
+            0,
+            "tls_client_cert_refused",
+            f"{base_url}: the TLS handshake was refused ({error}); it may require a "
+            "client certificate (client_cert, caio remote --client-cert)",
+        )
+    return UnreachableError(0, "unreachable", f"{base_url}: {error}")
+
+
+def _verify(
+    ca_bundle: str | Path | None, client_cert: tuple[str | Path, str | Path] | None
+) -> ssl.SSLContext | bool:
+    """What httpx verifies an HTTPS CAIO with: its private CA, and our certificate for
+    mutual TLS; True: the system's CAs."""
+    context = client_context(
+        None if ca_bundle is None else Path(ca_bundle),
+        None if client_cert is None else (Path(client_cert[0]), Path(client_cert[1])),
+    )
+    return True if context is None else context
+
+
 class CaioClient:
     """The CAIO API from synchronous code (httpx ``Client``)."""
 
@@ -159,12 +200,15 @@ class CaioClient:
         retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
+        ca_bundle: str | Path | None = None,
+        client_cert: tuple[str | Path, str | Path] | None = None,
     ) -> None:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=_headers(token),
             timeout=timeout,
             transport=transport,
+            verify=_verify(ca_bundle, client_cert),
         )
         self._retries = retries
         self._backoff = backoff
@@ -184,8 +228,8 @@ class CaioClient:
             try:
                 return self._http.request(method, path, **kwargs)
             except httpx.TransportError as e:
-                if attempt == attempts:
-                    raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+                if attempt == attempts or _tls_refused(e):
+                    raise _unreachable(self._http.base_url, e) from e
                 time.sleep(self._backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
@@ -320,12 +364,15 @@ class AsyncCaioClient:
         retries: int = 3,
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | Path | None = None,
+        client_cert: tuple[str | Path, str | Path] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=_headers(token),
             timeout=timeout,
             transport=transport,
+            verify=_verify(ca_bundle, client_cert),
         )
         self._retries = retries
         self._backoff = backoff
@@ -345,8 +392,8 @@ class AsyncCaioClient:
             try:
                 return await self._http.request(method, path, **kwargs)
             except httpx.TransportError as e:
-                if attempt == attempts:
-                    raise UnreachableError(0, "unreachable", f"{self._http.base_url}: {e}") from e
+                if attempt == attempts or _tls_refused(e):
+                    raise _unreachable(self._http.base_url, e) from e
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 
@@ -24,6 +25,7 @@ from caio.core.errors import CaioError, ConfigError, ListenError
 from caio.core.logs import configure_logging
 from caio.core.running import load_running
 from caio.core.settings import Settings, load_settings
+from caio.core.tls import api_context
 from caio.restart import (
     RateLimitedLoopErrors,
     ServiceControl,
@@ -39,15 +41,55 @@ ACCEPT_BURST = 64
 
 
 class NotifyingServer(uvicorn.Server):
-    """uvicorn, plus sd_notify READY=1 once it accepts and STOPPING=1 when it stops."""
+    """uvicorn, plus sd_notify READY=1 once it accepts and STOPPING=1 when it stops.
 
-    def __init__(self, config: uvicorn.Config, version: str) -> None:
+    With ``tls``, the public sockets serve HTTPS and a handshake must end within
+    ``handshake_timeout`` (a connection counts against the cap only once it has
+    one); the supervisor's private control socket stays plain HTTP.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        version: str,
+        *,
+        tls: ssl.SSLContext | None = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
         super().__init__(config)
         self.version = version
+        self.tls = tls
+        self.handshake_timeout = handshake_timeout
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        asyncio.get_running_loop().set_exception_handler(RateLimitedLoopErrors())
-        await super().startup(sockets)
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(RateLimitedLoopErrors())
+        if self.tls is None or sockets is None:
+            await super().startup(sockets)
+        else:
+            private = [s for s in sockets if s.family == socket.AF_UNIX]
+            await super().startup(private)
+            config = self.config
+
+            def protocol() -> asyncio.Protocol:
+                return config.http_protocol_class(  # type: ignore[call-arg]
+                    config=config,
+                    server_state=self.server_state,
+                    app_state=self.lifespan.state,
+                    _loop=loop,
+                )
+
+            for sock in sockets:
+                if sock.family != socket.AF_UNIX:
+                    self.servers.append(
+                        await loop.create_server(
+                            protocol,
+                            sock=sock,
+                            ssl=self.tls,
+                            backlog=config.backlog,
+                            ssl_handshake_timeout=self.handshake_timeout,
+                        )
+                    )
         if self.started:
             notify.send(
                 f"READY=1\nSTATUS=serving caio {self.version}\nX_CAIO_VERSION={self.version}"
@@ -81,6 +123,7 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
     raise_open_file_limit()
     load_running(settings)  # a bad manifest is named before the port is taken
+    tls = api_context(settings)  # so is a bad certificate; read at every start (rotation)
     sockets = inherited_sockets(dict(os.environ))
     if not sockets or sockets[0].family == socket.AF_UNIX:
         try:
@@ -106,10 +149,19 @@ def serve(settings: Settings) -> int:
         # a burst cannot overshoot the cap by thousands of descriptors.
         backlog=ACCEPT_BURST,
     )
-    server = NotifyingServer(config, app.state.version_info.version)
+    server = NotifyingServer(
+        config,
+        app.state.version_info.version,
+        tls=tls,
+        handshake_timeout=settings.header_timeout_seconds,
+    )
     host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)
     logging.getLogger("caio").info(
-        "caio %s listening on http://%s:%s", app.state.version_info.version, host, port
+        "caio %s listening on %s://%s:%s",
+        app.state.version_info.version,
+        settings.api_scheme,
+        host,
+        port,
     )
     control.server = server
     stop_watchdog = threading.Event()

@@ -8,6 +8,7 @@ on a command line (where ``ps`` shows it): use ``CAIO_TOKEN`` or
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +40,39 @@ TokenFileOpt = Annotated[
     Path | None,
     typer.Option("--token-file", envvar="CAIO_TOKEN_FILE", help="file holding the API token"),
 ]
+CaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        envvar="CAIO_REMOTE_CA_BUNDLE",
+        help="CA certificates (PEM file or directory) an https --url must chain to",
+    ),
+]
+CertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--client-cert", envvar="CAIO_REMOTE_CLIENT_CERT", help="certificate for mutual TLS"
+    ),
+]
+KeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--client-key",
+        envvar="CAIO_REMOTE_CLIENT_KEY",
+        help="its key (default: in the --client-cert file)",
+    ),
+]
 EXIT_FAILED, EXIT_USAGE, EXIT_API = 1, 2, 3
 
 
-def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
+def _client(
+    url: str,
+    token: str | None,
+    token_file: Path | None,
+    ca_bundle: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+) -> CaioClient:
     from caio.client import CaioClient
 
     if token is not None and _from_command_line("token"):
@@ -57,7 +87,15 @@ def _client(url: str, token: str | None, token_file: Path | None) -> CaioClient:
         except OSError as e:
             typer.echo(f"caio: cannot read the token file {token_file}: {e.strerror}", err=True)
             raise typer.Exit(EXIT_FAILED) from e
-    return CaioClient(url, token)
+    if client_key is not None and client_cert is None:
+        typer.echo("caio: --client-key needs --client-cert", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    cert = None if client_cert is None else (client_cert, client_key or client_cert)
+    try:
+        return CaioClient(url, token, ca_bundle=ca_bundle, client_cert=cert)
+    except (OSError, ssl.SSLError) as e:
+        typer.echo(f"caio: cannot use the TLS files given: {e}", err=True)
+        raise typer.Exit(EXIT_USAGE) from e
 
 
 def _from_command_line(parameter: str) -> bool:
@@ -99,23 +137,37 @@ def _base_has_path() -> bool:
     return urlsplit(url).path.strip("/") != ""
 
 
-def _show(
-    url: str, token: str | None, token_file: Path | None, call: Callable[[CaioClient], Any]
-) -> None:
-    with _client(url, token, token_file) as c:
+def _show(client: CaioClient, call: Callable[[CaioClient], Any]) -> None:
+    with client as c:
         _print(_api_call(lambda: call(c)))
 
 
 @remote_app.command("version")
-def version(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
+def version(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
+) -> None:
     """The running version (public)."""
-    _show(url, token, token_file, lambda c: c.version())
+    _show(
+        _client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.version()
+    )
 
 
 @remote_app.command("status")
-def status(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
+def status(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
+) -> None:
     """The current or last update job."""
-    _show(url, token, token_file, lambda c: c.status())
+    _show(_client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.status())
 
 
 @remote_app.command("check")
@@ -123,17 +175,22 @@ def check(
     url: UrlOpt,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
     """Releases on the channel, this host's place in their rollout, and metadata expiry."""
     if as_json:
-        _show(url, token, token_file, lambda c: c.check())
+        _show(
+            _client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.check()
+        )
         return
     from datetime import UTC, datetime
 
     from caio.remote_view import check_lines
 
-    with _client(url, token, token_file) as c:
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
         answer = _api_call(c.check)
     typer.echo("\n".join(check_lines(answer, datetime.now(UTC))))
 
@@ -143,22 +200,44 @@ def history(
     url: UrlOpt,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
     limit: Annotated[int, typer.Option(help="newest records to show")] = 100,
 ) -> None:
     """Audit records and the integrity of their hash chain."""
-    _show(url, token, token_file, lambda c: c.history(limit))
+    _show(
+        _client(url, token, token_file, ca_bundle, client_cert, client_key),
+        lambda c: c.history(limit),
+    )
 
 
 @remote_app.command("cancel", short_help="Cancel the running update.")
-def cancel(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
+def cancel(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
+) -> None:
     """Cancel the running update (its partial download is kept for the next one)."""
-    _show(url, token, token_file, lambda c: c.cancel())
+    _show(_client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.cancel())
 
 
 @remote_app.command("rollback")
-def rollback(url: UrlOpt, token: TokenOpt = None, token_file: TokenFileOpt = None) -> None:
+def rollback(
+    url: UrlOpt,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
+) -> None:
     """Activate the previous release (restart to run it)."""
-    _show(url, token, token_file, lambda c: c.rollback())
+    _show(
+        _client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.rollback()
+    )
 
 
 @remote_app.command("restart", short_help="Restart into the current release.")
@@ -166,11 +245,14 @@ def restart(
     url: UrlOpt,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
     graceful: Annotated[bool, typer.Option(help="let in-flight requests finish")] = True,
     wait: Annotated[bool, typer.Option(help="wait until the current release serves")] = False,
 ) -> None:
     """Restart into the current release; with --wait, until /api/v1/version reports it."""
-    with _client(url, token, token_file) as c:
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
         answer = _api_call(lambda: c.restart(graceful=graceful))
         if not wait:
             _print(answer)
@@ -185,6 +267,9 @@ def update(
     url: UrlOpt,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
+    ca_bundle: CaOpt = None,
+    client_cert: CertOpt = None,
+    client_key: KeyOpt = None,
     version: Annotated[str | None, typer.Option(help="exact version to install")] = None,
     allow_downgrade: Annotated[bool, typer.Option(help="allow an older version")] = False,
     allow_withdrawn: Annotated[
@@ -193,7 +278,7 @@ def update(
     wait: Annotated[bool, typer.Option(help="follow progress until the job ends")] = False,
 ) -> None:
     """Start an update; with --wait, show progress and exit 1 with the error code on failure."""
-    with _client(url, token, token_file) as c:
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
         started = _api_call(
             lambda: c.start_update(
                 version, allow_downgrade=allow_downgrade, allow_withdrawn=allow_withdrawn

@@ -33,7 +33,9 @@ document.addEventListener("securitypolicyviolation", (e) =>
 class Browser:
     """A headless Chromium, and what its pages asked the network for."""
 
-    def __init__(self) -> None:
+    def __init__(self, trusted_keys: tuple[str, ...] = ()) -> None:
+        """``trusted_keys``: base64 SHA-256 digests of server public keys (SPKI) to accept
+        though no CA the browser knows signed them: a test CA's server certificate."""
         chromium = require("chromium", "chromium")
         driver = require("chromedriver", "chromium-driver")
         self.profile = tempfile.mkdtemp(prefix="caio-chromium-")
@@ -52,6 +54,8 @@ class Browser:
             f"--user-data-dir={self.profile}",
         ):
             options.add_argument(flag)
+        if trusted_keys:
+            options.add_argument(f"--ignore-certificate-errors-spki-list={','.join(trusted_keys)}")
         options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
         self._ids: dict[str, str] = {}  # DevTools request id -> URL
         self.driver = webdriver.Chrome(service=Service(driver), options=options)

@@ -32,6 +32,9 @@ CAIO_ENV_KEYS = (
     "CAIO_LOG_FORMAT",
     "CAIO_COMMIT",
     "CAIO_REPOSITORY_MAP",
+    *(f"CAIO_{name}" for name in ("CA_BUNDLE", "CLIENT_CERT", "CLIENT_KEY")),
+    *(f"CAIO_TLS_{name}" for name in ("CERT", "KEY", "CLIENT_CA")),
+    *(f"CAIO_REMOTE_{name}" for name in ("CA_BUNDLE", "CLIENT_CERT", "CLIENT_KEY")),
 )
 
 

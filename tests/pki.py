@@ -23,6 +23,7 @@ class Pair:
 class Pki:
     ca: Path  # the CA's certificate: what CAIO_CA_BUNDLE names
     server: Pair  # for 127.0.0.1, valid now
+    rotated: Pair  # another for 127.0.0.1, valid now: the server's next certificate
     wrong_host: Pair  # valid now, for another name only
     expired: Pair  # for 127.0.0.1, expired yesterday
     stranger_ca: Path  # another CA, which signed none of them
@@ -111,6 +112,7 @@ def make_pki(directory: Path) -> Pki:
     loopback: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     elsewhere: list[x509.GeneralName] = [x509.DNSName("repository.example.invalid")]
     server = _leaf(ca, loopback, now - timedelta(days=1), now + timedelta(days=30))
+    rotated = _leaf(ca, loopback, now - timedelta(hours=1), now + timedelta(days=60))
     wrong = _leaf(ca, elsewhere, now - timedelta(days=1), now + timedelta(days=30))
     expired = _leaf(ca, loopback, now - timedelta(days=30), now - timedelta(days=1))
     host: list[x509.GeneralName] = [x509.DNSName("caio-host.example.invalid")]
@@ -123,6 +125,7 @@ def make_pki(directory: Path) -> Pki:
     return Pki(
         ca=ca_path,
         server=_write(directory, "server", *server),
+        rotated=_write(directory, "rotated", *rotated),
         wrong_host=_write(directory, "wrong-host", *wrong),
         expired=_write(directory, "expired", *expired),
         stranger_ca=stranger_path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,10 +30,13 @@ class Served:
     proc: subprocess.Popen[str]
     url: str
     log: list[str] = field(default_factory=list)
+    verify: ssl.SSLContext | bool = True  # what an https url is checked with
 
     def api(self, method: str, path: str, role: str | None = "admin", **kw: Any) -> httpx.Response:
         headers = self.env.auth(role) if role else {}
-        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kw)
+        return httpx.request(
+            method, f"{self.url}{path}", headers=headers, timeout=30, verify=self.verify, **kw
+        )
 
     def peak_rss_kb(self) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -58,8 +62,16 @@ class Served:
         raise AssertionError(f"the job never reached {stage}")
 
 
-def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
+def serve(
+    env: UpdateEnv,
+    preexec: Any = None,
+    verify: Any = True,  # ssl.SSLContext | bool (Any: callers spread str settings)
+    **extra: str,
+) -> Served:
+    """``caio serve`` on a free port; over HTTPS when ``extra`` sets CAIO_TLS_CERT (the
+    test's requests check it with ``verify``)."""
     port = free_port()
+    scheme = "https" if "CAIO_TLS_CERT" in extra else "http"
     proc = spawn(
         [sys.executable, "-m", "caio", "serve"],
         env=env.process_env(port, CAIO_RESTART_STRATEGY="exec", **extra),
@@ -68,7 +80,7 @@ def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
         text=True,
         preexec_fn=preexec,
     )
-    served = Served(env, proc, f"http://127.0.0.1:{port}")
+    served = Served(env, proc, f"{scheme}://127.0.0.1:{port}", verify=verify)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -80,7 +92,7 @@ def serve(env: UpdateEnv, preexec: Any = None, **extra: str) -> Served:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{served.url}/health", timeout=2).status_code == 200:
+                if served.api("GET", "/health", role=None).status_code == 200:
                     return served
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -99,7 +111,13 @@ def started(update_env: UpdateEnv) -> Iterator[list[Served]]:
         end(served.proc)
 
 
-def run(env: UpdateEnv, started: list[Served], preexec: Any = None, **extra: str) -> Served:
-    served = serve(env, preexec, **extra)
+def run(
+    env: UpdateEnv,
+    started: list[Served],
+    preexec: Any = None,
+    verify: Any = True,  # ssl.SSLContext | bool (Any: callers spread str settings)
+    **extra: str,
+) -> Served:
+    served = serve(env, preexec, verify, **extra)
     started.append(served)
     return served

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from caio.core.settings import SOURCE_DIR
-from tests.background import end, spawn
+from tests.background import BACKOFF_SECONDS, end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import UpdateEnv
 from tuf_repo import build_release
@@ -68,6 +69,7 @@ class Supervised:
     proc: subprocess.Popen[str]
     url: str
     log: list[str] = field(default_factory=list)
+    verify: ssl.SSLContext | bool = True  # what an https url is checked with
 
     def state(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(
@@ -76,11 +78,19 @@ class Supervised:
         return data
 
     def version(self) -> str:
-        version: str = httpx.get(f"{self.url}/api/v1/version", timeout=5).json()["version"]
+        answer = httpx.get(f"{self.url}/api/v1/version", timeout=5, verify=self.verify)
+        version: str = answer.json()["version"]
         return version
 
     def api(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", headers=self.env.auth(), timeout=30, **kw)
+        return httpx.request(
+            method,
+            f"{self.url}{path}",
+            headers=self.env.auth(),
+            timeout=30,
+            verify=self.verify,
+            **kw,
+        )
 
     def update(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
         assert self.api("POST", "/api/v1/update", json=body or {}).status_code == 202
@@ -110,6 +120,28 @@ class Supervised:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def version_load(
+    supervised: Supervised, results: list[tuple[int | str, str]]
+) -> Callable[[threading.Event], None]:
+    """One request on a fresh connection (a fresh TLS handshake over HTTPS); a failure is
+    recorded, then the loop backs off."""
+
+    def step(stop: threading.Event) -> None:
+        try:
+            r = httpx.get(
+                f"{supervised.url}/api/v1/version",
+                timeout=10,
+                headers={"Connection": "close"},
+                verify=supervised.verify,
+            )
+            results.append((r.status_code, r.json()["version"]))
+        except httpx.HTTPError as e:
+            results.append((type(e).__name__, ""))
+            stop.wait(BACKOFF_SECONDS)
+
+    return step
+
+
 def paced_probation(least: float = 4.0) -> str:
     """A probation window that follows this machine's pace now, for tests that wait it out.
 
@@ -123,8 +155,14 @@ def paced_probation(least: float = 4.0) -> str:
     return str(max(least, round(8 * (time.monotonic() - began), 1)))
 
 
-def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) -> Supervised:
+def start_supervised(
+    env: UpdateEnv,
+    extra_env: dict[str, str] | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> Supervised:
+    """``caio run`` on a free port; over HTTPS when ``extra_env`` sets CAIO_TLS_CERT."""
     port = free_port()
+    scheme = "https" if "CAIO_TLS_CERT" in (extra_env or {}) else "http"
     process_env = env.process_env(port, **{"CAIO_PROBATION_SECONDS": "20", **(extra_env or {})})
     proc = spawn(
         [sys.executable, "-m", "caio", "run"],
@@ -133,7 +171,7 @@ def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) ->
         stderr=subprocess.STDOUT,
         text=True,
     )
-    supervised = Supervised(env, proc, f"http://127.0.0.1:{port}")
+    supervised = Supervised(env, proc, f"{scheme}://127.0.0.1:{port}", verify=verify)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -142,9 +180,7 @@ def start_supervised(env: UpdateEnv, extra_env: dict[str, str] | None = None) ->
 
     threading.Thread(target=pump, daemon=True).start()
     try:
-        supervised.wait_for(
-            lambda: httpx.get(f"{supervised.url}/health", timeout=2).status_code == 200
-        )
+        supervised.wait_for(lambda: supervised.api("GET", "/health").status_code == 200)
         supervised.wait_for(lambda: supervised.state()["active"]["pid"] > 0)
     except BaseException:
         end(proc)

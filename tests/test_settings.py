@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
 
 from caio.core.errors import ConfigError
 from caio.core.settings import load_settings
+from caio.core.tls import api_context
+from tests.pki import make_pki
 
 
 def test_defaults_are_loopback_and_supervisor() -> None:
@@ -97,3 +100,41 @@ def test_a_client_key_others_may_read_is_refused(
         load_settings()
     key.chmod(0o600)
     assert load_settings().client_cert_pair == (cert, key)
+
+
+def test_the_api_certificate_settings_are_checked_before_serving(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    monkeypatch.setenv("CAIO_TLS_CLIENT_CA", str(pki.ca))
+    with pytest.raises(ConfigError, match="needs CAIO_TLS_CERT"):
+        load_settings()
+    monkeypatch.setenv("CAIO_TLS_CERT", str(pki.server.cert))
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings()
+    loose = tmp_path / "loose.key"
+    loose.write_bytes(pki.server.key.read_bytes())
+    loose.chmod(0o640)
+    monkeypatch.setenv("CAIO_TLS_KEY", str(loose))
+    with pytest.raises(ConfigError, match=r"CAIO_TLS_KEY .* may be read by others"):
+        load_settings()
+    monkeypatch.setenv("CAIO_TLS_KEY", str(pki.rotated.key))  # another certificate's key
+    with pytest.raises(ConfigError, match="the key does not belong to the certificate"):
+        api_context(load_settings())
+    monkeypatch.setenv("CAIO_TLS_KEY", str(pki.server.key))
+    settings = load_settings()
+    assert settings.api_scheme == "https"
+    context = api_context(settings)
+    assert context is not None and context.verify_mode == ssl.CERT_OPTIONAL  # 403 if none
+
+    empty = tmp_path / "no-ca.pem"
+    empty.write_text("")
+    monkeypatch.setenv("CAIO_TLS_CLIENT_CA", str(empty))
+    with pytest.raises(ConfigError, match=r"cannot read CAIO_TLS_CLIENT_CA .*no-ca\.pem: not PEM"):
+        api_context(load_settings())
+    monkeypatch.delenv("CAIO_TLS_CLIENT_CA")
+    garbage = tmp_path / "garbage.crt"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("CAIO_TLS_CERT", str(garbage))
+    with pytest.raises(ConfigError, match=r"garbage\.crt.*: not PEM, or damaged"):
+        api_context(load_settings())

@@ -8,16 +8,14 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.background import BACKOFF_SECONDS, end, looping, spawn
+from tests.background import end, looping, spawn
 from tests.helpers import free_port
 from tests.supervisor_fixtures import (
     CRASH_LATER,
@@ -28,24 +26,11 @@ from tests.supervisor_fixtures import (
     release_with_patches,
     start_supervised,
     stop_supervised,
+    version_load,
 )
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 
 pytestmark = pytest.mark.slow  # real processes
-
-
-def load(url: str, results: list[tuple[int | str, str]]) -> Callable[[threading.Event], None]:
-    """One request on a fresh connection; a failure is recorded, then the loop backs off."""
-
-    def step(stop: threading.Event) -> None:
-        try:
-            r = httpx.get(f"{url}/api/v1/version", timeout=10, headers={"Connection": "close"})
-            results.append((r.status_code, r.json()["version"]))
-        except httpx.HTTPError as e:
-            results.append((type(e).__name__, ""))
-            stop.wait(BACKOFF_SECONDS)
-
-    return step
 
 
 def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
@@ -54,7 +39,7 @@ def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
     old_child = supervised.state()["active"]["pid"]
 
     results: list[tuple[int | str, str]] = []
-    with looping(load(supervised.url, results), threads=8, name="restart-load"):
+    with looping(version_load(supervised, results), threads=8, name="restart-load"):
         time.sleep(1.0)
         answer = supervised.api("POST", "/api/v1/restart", json={"graceful": True})
         assert answer.status_code == 202

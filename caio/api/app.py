@@ -14,7 +14,7 @@ from caio.api.errors import install_error_handlers
 from caio.api.metrics import build_registry
 from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
-from caio.api.web import CloseUnreadBodies, SecurityHeaders
+from caio.api.web import ClientCertificateRequired, CloseUnreadBodies, SecurityHeaders
 from caio.api.web import router as web_router
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
@@ -106,6 +106,8 @@ def create_app(
     app.include_router(web_router)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(CloseUnreadBodies)
+    if settings.tls_client_ca is not None:
+        app.add_middleware(ClientCertificateRequired)
 
     app.add_middleware(AccessLog)  # outermost: it sees every answer, errors included
 

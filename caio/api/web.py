@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from caio.api.errors import ApiError
+from caio.api.errors import ApiError, error_response
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 CONSOLE_ASSETS = {
@@ -191,3 +191,34 @@ async def docs_asset(name: str) -> FileResponse | Response:
         media_type=DOCS_ASSETS[name],
         headers={"Cache-Control": ASSET_CACHE},
     )
+
+
+class ClientCertificateRequired:
+    """ASGI middleware for ``CAIO_TLS_CLIENT_CA``: an HTTPS caller without a client
+    certificate gets 403 ``client_cert_required``, whatever it asks, before any route.
+
+    The TLS handshake has already refused certificates from other CAs. The
+    supervisor's private control socket is plain HTTP and not concerned.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tls = scope.get("extensions", {}).get("tls") or {}
+        if (
+            scope["type"] == "http"
+            and scope.get("scheme") == "https"
+            and not tls.get("client_cert_chain")
+        ):
+            refused = error_response(
+                403,
+                "client_cert_required",
+                "this CAIO admits only callers with a TLS client certificate from its "
+                "CA (CAIO_TLS_CLIENT_CA): present one (client_cert=, caio remote "
+                "--client-cert)",
+                headers={"Connection": "close"},
+            )
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

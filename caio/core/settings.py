@@ -37,6 +37,21 @@ def default_home() -> Path:
     return Path.home() / ".caio"
 
 
+def _cert_and_key(prefix: str, cert: Path | None, key: Path | None) -> None:
+    """A certificate and its key are set together, exist, and the key is private."""
+    names = f"{prefix}_CERT and {prefix}_KEY"
+    if (cert is None) != (key is None):
+        raise ValueError(f"{names} go together: set both")
+    for path in (cert, key):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} does not exist ({names})")
+    if key is not None and key.stat().st_mode & 0o077:
+        raise ValueError(
+            f"{prefix}_KEY {key} may be read by others "
+            f"(mode {key.stat().st_mode & 0o777:o}): make it 0600"
+        )
+
+
 class Settings(BaseSettings):
     """Every knob of a CAIO instance."""
 
@@ -68,6 +83,19 @@ class Settings(BaseSettings):
         default=None,
         description="CA certificates (a PEM file or a directory) that HTTPS repositories "
         "must chain to, instead of the system's: a private CA",
+    )
+    tls_cert: Path | None = Field(
+        default=None,
+        description="serve the API over HTTPS with this certificate (PEM, the chain after "
+        "it); re-read at every restart",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="the API certificate's private key (PEM, mode 0600 or stricter)"
+    )
+    tls_client_ca: Path | None = Field(
+        default=None,
+        description="callers of the API must present a certificate from these CAs "
+        "(mutual TLS; a PEM file or a directory); tokens are still required",
     )
     trusted_root: Path | None = Field(
         default=None, description="trust anchor; default: <home>/trusted_root.json"
@@ -163,18 +191,19 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _client_cert_and_key(self) -> Settings:
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("CAIO_CLIENT_CERT and CAIO_CLIENT_KEY go together: set both")
-        for path in (self.client_cert, self.client_key):
-            if path is not None and not path.is_file():
-                raise ValueError(f"{path} does not exist (CAIO_CLIENT_CERT, CAIO_CLIENT_KEY)")
-        if self.client_key is not None and self.client_key.stat().st_mode & 0o077:
-            raise ValueError(
-                f"CAIO_CLIENT_KEY {self.client_key} may be read by others "
-                f"(mode {self.client_key.stat().st_mode & 0o777:o}): make it 0600"
-            )
+    def _certificates_and_keys(self) -> Settings:
+        _cert_and_key("CAIO_CLIENT", self.client_cert, self.client_key)
+        _cert_and_key("CAIO_TLS", self.tls_cert, self.tls_key)
+        if self.tls_client_ca is not None:
+            if self.tls_cert is None:
+                raise ValueError("CAIO_TLS_CLIENT_CA needs CAIO_TLS_CERT and CAIO_TLS_KEY")
+            if not self.tls_client_ca.exists():
+                raise ValueError(f"CAIO_TLS_CLIENT_CA {self.tls_client_ca} does not exist")
         return self
+
+    @property
+    def api_scheme(self) -> Literal["http", "https"]:
+        return "https" if self.tls_cert is not None else "http"
 
     @property
     def client_cert_pair(self) -> tuple[Path, Path] | None:

@@ -21,7 +21,9 @@ connections then locks everybody out, ``/health`` included. This module:
   not sent their first request yet (uvicorn closes them unanswered, which
   breaks a zero-downtime restart): they get ``DRAIN_GRACE`` seconds to send
   it, and are closed after that one answer;
-* logs the same event-loop error at most once a second.
+* logs the same event-loop error at most once a second;
+* over TLS, tells the app what client certificate the peer presented (the
+  ASGI ``tls`` extension), for ``CAIO_TLS_CLIENT_CA``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import ssl
 import time
-from typing import Any
+from typing import Any, cast
 
 import h11
 from uvicorn.config import Config
@@ -76,9 +79,11 @@ class GuardedH11Protocol(H11Protocol):
         self._progress_at = time.monotonic()  # the last byte in, or the last unsent byte out
         self._unsent = 0  # the write buffer at the last look
         self._progress_timer: asyncio.TimerHandle | None = None
+        self._tls: dict[str, Any] | None = None  # the ASGI tls extension, over TLS
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._tls = tls_extension(transport)
         self._await_head()
         self._watch_progress()
         if len(self.connections) > self.max_connections:
@@ -144,6 +149,9 @@ class GuardedH11Protocol(H11Protocol):
         if self.cycle is not before:
             self._stop_head_timer()  # a request head arrived: the app's turn now
             self._served = True
+            if self.cycle is not None and self._tls is not None:
+                scope = cast(dict[str, Any], self.cycle.scope)
+                scope.setdefault("extensions", {})["tls"] = self._tls
             if self._draining and self.cycle is not None:
                 self.cycle.keep_alive = False  # one answer, then close
 
@@ -191,6 +199,30 @@ class GuardedH11Protocol(H11Protocol):
         _, victim = min(waiting, key=lambda pair: pair[0])
         victim._stop_head_timer()
         victim.transport.close()
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI ``tls`` scope extension for a connection; None when it is not TLS.
+
+    The handshake has verified a presented client certificate already; this
+    says whether there was one (``client_cert_chain`` is empty otherwise).
+    """
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    version = ssl_object.version()
+    return {
+        "server_cert": None,
+        "client_cert_chain": [] if der is None else [ssl.DER_cert_to_PEM_cert(der)],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": _TLS_VERSIONS.get(version or ""),
+        "cipher_suite": None,
+    }
+
+
+_TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}  # as the ASGI spec numbers them
 
 
 def guarded_protocol(

@@ -122,8 +122,9 @@ class Supervisor:
         self._rundir = Path(tempfile.mkdtemp(prefix="caio-run-"))
         self._install_signal_handlers()
         log.info(
-            "supervisor %d listening on %s:%d",
+            "supervisor %d listening on %s://%s:%d",
             os.getpid(),
+            self.settings.api_scheme,
             self.settings.host,
             self._sock.getsockname()[1],
         )
@@ -293,6 +294,9 @@ class Supervisor:
         if new is None and self._stop:
             self._probation_stopped(expected, old.version)
             return False
+        if new is None and expected == old.version:
+            self._same_version_failed(expected)
+            return False
         if new is None:
             self._roll_back(expected, old.version, self._last_failure)
             return False
@@ -305,6 +309,29 @@ class Supervisor:
         self.audit.append("restart", outcome="succeeded", **{"from": old.version, "to": expected})
         log.info("now serving %s (child %d)", expected, new.number)
         return True
+
+    def _same_version_failed(self, version: str) -> None:
+        """A new process of the version already serving did not come up: no verdict on it.
+
+        The release is the one serving; what changed is outside it (e.g. a
+        rotated TLS certificate that does not load). Nothing is marked bad and
+        no link changes; the old process keeps serving.
+        """
+        kind, reason = self._last_failure
+        self.audit.append(
+            "restart",
+            outcome="failed",
+            kind=kind,
+            reason=reason,
+            **{"from": version, "to": version},
+        )
+        self._record_failure(
+            "restart_failed",
+            f"a new process of {version} did not come up ({reason}); the running one "
+            "keeps serving: see its log",
+            version,
+            None,
+        )
 
     def _probation_stopped(self, version: str, serving: str | None) -> None:
         """A stop (SIGTERM, SIGINT) came while ``version`` was on probation: no verdict.

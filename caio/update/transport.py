@@ -18,7 +18,6 @@ import abc
 import base64
 import collections
 import contextlib
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from tuf.ngclient import FetcherInterface
 from urllib3.util import parse_url
 
 from caio.core.files import FileFetcher
+from caio.core.tls import client_context
 from caio.update.errors import (
     ProxyAuthError,
     ProxyUnreachableError,
@@ -167,7 +167,7 @@ class HttpTransport(Transport):
             "headers": {"User-Agent": user_agent},
             "timeout": urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
             "retries": False,
-            "ssl_context": tls_context(ca_bundle, client_cert),
+            "ssl_context": client_context(ca_bundle, client_cert),
         }
         self._pool: urllib3.PoolManager
         self._proxy_credentials = proxy is not None and parse_url(proxy).auth is not None
@@ -274,34 +274,6 @@ class HttpTransport(Transport):
 
     def close(self) -> None:
         self._pool.clear()
-
-
-def tls_context(
-    ca_bundle: Path | None, client_cert: tuple[Path, Path] | None
-) -> ssl.SSLContext | None:
-    """The TLS client context for a repository; None: urllib3's default (the system's CAs).
-
-    ``ca_bundle``: trust these CA certificates only: a PEM file, or a directory whose
-    ``*.pem`` and ``*.crt`` files are all read (no OpenSSL hash links needed).
-    ``client_cert``: (certificate, key) this host presents (mutual TLS). Host names
-    and dates are checked as always.
-    """
-    if ca_bundle is None and client_cert is None:
-        return None
-    if ca_bundle is None:
-        context = ssl.create_default_context()
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED, check_hostname
-        files = (
-            sorted(p for p in ca_bundle.iterdir() if p.suffix in (".pem", ".crt"))
-            if ca_bundle.is_dir()
-            else [ca_bundle]
-        )
-        for path in files:
-            context.load_verify_locations(cafile=str(path))
-    if client_cert is not None:
-        context.load_cert_chain(certfile=str(client_cert[0]), keyfile=str(client_cert[1]))
-    return context
 
 
 # nginx completes the handshake without an acceptable client certificate and answers
