@@ -136,19 +136,40 @@ def test_a_proxy_that_wants_credentials_gets_them_and_they_stay_secret(
     assert "not-it" not in wrong["error"]["message"]
 
 
-def test_https_through_connect_with_a_private_ca(
+def test_a_host_behind_a_proxy_with_a_private_ca_and_a_client_certificate_updates(
     update_env: UpdateEnv, proxies: list[Tinyproxy], tmp_path: Path
 ) -> None:
+    """The enterprise path whole: proxy credentials, CONNECT, a private CA, mutual TLS."""
     update_env.publish(NEWER)
     pki = make_pki(tmp_path / "pki")
     nginx: Nginx = start_nginx(
-        update_env.repo.work / "tls", update_env.repo.dir, tls=(pki.server.cert, pki.server.key)
+        update_env.repo.work / "tls",
+        update_env.repo.dir,
+        tls=(pki.server.cert, pki.server.key),
+        client_ca=pki.ca,
     )
     try:
-        proxy = start_tinyproxy(tmp_path / "open")
+        proxy = start_tinyproxy(tmp_path / "locked", password=PASSWORD)
         proxies.append(proxy)
-        found = check(update_env, update_url=nginx.url, proxy=proxy.url, ca_bundle=pki.ca)
-        assert found["update_available"]["version"] == NEWER, found
-        assert any(r.startswith(f"CONNECT 127.0.0.1:{nginx.port}") for r in proxy.requests())
+        host = update_env.settings.model_copy(
+            update={
+                "update_url": nginx.url,
+                "proxy": f"http://caio:{PASSWORD}@127.0.0.1:{proxy.port}",
+                "ca_bundle": pki.ca,
+                "client_cert": pki.client.cert,
+                "client_key": pki.client.key,
+            }
+        )
+        done = update_env.run_update(TestClient(create_app(host)))
+        assert (done["status"], done["to_version"]) == ("complete", NEWER), done
+        assert update_env.layout.current_version == NEWER
+        tunnels = [r for r in proxy.requests() if r.startswith(f"CONNECT 127.0.0.1:{nginx.port}")]
+        assert tunnels, proxy.requests()  # every byte went through the proxy, inside TLS
+        assert not any(r.startswith("GET ") for r in proxy.requests())
+
+        without_cert = check(update_env, update_url=nginx.url, ca_bundle=pki.ca, proxy=host.proxy)
+        assert without_cert["error"]["code"] == "tls_client_cert_refused", without_cert
     finally:
         nginx.stop()
+    for name in ("update.json", "check.json", "audit.jsonl"):
+        assert PASSWORD not in (update_env.layout.state_dir / name).read_text(), name
