@@ -108,6 +108,8 @@ def assert_consistent(env: UpdateEnv, allowed: set[str | None]) -> str | None:
         assert json.loads((release / "manifest.json").read_text())["version"] == current
         assert (release / "caio" / "api" / "app.py").is_file()
     assert list(layout.releases.glob(".staging*")) == []
+    assert list(layout.releases.glob(".unverified*")) == []
+    assert sorted(p.name for p in layout.releases.iterdir()) == layout.installed_versions()
     assert not any(layout.home.glob(".*.new"))
     state = JobStatus.model_validate_json((layout.state_dir / "update.json").read_bytes())
     assert state.status != "updating"
@@ -120,6 +122,7 @@ CRASHES: dict[str, set[str | None]] = {
     # fault point: what may be current afterwards
     "after_download": {None},
     "during_extraction": {None},
+    "during_preflight": {None},  # releases/<new> in place, unverified: removed at start
     "before_activation": {RUNNING},
     "during_switch": {RUNNING},
     "after_switch": {NEWER},

@@ -16,10 +16,11 @@ from caio.api.metrics import router as metrics_router
 from caio.api.routes import api_v1, public_router
 from caio.api.web import ClientCertificateRequired, CloseUnreadBodies, SecurityHeaders
 from caio.api.web import router as web_router
+from caio.core.layout import InstallLayout
 from caio.core.running import load_running
 from caio.core.settings import SOURCE_DIR, Settings
 from caio.core.tokens import TokenStore
-from caio.restart import RestartCallback, ServiceControl, make_strategy
+from caio.restart import RestartCallback, ServiceControl, make_strategy, standby_preflight
 from caio.schemas import ErrorBody
 from caio.update import Scheduler, build_update_service
 
@@ -45,7 +46,11 @@ def create_app(
     tokens = TokenStore(settings.tokens_path)
     tokens.records()  # fail at start-up, not on the first request, if unreadable
 
-    update_service = build_update_service(settings, running, SOURCE_DIR)
+    # Under caio run, the update's preflight boots the next release as the standby child.
+    preflight = standby_preflight(
+        os.environ, InstallLayout(settings.home).state_dir, settings.preflight_timeout
+    )
+    update_service = build_update_service(settings, running, SOURCE_DIR, preflight)
     update_service.recover()
     restart_strategy = make_strategy(
         settings.restart_strategy,

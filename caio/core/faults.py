@@ -14,6 +14,7 @@ FAULT_ENV = "CAIO_FAULT_POINT"
 POINTS = (
     "after_download",
     "during_extraction",
+    "during_preflight",
     "before_activation",
     "during_switch",
     "after_switch",

@@ -31,6 +31,7 @@ from caio.core.redact import split_userinfo
 from caio.core.state import AuditLog
 
 STAGING_PREFIX = ".staging-"
+UNVERIFIED_PREFIX = ".unverified-"  # beside releases/<version> while its preflight runs
 
 
 class InstallLayout:
@@ -71,6 +72,14 @@ class InstallLayout:
     def release_dir(self, version: str) -> Path:
         return self.releases / version
 
+    def unverified_marker(self, version: str) -> Path:
+        """Exists while ``releases/<version>`` is in place but not yet preflighted: such a
+        release is not installed, and a crash leaves it to :meth:`clean_leftovers`."""
+        return self.releases / f"{UNVERIFIED_PREFIX}{version}"
+
+    def is_installed(self, version: str) -> bool:
+        return self.release_dir(version).is_dir() and not self.unverified_marker(version).exists()
+
     def _link_version(self, link: Path) -> str | None:
         try:
             target = os.readlink(link)
@@ -91,7 +100,9 @@ class InstallLayout:
         if not self.releases.is_dir():
             return []
         names = [
-            p.name for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")
+            p.name
+            for p in self.releases.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.is_installed(p.name)
         ]
         return sorted(names, key=Version)
 
@@ -162,12 +173,20 @@ class InstallLayout:
 
     # --- housekeeping -----------------------------------------------------
     def clean_leftovers(self) -> list[str]:
-        """Remove what a crash can leave behind: staging trees and half-made links."""
+        """Remove what a crash can leave behind: staging trees, releases whose preflight
+        never ended, and half-made links."""
         removed = []
         if self.releases.is_dir():
             for p in self.releases.iterdir():
                 if p.name.startswith(STAGING_PREFIX):
                     remove_tree(p)
+                    removed.append(p.name)
+                elif p.name.startswith(UNVERIFIED_PREFIX) and p.is_file():
+                    version = p.name.removeprefix(UNVERIFIED_PREFIX)
+                    if version not in (self.current_version, self.previous_version):
+                        remove_tree(self.release_dir(version))  # never preflighted
+                        removed.append(version)
+                    p.unlink()
                     removed.append(p.name)
         for link in (self.current_link, self.previous_link):
             tmp = link.with_name(f".{link.name}.new")

@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="time a new child has to become ready and healthy"
     )
     drain_seconds: float = Field(default=30.0, gt=0, description="graceful shutdown timeout")
+    standby_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="caio run: the next release, booted as its update's preflight, waits "
+        "this long for the restart that makes it serve (0: no standby; the restart then "
+        "starts a fresh process)",
+    )
     stable_seconds: float = Field(
         default=60.0, ge=0, description="a new version crashing sooner counts as a crash loop"
     )

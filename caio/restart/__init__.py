@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from caio.restart.control import EXIT_RESTART, ServiceControl, boot_command
     from caio.restart.notify import NotifyListener
     from caio.restart.process import bind, inherited_sockets, watch_supervisor
+    from caio.restart.standby import standby_preflight
     from caio.restart.strategies import RestartCallback, RestartStrategy, make_strategy
     from caio.restart.supervisor import Supervisor
 
@@ -36,6 +37,7 @@ _HOMES = {
     "inherited_sockets": "process",
     "make_strategy": "strategies",
     "raise_open_file_limit": "connections",
+    "standby_preflight": "standby",
     "watch_supervisor": "process",
 }
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "inherited_sockets",
     "make_strategy",
     "raise_open_file_limit",
+    "standby_preflight",
     "watch_supervisor",
 ]
 

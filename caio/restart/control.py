@@ -9,11 +9,41 @@ from typing import Protocol
 
 # Runs in a fresh interpreter (python -I -c BOOT_SCRIPT RELEASE_DIR): put the
 # release first on sys.path and run its caio.main, so the new code, not the
-# installed package, is what serves.
+# installed package, is what serves. As a standby (CAIO_STANDBY_FD set, see
+# caio.restart.standby) it first proves the release the way the preflight does:
+# caio comes from the release, the whole application imports, the manifest's
+# version; it says so over NOTIFY_SOCKET and waits for one byte on the pipe ("1":
+# serve; end of file: not needed, exit). Standard library only until the release is
+# imported: the release may be older or newer than the supervisor running this.
 BOOT_SCRIPT = """
 import os, runpy, sys
 release = os.path.realpath(sys.argv[1])
 sys.path[:0] = [release, os.path.join(release, "site-packages")]
+standby = os.environ.pop("CAIO_STANDBY_FD", None)
+if standby is not None:
+    import socket, traceback
+    def tell(field, value):
+        path = os.environ["NOTIFY_SOCKET"]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect("\\0" + path[1:] if path.startswith("@") else path)
+            s.sendall(f"{field}={value}".encode())
+    try:
+        import caio
+        origin = os.path.realpath(caio.__file__)
+        if not origin.startswith(release + os.sep):
+            raise ImportError(f"imported caio from {origin}, not from the new release")
+        import caio.api.app, caio.main, caio.core.release_format
+        from pathlib import Path
+        from caio.core.manifest import load_manifest
+        version = load_manifest(Path(release) / "manifest.json").version
+    except BaseException:
+        lines = traceback.format_exc().strip().splitlines()[-5:]
+        tell("X_CAIO_STANDBY_FAILED", " | ".join(lines)[-1500:])
+        sys.exit(1)
+    tell("X_CAIO_STANDBY_READY", version)
+    if os.read(int(standby), 1) != b"1":
+        sys.exit(0)
+    os.close(int(standby))
 sys.argv = [os.path.join(release, "caio", "main.py")]
 runpy.run_module("caio.main", run_name="__main__", alter_sys=True)
 """

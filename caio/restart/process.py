@@ -21,6 +21,15 @@ SUPERVISOR_PID_ENV = "CAIO_SUPERVISOR_PID"  # a child whose parent is no longer 
 LISTEN_FD_ENV = "CAIO_LISTEN_FD"
 CONTROL_FD_ENV = "CAIO_CONTROL_FD"
 RESTART_MESSAGE = "X_CAIO_RESTART"
+# The standby protocol (caio.restart.standby): a child asks for the next release to be
+# booted as its preflight; the standby says it is ready (or why not) and waits for a
+# byte on the pipe CAIO_STANDBY_FD names before it serves.
+FEATURES_ENV = "CAIO_SUPERVISOR_FEATURES"  # what this supervisor can do, e.g. "standby"
+PREPARE_MESSAGE = "X_CAIO_PREPARE"  # =version
+REQUEST_FIELD = "X_CAIO_REQUEST"  # =a nonce the verdict repeats
+STANDBY_FD_ENV = "CAIO_STANDBY_FD"
+STANDBY_READY = "X_CAIO_STANDBY_READY"  # =the version it imported
+STANDBY_FAILED = "X_CAIO_STANDBY_FAILED"  # =the last lines of its traceback
 SD_LISTEN_FDS_START = 3
 BACKLOG = 2048
 ORPHAN_POLL_SECONDS = 0.5

@@ -48,12 +48,17 @@ from caio.restart.control import boot_command
 from caio.restart.notify import NotifyListener
 from caio.restart.process import (
     CONTROL_FD_ENV,
+    FEATURES_ENV,
     LISTEN_FD_ENV,
+    PREPARE_MESSAGE,
+    REQUEST_FIELD,
     RESTART_MESSAGE,
+    STANDBY_FD_ENV,
     SUPERVISED_ENV,
     SUPERVISOR_PID_ENV,
     bind,
 )
+from caio.restart.standby import FEATURE, StandbyKeeper
 
 log = logging.getLogger("caio.supervisor")
 
@@ -75,6 +80,12 @@ class Child:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def messages(self) -> list[dict[str, str]]:
+        return self.notify.drain()
 
 
 class Supervisor:
@@ -107,6 +118,13 @@ class Supervisor:
         self._last_failure = ("unhealthy", "")
         self._sock: socket.socket | None = None
         self._rundir: Path | None = None
+        self._standby: StandbyKeeper[Child] = StandbyKeeper(
+            self._spawn,
+            lambda child: self._stop_child(child, graceful=False),
+            self.layout.state_dir,
+            boot_timeout=settings.preflight_timeout,
+            keep_seconds=settings.standby_seconds,
+        )
 
     # --- lifecycle ------------------------------------------------------------
     def run(self) -> int:
@@ -135,6 +153,7 @@ class Supervisor:
             self._loop()
             return 0
         finally:
+            self._standby.discard()
             for child in (self._starting, self._active):
                 if child is not None:
                     self._stop_child(child, graceful=True)
@@ -159,6 +178,11 @@ class Supervisor:
             for message in active.notify.drain():
                 if message.get(RESTART_MESSAGE) == "1":
                     self._restart_asked = message.get("X_CAIO_GRACEFUL", "1") == "1"
+                if PREPARE_MESSAGE in message:
+                    self._standby.prepare(message[PREPARE_MESSAGE], message.get(REQUEST_FIELD, ""))
+                    self._write_status()
+            if self._standby.tend():
+                self._write_status()
             if active.proc.poll() is not None:
                 self._on_crash(active)
             elif self._restart_asked is not None:
@@ -168,7 +192,7 @@ class Supervisor:
                 time.sleep(0.1)
 
     # --- children -------------------------------------------------------------
-    def _spawn(self, version: str) -> Child:
+    def _spawn(self, version: str, standby_fd: int | None = None) -> Child:
         if self._sock is None or self._rundir is None:
             raise RuntimeError("the supervisor is not running")
         self._children += 1
@@ -188,16 +212,23 @@ class Supervisor:
                 SUPERVISOR_PID_ENV: str(os.getpid()),
             }
         )
+        if self.settings.standby_seconds > 0:
+            env[FEATURES_ENV] = FEATURE
+        passed = [self._sock.fileno(), control.fileno()]
+        if standby_fd is not None:
+            env[STANDBY_FD_ENV] = str(standby_fd)
+            passed.append(standby_fd)
         release = str(self.layout.release_dir(version).resolve())
         proc = subprocess.Popen(
             boot_command(release, self.python),
             env=env,
-            pass_fds=(self._sock.fileno(), control.fileno()),
+            pass_fds=passed,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 (async-signal-safe: one prctl call)
         )
         control.close()
         child = Child(n, version, proc, notify, control_path)
-        log.info("started child %d (pid %d) running %s", n, proc.pid, version)
+        role = "standby child" if standby_fd is not None else "child"
+        log.info("started %s %d (pid %d) running %s", role, n, proc.pid, version)
         return child
 
     def _await_healthy(self, child: Child, expected: str) -> tuple[str, str] | None:
@@ -264,7 +295,8 @@ class Supervisor:
         return None
 
     def _launch(self, version: str, fault: str | None = None) -> Child | None:
-        child = self._spawn(version)
+        # The standby booted by the update's preflight, or a fresh process.
+        child = self._standby.take(version) or self._spawn(version)
         self._starting = child
         self._write_status()
         if fault:
@@ -437,6 +469,7 @@ class Supervisor:
                 "starting": None
                 if self._starting is None
                 else {"pid": self._starting.pid, "version": self._starting.version},
+                "standby": self._standby.describe(),
             },
             mode=0o600,
         )

@@ -3,9 +3,14 @@
 Steps: extract into ``releases/.staging-*`` with every entry checked (and
 tarfile's ``data`` filter on top), check the manifest carries the signed
 version, install bundled wheels offline into the release's own
-``site-packages``, run a preflight in a subprocess that imports the new tree
-and reports its version, then mark it read-only and rename it to
-``releases/<version>``. Activation (the symlink switch) is a separate step.
+``site-packages``, rename the tree to ``releases/<version>`` with an
+"unverified" marker beside it, run the preflight (a fresh interpreter that
+imports the new tree from there and reports its version), then mark it
+read-only and drop the marker. A failed preflight removes the tree; a crash
+leaves the marker, and the next start removes the tree. The preflight runs
+from the final place so that the process doing it can go on to serve: under
+``caio run`` it is the supervisor's standby child (:class:`Preflight` is the
+seam). Activation (the symlink switch) is a separate step.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from caio.core.errors import ConfigError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
+from caio.core.files import atomic_write_bytes
 from caio.core.layout import STAGING_PREFIX, InstallLayout, make_read_only, remove_tree
 from caio.core.manifest import load_manifest
 from caio.core.release_format import (
@@ -61,6 +68,16 @@ print(json.dumps({"version": load_manifest(Path(release) / "manifest.json").vers
 """
 
 
+class Preflight(Protocol):
+    """Proves that the release in ``tree`` starts and is ``version``, before it is installed.
+
+    Raises:
+        UpdateError: preflight_failed, with what the new release printed.
+    """
+
+    def __call__(self, tree: Path, version: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class InstallLimits:
     """Refuse archives that would unpack beyond these (zip bombs, inode exhaustion)."""
@@ -74,11 +91,16 @@ class ReleaseInstaller:
     """Extracts, checks and preflights releases into an :class:`InstallLayout`."""
 
     def __init__(
-        self, layout: InstallLayout, limits: InstallLimits, python: str = sys.executable
+        self,
+        layout: InstallLayout,
+        limits: InstallLimits,
+        python: str = sys.executable,
+        preflight: Preflight | None = None,
     ) -> None:
         self.layout = layout
         self.limits = limits
         self.python = python
+        self.preflight = preflight or SubprocessPreflight(python, limits.preflight_timeout)
 
     def install(self, artifact: Path, version: str, progress: Progress) -> Path:
         """Install the verified ``artifact`` as ``releases/<version>`` (not activated).
@@ -89,10 +111,12 @@ class ReleaseInstaller:
             UpdateError: package_invalid, preflight_failed, disk_full, permission_denied.
         """
         final = self.layout.release_dir(version)
-        if final.is_dir():
+        if self.layout.is_installed(version):
             log.info("release %s is already installed", version)
             progress(1.0)
             return final
+        marker = self.layout.unverified_marker(version)
+        remove_tree(final)  # a tree whose preflight never ended: start again
         self.layout.releases.mkdir(parents=True, exist_ok=True)
         staging = Path(
             tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=self.layout.releases)
@@ -104,10 +128,18 @@ class ReleaseInstaller:
             if (tree / "wheels").is_dir():
                 self._install_wheels(tree)
             progress(0.7)
-            self._preflight(tree, version)
-            progress(0.9)
-            make_read_only(tree)
+            atomic_write_bytes(marker, b"", mode=0o600)  # durable before the tree is there
             os.replace(tree, final)
+            try:
+                fault_point("during_preflight")
+                self.preflight(final, version)
+            except BaseException:
+                remove_tree(final)
+                marker.unlink(missing_ok=True)
+                raise
+            progress(0.9)
+            make_read_only(final)
+            marker.unlink()
             progress(1.0)
             return final
         except OSError as e:
@@ -202,7 +234,15 @@ class ReleaseInstaller:
                 f"bundled wheels failed to install: {done.stderr[-1500:]}",
             )
 
-    def _preflight(self, tree: Path, version: str) -> None:
+
+class SubprocessPreflight:
+    """The preflight in a throw-away interpreter: import the new tree, print its version."""
+
+    def __init__(self, python: str, timeout: float) -> None:
+        self.python = python
+        self.timeout = timeout
+
+    def __call__(self, tree: Path, version: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "CAIO_"))}
         try:
             done = subprocess.run(
@@ -212,7 +252,7 @@ class ReleaseInstaller:
                 check=False,
                 cwd=tree,
                 env=env,
-                timeout=self.limits.preflight_timeout,
+                timeout=self.timeout,
             )
         except subprocess.TimeoutExpired as e:
             raise UpdateError(ErrorCode.PREFLIGHT_FAILED, "preflight timed out") from e

@@ -15,15 +15,20 @@ from caio.core.settings import Settings
 from caio.core.trust import TrustAnchor
 from caio.update.consensus import ConsensusRepository, Source
 from caio.update.download import ArtifactDownloader
-from caio.update.install import InstallLimits, ReleaseInstaller
+from caio.update.install import InstallLimits, Preflight, ReleaseInstaller
 from caio.update.proxy import proxy_for
 from caio.update.repository import Repository, RetryPolicy, TrustedRepository
 from caio.update.service import UpdateService
 from caio.update.transport import SpeedLimits, Transport, make_transport
 
 
-def build_update_service(settings: Settings, running: Running, source_dir: Path) -> UpdateService:
+def build_update_service(
+    settings: Settings, running: Running, source_dir: Path, preflight: Preflight | None = None
+) -> UpdateService:
     """The update service for these settings (call its ``close()`` on shutdown).
+
+    ``preflight``: how a new release proves it starts (default: a throw-away
+    interpreter; under ``caio run``, the supervisor's standby child).
 
     Without a repository (``running.update_url`` None) the service runs and
     every check and update answers ``trust_not_configured``.
@@ -89,6 +94,7 @@ def build_update_service(settings: Settings, running: Running, source_dir: Path)
                 max_unpacked_bytes=settings.max_unpacked_mb * 1024 * 1024,
                 preflight_timeout=settings.preflight_timeout,
             ),
+            preflight=preflight,
         ),
         keep_releases=settings.keep_releases,
         source_dir=source_dir,
