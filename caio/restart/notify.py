@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 from pathlib import Path
 
@@ -64,3 +65,8 @@ class NotifyListener:
         self.sock.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def wait_any(listeners: list[NotifyListener], timeout: float) -> None:
+    """Return when one of ``listeners`` has a message, or after ``timeout`` seconds."""
+    select.select([listener.sock for listener in listeners], [], [], timeout)

@@ -45,7 +45,7 @@ from caio.core.settings import Settings
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.restart.connections import raise_open_file_limit
 from caio.restart.control import boot_command
-from caio.restart.notify import NotifyListener
+from caio.restart.notify import NotifyListener, wait_any
 from caio.restart.process import (
     CONTROL_FD_ENV,
     FEATURES_ENV,
@@ -188,8 +188,9 @@ class Supervisor:
             elif self._restart_asked is not None:
                 graceful, self._restart_asked = self._restart_asked, None
                 self.restart(graceful=graceful)
-            else:
-                time.sleep(0.1)
+            else:  # a message (a restart, a standby's report) wakes us at once
+                standby = self._standby.child
+                wait_any([active.notify, *([standby.notify] if standby else [])], 0.1)
 
     # --- children -------------------------------------------------------------
     def _spawn(self, version: str, standby_fd: int | None = None) -> Child:
@@ -256,7 +257,9 @@ class Supervisor:
                         return None
                     if version is not None:
                         return "wrong_version", f"it reports version {version}, expected {expected}"
-                time.sleep(0.05)
+                    time.sleep(0.02)
+                else:
+                    wait_any([child.notify], 0.05)  # READY=1 wakes us at once
         if self._stop:
             return "stopped", "stopped by signal"
         return "unhealthy", f"not ready and healthy within {self.settings.probation_seconds:g}s"
