@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 from caio.api import create_app
 from caio.core.audit import AuditLog
 from caio.schemas import JobStatus
+from caio.update.checks import CheckRecord
 from tests.helpers import write_manifest
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, in_thread, paced, sse_events
 
@@ -335,3 +338,43 @@ def test_a_check_writes_its_record_without_fsync(
     service.check()
     assert synced == []
     assert service.checks.read().last_success is not None
+
+
+def test_a_check_that_finds_the_same_rewrites_its_record_only_now_and_then(
+    tmp_path: Path,
+) -> None:
+    """A rename costs more than the rest of a check's bookkeeping: same findings, new times."""
+    path = tmp_path / "check.json"
+    record = CheckRecord(path)
+    noon = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+    def found(seconds: int, newest: str) -> None:
+        at = noon + timedelta(seconds=seconds)
+        record.succeeded(at, newest=newest, newest_eligible=None, running_withdrawn=False)
+
+    found(0, RUNNING)
+    first = path.stat()
+    found(5, RUNNING)
+    assert path.stat().st_ino == first.st_ino  # not rewritten
+    assert json_of(path)["last_success"] == "2026-12-06T12:00:00Z"
+    assert record.read().last_success == "2026-12-06T12:00:05Z"  # this process: the newest
+
+    found(6, NEWER)
+    assert path.stat().st_ino != first.st_ino  # a different finding is written at once
+    assert (json_of(path)["newest"], json_of(path)["last_success"]) == (
+        NEWER,
+        "2026-12-06T12:00:06Z",
+    )
+
+    found(7, NEWER)
+    path.write_text(json.dumps({**json_of(path), "newest": "9.9.9"}))  # someone else's write
+    assert record.read().newest == "9.9.9"  # the file wins over what memory holds
+
+    record.REWRITE_SECONDS = 0  # and the times reach the file now and then
+    found(8, "9.9.9")
+    assert json_of(path)["last_success"] == "2026-12-06T12:00:08Z"
+
+
+def json_of(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -105,15 +106,29 @@ def _is_approval(value: Any) -> bool:
 
 
 class CheckRecord:
-    """Reads and writes ``state/check.json`` (0600, atomic)."""
+    """Reads and writes ``state/check.json`` (0600, atomic).
+
+    A check that finds what the last one found changes only the times; the
+    file is then rewritten at most every ``REWRITE_SECONDS`` (a rename costs
+    more than the rest of a check's bookkeeping), and this process reads the
+    newer times from memory as long as the file is the one it wrote. Any
+    other change is written at once.
+    """
+
+    REWRITE_SECONDS = 30.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self.damaged = 0  # reads that found the file, or a field of it, unreadable
+        self._written: tuple[CheckState, tuple[int, int], float] | None = None  # what, file, when
+        self._pending: CheckState | None = None  # newer times, not written yet
 
     def read(self) -> CheckState:
         """The last check as recorded; what is damaged is left out and counted (``damaged``)."""
+        pending, written = self._pending, self._written
+        if pending is not None and written is not None and self._mtime() == written[1]:
+            return pending
         try:
             doc = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -184,9 +199,33 @@ class CheckRecord:
             self._write(state)
 
     def _write(self, state: CheckState) -> None:
+        written = self._written
+        if (
+            written is not None
+            and _untimed(state) == _untimed(written[0])
+            and time.monotonic() - written[2] < self.REWRITE_SECONDS
+            and self._mtime() == written[1]
+        ):
+            self._pending = state
+            return
         try:
             # A cache of the last check: atomic (never half a file), not fsynced (a power cut
             # loses at most a check, which the next one redoes).
             atomic_write_json(self.path, asdict(state), mode=0o600, durable=False)
         except OSError as e:  # a full disk must not turn a good check into a failure
             log.warning("could not record the check in %s: %s", self.path, e)
+            self._written = self._pending = None
+            return
+        self._written, self._pending = (state, self._mtime(), time.monotonic()), None
+
+    def _mtime(self) -> tuple[int, int]:
+        """Which file is there: (inode, modification time); atomic writes change both."""
+        try:
+            found = self.path.stat()
+        except OSError:
+            return (-1, -1)
+        return (found.st_ino, found.st_mtime_ns)
+
+
+def _untimed(state: CheckState) -> dict[str, Any]:
+    return {**asdict(state), "last_attempt": None, "last_success": None}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -144,9 +145,9 @@ class StatusFeed:
     def publish(self, status: JobStatus) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for loop, queue in subscribers:
+        for loop, inbox in subscribers:
             if not loop.is_closed():
-                loop.call_soon_threadsafe(queue.put_nowait, status)
+                loop.call_soon_threadsafe(inbox.put_nowait, status)
 
 
 RepositoryFactory = Callable[[], Repository]
@@ -224,9 +225,12 @@ class UpdateService:
         self._saved: tuple[str | None, str, float] = (None, "", 0.0)
         self._check_lock = threading.Lock()
         self._check_flight: Future[CheckResult] | None = None
+        self._check_queue: queue.SimpleQueue[Future[CheckResult] | None] = queue.SimpleQueue()
+        self._check_thread: threading.Thread | None = None
 
     def close(self) -> None:
-        """Release the repository connections (the app's shutdown)."""
+        """Release the repository connections and end the check thread (the app's shutdown)."""
+        self._check_queue.put(None)
         for transport in self._transports:
             transport.close()
 
@@ -400,10 +404,17 @@ class UpdateService:
             if flight is None:
                 flight = Future()
                 self._check_flight = flight
-                threading.Thread(
-                    target=self._run_check, args=(flight,), name="caio-check", daemon=True
-                ).start()
+                self._check_queue.put(flight)
+                if self._check_thread is None:  # one thread for every check, started once
+                    self._check_thread = threading.Thread(
+                        target=self._check_worker, name="caio-check", daemon=True
+                    )
+                    self._check_thread.start()
             return flight
+
+    def _check_worker(self) -> None:
+        while (flight := self._check_queue.get()) is not None:
+            self._run_check(flight)
 
     def _run_check(self, flight: Future[CheckResult]) -> None:
         try:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -170,7 +170,7 @@ async def update_events(_: ViewerDep, service: ServiceDep, request: Request) -> 
     },
     summary="Available releases",
 )
-async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut:
+async def check(_: ViewerDep, service: ServiceDep, request: Request) -> Response:
     wait: float = request.app.state.settings.check_wait_seconds
     flight = asyncio.wrap_future(service.shared_check())
     flight.add_done_callback(_retrieve)  # a caller that stopped waiting still reads the outcome
@@ -183,7 +183,7 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
             f"the repository did not answer within {wait:g}s; the check goes on in the "
             "background (the slow-retrieval limits end it); ask again later",
         ) from e
-    return CheckOut(
+    answer = CheckOut(
         running_version=result.running_version,
         channel=result.channel,
         host_id=result.host_id,
@@ -210,6 +210,8 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> CheckOut
             if a.problem is not None
         ],
     )
+    # Built and validated once here: FastAPI would validate and encode it a second time.
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _retrieve(future: asyncio.Future[CheckResult]) -> None:
