@@ -111,6 +111,21 @@ def test_through_a_proxy_from_the_environment_and_around_it_with_no_proxy(
     assert "CAIO_PROXY" in gone["error"]["message"]
 
 
+def test_a_dead_proxy_whose_port_holds_407_is_unreachable_not_asking_for_a_password(
+    update_env: UpdateEnv,
+) -> None:
+    """The refusal was recognised by "407" anywhere in the error, the proxy's URL included."""
+    update_env.publish(NEWER)
+    port = next(p for p in range(14070, 14080) if _free(p))
+    gone = check(update_env, proxy=f"http://127.0.0.1:{port}")
+    assert gone["error"]["code"] == "proxy_unreachable", gone
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_a_proxy_that_wants_credentials_gets_them_and_they_stay_secret(
     update_env: UpdateEnv, proxies: list[Tinyproxy], tmp_path: Path
 ) -> None:

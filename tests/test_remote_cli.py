@@ -102,7 +102,7 @@ def test_remote_update_with_progress_then_status_and_rollback(
 def test_remote_update_failure_exits_with_the_error_code(
     service: str, update_env: UpdateEnv
 ) -> None:
-    path = next((update_env.repo.dir / "targets" / "caio" / NEWER).iterdir())
+    path = next((update_env.repo.dir / "targets" / "caio" / NEWER).glob("*.tar.gz"))
     data = bytearray(path.read_bytes())
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))

@@ -123,7 +123,7 @@ def test_network_errors_are_retried_with_backoff(update_env: UpdateEnv) -> None:
 
 def test_verification_errors_are_not_retried(update_env: UpdateEnv) -> None:
     update_env.publish(NEWER)
-    path = next((update_env.repo.dir / "targets" / "caio" / NEWER).iterdir())
+    path = next((update_env.repo.dir / "targets" / "caio" / NEWER).glob("*.tar.gz"))
     data = path.read_bytes()
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     status = update_env.run_update(update_env.client())

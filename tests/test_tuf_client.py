@@ -75,7 +75,7 @@ def test_download_in_order_verified_and_cached(env: UpdateEnv, tmp_path: Path) -
     files = sorted(p.name for p in tdir.iterdir())
     assert files == sorted(quote(target(v), safe="") for v in (RUNNING, NEWER))
     for version in (RUNNING, NEWER):
-        published = next((env.repo.dir / "targets" / "caio" / version).iterdir())
+        published = next((env.repo.dir / "targets" / "caio" / version).glob("*.tar.gz"))
         assert (tdir / quote(target(version), safe="")).read_bytes() == published.read_bytes()
 
     before = [p for p, _ in env.requests if "/targets/" in p]
@@ -87,7 +87,7 @@ def test_download_in_order_verified_and_cached(env: UpdateEnv, tmp_path: Path) -
 def test_a_tampered_target_fails_and_is_not_stored(env: UpdateEnv, tmp_path: Path) -> None:
     mdir, tdir = tmp_path / "md", tmp_path / "targets"
     client("--metadata-dir", mdir, "init", env.repo.trusted_root)
-    published = next((env.repo.dir / "targets" / "caio" / NEWER).iterdir())
+    published = next((env.repo.dir / "targets" / "caio" / NEWER).glob("*.tar.gz"))
     data = bytearray(published.read_bytes())
     data[10] ^= 0xFF
     published.write_bytes(bytes(data))

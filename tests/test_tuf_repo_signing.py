@@ -208,7 +208,7 @@ def test_corrupt_published_metadata_is_a_clear_error(published_repo: PublishedRe
 def test_verify_catches_a_tampered_target(published_repo: PublishedRepo) -> None:
     published_repo.release("1.0.0")
     verify_repository(published_repo.dir, published_repo.trusted_root)
-    artifact = next((published_repo.dir / "targets" / "caio" / "1.0.0").iterdir())
+    artifact = next((published_repo.dir / "targets" / "caio" / "1.0.0").glob("*.tar.gz"))
     data = bytearray(artifact.read_bytes())
     data[-1] ^= 0xFF
     artifact.write_bytes(bytes(data))

@@ -193,14 +193,22 @@ def add(
             "e.g. 10%@0h,50%@24h,100%@72h (units s, m, h, d); default: every host at once"
         ),
     ] = None,
+    delta_from: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="also publish deltas (signed patches) from this many of the newest earlier "
+            "releases on each channel; 0: none",
+        ),
+    ] = 2,
     check_live: LiveOpt = None,
     wait: WaitOpt = LOCK_WAIT,
 ) -> None:
-    """Publish a release: target, release index, snapshot and timestamp."""
+    """Publish a release: target, release index, deltas, snapshot and timestamp."""
     with outcome():
         steps = _plan(rollout, "--rollout") if rollout is not None else None
         result = _publisher(repo, keys, check_live, wait).add_release(
-            artifact, channel or ["stable"], steps
+            artifact, channel or ["stable"], steps, delta_from=delta_from
         )
     typer.echo(result.message)
 

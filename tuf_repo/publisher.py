@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tuf.api.metadata import TargetFile
 
 from caio.core.release_format import IndexEntry
 from caio.core.rollout import Step
-from tuf_repo import ceremony, heartbeat, releases, rotation, staging, status
+from tuf_repo import ceremony, deltas, heartbeat, releases, rotation, staging, status
 from tuf_repo.approval import SourceRelease
 from tuf_repo.commit import commit
 from tuf_repo.context import Changes, RepoContext, utc_now
@@ -108,19 +109,26 @@ class Publisher:
             )
 
     def add_release(
-        self, artifact: Path, channels: Iterable[str], rollout: tuple[Step, ...] | None = None
+        self,
+        artifact: Path,
+        channels: Iterable[str],
+        rollout: tuple[Step, ...] | None = None,
+        *,
+        delta_from: int = deltas.DEFAULT_BASES,
     ) -> AddResult:
         """Publish ``artifact`` as a target and list it in the signed release index.
 
         ``rollout``: the plan's steps, from the release time (default: every
-        host at once).
+        host at once). ``delta_from``: also publish deltas from this many of
+        the newest earlier releases on each of its channels (0: none).
 
         Raises:
             ReleaseError: the artifact is not a valid release.
             TufRepoError: the version exists with other bytes.
             SignaturesNeeded: the targets role needs more signatures (staged).
         """
-        return self.publish_artifact(artifact, inspect_release(artifact), channels, rollout)
+        info = inspect_release(artifact)
+        return self.publish_artifact(artifact, info, channels, rollout, delta_from=delta_from)
 
     def publish_artifact(
         self,
@@ -128,6 +136,8 @@ class Publisher:
         info: ReleaseInfo,
         channels: Iterable[str],
         rollout: tuple[Step, ...] | None = None,
+        *,
+        delta_from: int = 0,
     ) -> AddResult:
         """Publish ``artifact`` as release ``info`` without inspecting its contents.
 
@@ -135,8 +145,17 @@ class Publisher:
         that re-publish already inspected artifacts, and for tests that sign a
         hostile archive to prove that clients check what they install.
         """
-        with self._writing("add"):
-            return releases.publish_artifact(self.ctx, artifact, info, channels, rollout)
+        channels = sorted(set(channels)) or ["stable"]
+        with (
+            self._writing("add"),
+            deltas.built_deltas(self.ctx, info.version, channels, artifact, delta_from) as made,
+        ):
+            extras = [(d.target, d.file) for d in made]
+            result = releases.publish_artifact(self.ctx, artifact, info, channels, rollout, extras)
+        if not made:
+            return result
+        listed = ", ".join(f"{d.base_version} ({d.target.length:,} bytes)" for d in made)
+        return replace(result, message=f"{result.message}; deltas from {listed}")
 
     def approve(self, source: SourceRelease) -> AddResult:
         """See :func:`tuf_repo.releases.approve`."""

@@ -10,7 +10,7 @@ its path hashes to.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import cast
 
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
+from caio.core.delta import TarDigest
 from caio.core.release_format import (
     INDEX_PATH,
     IndexEntry,
@@ -49,8 +50,10 @@ def publish_artifact(
     info: ReleaseInfo,
     channels: Iterable[str],
     rollout: tuple[Step, ...] | None = None,
+    extras: Sequence[tuple[TargetFile, Path]] = (),
 ) -> AddResult:
-    """Sign and publish ``artifact`` as release ``info`` (inspected by the caller).
+    """Sign and publish ``artifact`` as release ``info`` (inspected by the caller), and
+    ``extras`` (its deltas) in the same publication.
 
     Publishing the same bytes again changes channels only: the release keeps
     its release time, plan and withdrawal.
@@ -60,7 +63,11 @@ def publish_artifact(
         SignaturesNeeded: the targets role needs more signatures (staged).
     """
     new_file = TargetFile.from_file(target_path(info.version), str(artifact), HASH_ALGORITHMS)
-    return publish_target(ctx, new_file, info, channels, rollout, artifact)
+    # Its uncompressed tar, signed beside it: what a delta to this release must produce.
+    tar = {"tar": TarDigest.of_artifact(artifact).to_json()}
+    return publish_target(
+        ctx, new_file, info, channels, rollout, artifact, extra_custom=tar, extra_targets=extras
+    )
 
 
 def publish_target(
@@ -71,6 +78,8 @@ def publish_target(
     rollout: tuple[Step, ...] | None,
     artifact: Path | None,
     verb: str = "published",
+    extra_custom: Mapping[str, object] | None = None,
+    extra_targets: Sequence[tuple[TargetFile, Path]] = (),
 ) -> AddResult:
     """Sign ``new_file`` (its length and hashes) as release ``info``, and list it in the index.
 
@@ -109,7 +118,7 @@ def publish_target(
         ),
         withdrawn=listed.withdrawn if listed is not None else None,
     )
-    new_file.unrecognized_fields["custom"] = target_custom(entry)
+    new_file.unrecognized_fields["custom"] = {**(extra_custom or {}), **target_custom(entry)}
 
     changes: Changes = {}
     role_md = editable_role_for(ctx, path, top, changes)
@@ -120,12 +129,17 @@ def publish_target(
                 f"version {info.version} is already published with different bytes; "
                 "publish a new version instead"
             )
-        if existing.unrecognized_fields.get("custom") == new_file.unrecognized_fields["custom"]:
+        same = existing.unrecognized_fields.get("custom") == new_file.unrecognized_fields["custom"]
+        if same and not extra_targets:
             return AddResult(info.version, path, False, f"{path} is already {verb}")
     role_md.signed.targets[path] = new_file
+    for extra, _ in extra_targets:  # signed with the release (its deltas), in the bins they hash to
+        editable_role_for(ctx, extra.path, top, changes).signed.targets[extra.path] = extra
     index_bytes = _stage_index(ctx, index, entry, top, changes)
     if artifact is not None:
         ctx.store.put_target(path, new_file.hashes["sha256"], artifact)
+    for extra, file in extra_targets:
+        ctx.store.put_target(extra.path, extra.hashes["sha256"], file)
     ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
     commit(ctx, changes, policy)
     done = "updated channels of" if existing is not None else verb
@@ -316,7 +330,8 @@ def _change_release(
     target = role_md.signed.targets.get(entry.target)
     if target is None:
         raise MetadataError(f"the index lists {entry.target}, which no role signs")
-    target.unrecognized_fields["custom"] = target_custom(new_entry)
+    # The release fields change; what else is signed about the bytes (their tar) stays.
+    target.unrecognized_fields["custom"] = {**(target.custom or {}), **target_custom(new_entry)}
     index_bytes = _stage_index(ctx, index, new_entry, top, changes)
     ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
     commit(ctx, changes, policy)

@@ -205,7 +205,9 @@ class HttpTransport(Transport):
                     redirect=False,
                 )
             except urllib3.exceptions.ProxyError as e:
-                if "407" in str(e):
+                # http.client's CONNECT refusal; a bare "407" also matched a proxy port
+                # such as 40712 in the message, and a dead proxy read as wanting a password.
+                if "Tunnel connection failed: 407" in str(e):
                     raise ProxyAuthError(f"the proxy refused {url}: {e}") from e
                 raise ProxyUnreachableError(f"the proxy for {url} did not answer: {e}") from e
             except urllib3.exceptions.SSLError as e:
