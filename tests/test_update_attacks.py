@@ -52,6 +52,9 @@ def updated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Updat
 @pytest.fixture
 def env(updated_template: UpdateEnv, tmp_path: Path) -> Iterator[UpdateEnv]:
     cloned = clone_update_env(updated_template, tmp_path)
+    # Attacks on the full download: with a delta the host would not fetch the artifact at
+    # all (the delta path's own attacks are in test_delta_update.py).
+    cloned.settings = cloned.settings.model_copy(update={"delta": "off"})
     yield cloned
     cloned.repo.server.stop()
 

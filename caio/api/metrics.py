@@ -90,9 +90,18 @@ class CaioCollector(Collector):
         )
         yield CounterMetricFamily(
             "caio_update_artifact_bytes",
-            "Bytes of release artifacts downloaded and verified by update jobs",
+            "Bytes of release artifacts (or their deltas) downloaded and verified by update jobs",
             value=counts.artifact_bytes,
         )
+        deltas = CounterMetricFamily(
+            "caio_delta_updates",
+            "Updates that applied a signed delta, and those that fell back to the full "
+            "download (the reason is in the audit record)",
+            labels=["outcome"],
+        )
+        for outcome in ("applied", "fallback"):
+            deltas.add_metric([outcome], counts.deltas[outcome])
+        yield deltas
         yield GaugeMetricFamily(
             "caio_update_in_progress",
             "1 while an update job runs",

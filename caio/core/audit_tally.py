@@ -52,6 +52,7 @@ class AuditCounts:
     automatic_rollbacks: Counter[str] = field(default_factory=Counter)  # by reason
     manual_rollbacks: int = 0
     child_exits: int = 0
+    deltas: Counter[str] = field(default_factory=Counter)  # applied, fallback
 
 
 class AuditTally:
@@ -79,6 +80,7 @@ class AuditTally:
                 Counter(c.automatic_rollbacks),
                 c.manual_rollbacks,
                 c.child_exits,
+                Counter(c.deltas),
             )
 
     def _catch_up(self) -> None:
@@ -123,6 +125,7 @@ class AuditTally:
                 for i, bound in enumerate(DURATION_BUCKETS):
                     if seconds <= bound:
                         c.duration_buckets[i] += 1
+            c.deltas.update(_delta_outcome(record, outcome))
             size = record.get("bytes")
             if outcome in ("activated", "downloaded") and isinstance(size, int) and size > 0:
                 c.artifact_bytes += size
@@ -135,3 +138,12 @@ class AuditTally:
             c.manual_rollbacks += 1
         elif event == "child_exit":
             c.child_exits += 1
+
+
+def _delta_outcome(record: dict[str, Any], outcome: str) -> list[str]:
+    """ "applied" for an update made from a delta, "fallback" for one that could not be."""
+    if outcome not in ("activated", "downloaded"):
+        return []
+    if isinstance(record.get("delta"), dict):
+        return ["applied"]
+    return ["fallback"] if "delta_fallback" in record else []

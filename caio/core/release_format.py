@@ -111,13 +111,17 @@ class ExtendedHeaderBudget:
 def open_release_archive(
     source: Path, *, max_extended_bytes: int, max_extended_headers: int
 ) -> tarfile.TarFile:
-    """Open a gzip release archive for reading with bounded extended headers.
+    """Open a release archive for reading with bounded extended headers: the gzip
+    artifact, or (``.tar``) the uncompressed tar a verified delta made.
 
     Raises:
-        tarfile.TarError: not a gzip tarball, or an extended header over the limits.
+        tarfile.TarError: not a (gzip) tarball, or an extended header over the limits.
         OSError: the file cannot be read.
     """
-    tar = tarfile.open(source, mode="r:gz", tarinfo=_BoundedTarInfo)  # noqa: SIM115 (returned)
+    if source.suffix == ".tar":
+        tar = tarfile.open(source, mode="r:", tarinfo=_BoundedTarInfo)  # noqa: SIM115 (returned)
+    else:
+        tar = tarfile.open(source, mode="r:gz", tarinfo=_BoundedTarInfo)  # noqa: SIM115
     tar.extended_budget = ExtendedHeaderBudget(  # type: ignore[attr-defined]
         min(max_extended_bytes, MAX_EXTENDED_TOTAL), max_extended_headers
     )

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     restart_strategy: RestartStrategy = "supervisor"
     channel: Channel | None = Field(default=None, description="overrides manifest channel")
     keep_releases: int = Field(default=3, ge=2, description="installed releases kept")
+    delta: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: apply a signed delta from the current release when one is "
+        "published and its tar was kept (else the full download); off: always the full one",
+    )
     http_timeout: float = Field(default=30.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1)
     retry_base_delay: float = Field(default=0.5, ge=0)

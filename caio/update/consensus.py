@@ -181,6 +181,11 @@ class ConsensusView:
         )
 
     # --- what the service asks --------------------------------------------------------------
+    def delta_target(self, base_version: str, version: str) -> TargetFile | None:
+        """None: with a repository map, releases are downloaded whole (the repositories
+        approve a release's bytes; a delta would need its own approvals)."""
+        return None
+
     def refusal(self, version: str) -> UpdateError | None:
         """Why ``version`` is not offered, when a repository lists it but consensus is missing."""
         wanted = Version(version)

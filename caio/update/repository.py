@@ -20,6 +20,7 @@ from tuf.api import exceptions as tuf
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
+from caio.core.delta import delta_target_path
 from caio.core.errors import ErrorCode, UpdateError
 from caio.core.release_format import (
     INDEX_PATH,
@@ -102,6 +103,8 @@ class View(Protocol):
 
     def verified_target(self, release: Release) -> TargetFile: ...
 
+    def delta_target(self, base_version: str, version: str) -> TargetFile | None: ...
+
     def refusal(self, version: str) -> UpdateError | None: ...
 
     def signers(self, version: str) -> tuple[str, ...]: ...
@@ -175,6 +178,19 @@ class RepositoryView:
                 f"{', '.join(disagree)}: the repository is inconsistent; nothing was downloaded",
             )
         return info
+
+    def delta_target(self, base_version: str, version: str) -> TargetFile | None:
+        """The signed delta from ``base_version`` to ``version``; None when none is published.
+
+        Raises:
+            UpdateError: a TUF code when the metadata that would list it fails to verify.
+        """
+        try:
+            return self.target_info(delta_target_path(base_version, version))
+        except UpdateError as e:
+            if e.error_code == ErrorCode.TARGET_NOT_FOUND:
+                return None
+            raise
 
     def refusal(self, version: str) -> UpdateError | None:
         """Why a listed ``version`` is not offered: never, with one repository."""

@@ -35,6 +35,7 @@ from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.agreement import Agreement
 from caio.update.checks import CheckRecord
+from caio.update.deltas import DeltaPath
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
 from caio.update.install import ReleaseInstaller
@@ -45,7 +46,7 @@ from caio.update.policy import (
     eligibility,
     releases_for_channel,
 )
-from caio.update.repository import Release, Repository, TrustedMetadataInfo
+from caio.update.repository import Release, Repository, TrustedMetadataInfo, View
 from caio.update.sightings import Sightings
 from caio.update.transport import Transport
 
@@ -197,8 +198,10 @@ class UpdateService:
         transports: tuple[Transport, ...] = (),
         host_id: str | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        deltas: DeltaPath | None = None,
     ) -> None:
         self.layout = layout
+        self._deltas = deltas or DeltaPath(layout)
         self.host_id = host_id or layout.host_id()
         self._clock = clock
         self.checks = CheckRecord(layout.state_dir / "check.json")
@@ -660,16 +663,7 @@ class UpdateService:
             self._finish(job, f"{release.version} is installed; restart to run it", True)
             return
 
-        self._update(
-            job,
-            stage="downloading",
-            to_version=release.version,
-            bytes_total=info.length,
-            message=f"downloading {release.version}",
-        )
-        job.partial = self._downloader.paths(info)[1]
-        artifact = self._fetch(job, info, view.locations(info, release.version))
-        facts["bytes"] = info.length
+        artifact = self._download(job, view, release, info, facts)
         if request.download_only:
             job.keep = artifact
             self._finish(job, f"{release.version} is downloaded and verified; not installed", False)
@@ -681,6 +675,7 @@ class UpdateService:
             artifact, release.version, lambda f: self._update(job, progress=50 + int(f * 45))
         )
         seed_release(self.layout, self._source_dir, self.running)
+        self._deltas.keep(release.version, artifact)  # the next update's delta base
         fault_point("before_activation")
         with self._lock:  # activation and its status change as one step: cancel cannot split them
             self._fence(job)
@@ -691,6 +686,7 @@ class UpdateService:
             )
             artifact.unlink(missing_ok=True)
             pruned = self.layout.prune(self._keep)  # before "complete": a reader sees it done
+            self._deltas.prune()
             final = self._status.model_copy(
                 update={
                     "status": "complete",
@@ -707,6 +703,51 @@ class UpdateService:
         self.feed.publish(final)
         if pruned:
             log.info("pruned old releases: %s", ", ".join(pruned))
+
+    def _download(
+        self, job: _Job, view: View, release: Release, info: TargetFile, facts: dict[str, Any]
+    ) -> Path:
+        """The verified release: the tar a signed delta made from the current release's,
+        when one applies here, else the artifact downloaded whole (``facts`` say which)."""
+        note = ""
+        base = self.layout.current_version
+        if self._deltas.enabled and base is not None and base != release.version:
+            try:
+                delta = view.delta_target(base, release.version)
+            except UpdateError as e:  # the role that would list it does not verify
+                delta, facts["delta_fallback"] = None, e.message
+                note = f"the delta from {base} was not used ({e.message}); "
+            if delta is not None:
+                self._update(
+                    job,
+                    stage="downloading",
+                    to_version=release.version,
+                    bytes_total=delta.length,
+                    message=f"downloading the delta from {base} to {release.version}",
+                )
+
+                def fetch(target: TargetFile) -> Path:
+                    job.partial = self._downloader.paths(target)[1]
+                    return self._fetch(job, target, view.locations(target, release.version))
+
+                tried = self._deltas.attempt(delta, release, info, base, fetch)
+                if tried.tar is not None:
+                    facts["delta"] = {"from": base, "bytes": tried.delta_bytes}
+                    facts["bytes"] = tried.delta_bytes
+                    return tried.tar
+                facts["delta_fallback"] = tried.fallback
+                note = f"the delta from {base} was not used ({tried.fallback}); "
+        self._update(
+            job,
+            stage="downloading",
+            to_version=release.version,
+            bytes_total=info.length,
+            message=f"{note}downloading {release.version}",
+        )
+        job.partial = self._downloader.paths(info)[1]
+        artifact = self._fetch(job, info, view.locations(info, release.version))
+        facts["bytes"] = info.length
+        return artifact
 
     def _fetch(
         self, job: _Job, info: TargetFile, locations: list[tuple[str, Transport | None]]

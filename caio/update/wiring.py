@@ -14,6 +14,7 @@ from caio.core.running import Running
 from caio.core.settings import Settings
 from caio.core.trust import TrustAnchor
 from caio.update.consensus import ConsensusRepository, Source
+from caio.update.deltas import DeltaPath
 from caio.update.download import ArtifactDownloader
 from caio.update.install import InstallLimits, Preflight, ReleaseInstaller
 from caio.update.proxy import proxy_for
@@ -100,6 +101,7 @@ def build_update_service(
         source_dir=source_dir,
         transports=transports,
         host_id=settings.host_id,
+        deltas=DeltaPath(layout, enabled=settings.delta == "auto"),
     )
     return service
 

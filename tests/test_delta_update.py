@@ -1,0 +1,208 @@
+"""Delta updates on the host: a signed delta applied to a kept base, or the full download.
+
+A real repository published by tuf_repo (its deltas signed by `add`), served on
+loopback; the host's update service in-process, and one real `caio serve`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from caio.core.delta import build_delta, delta_target_path
+from tests.served import Served, run
+from tests.update_fixtures import NEWER, UpdateEnv, cut_after
+
+LATER = "1.2.0"
+
+
+def audit(env: UpdateEnv) -> list[dict[str, Any]]:
+    lines = (env.layout.state_dir / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def activated(env: UpdateEnv) -> dict[str, Any]:
+    return next(r for r in reversed(audit(env)) if r.get("outcome") == "activated")
+
+
+def served_file(env: UpdateEnv, target: str) -> Path:
+    directory, _, name = target.rpartition("/")
+    return next((env.repo.dir / "targets" / directory).glob(f"*.{name}"))
+
+
+def full_artifact(env: UpdateEnv, version: str) -> Path:
+    return served_file(env, f"caio/{version}/caio-{version}.tar.gz")
+
+
+def files(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def kept(env: UpdateEnv) -> list[str]:
+    return sorted(p.name for p in (env.settings.home / "bases").iterdir())
+
+
+@pytest.fixture
+def host(update_env: UpdateEnv) -> tuple[UpdateEnv, TestClient]:
+    """A host that installed NEWER by a full download (and kept its tar), with LATER out."""
+    update_env.publish(NEWER)
+    client = update_env.client()
+    first = update_env.run_update(client)
+    assert first["status"] == "complete", first
+    assert "delta" not in activated(update_env)  # nothing kept yet to apply one to
+    assert kept(update_env) == [f"{NEWER}.tar"]
+    update_env.publish(LATER)  # `add` signs the delta from NEWER with it
+    return update_env, client
+
+
+def test_a_delta_update_installs_the_same_files_as_the_full_download(
+    host: tuple[UpdateEnv, TestClient], tmp_path: Path
+) -> None:
+    env, client = host
+    final = env.run_update(client)
+    assert final["status"] == "complete", final
+    record = activated(env)
+    delta = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+    assert record["delta"] == {"from": NEWER, "bytes": delta}
+    assert record["bytes"] == delta  # what was downloaded
+    assert delta * 10 < full_artifact(env, LATER).stat().st_size
+    fetched = [path for path, _ in env.requests if "/targets/" in path]
+    assert not any(path.endswith(f"caio-{LATER}.tar.gz") for path in fetched)
+    assert env.layout.current_version == LATER
+    assert kept(env) == [f"{NEWER}.tar", f"{LATER}.tar"]  # current and previous
+    assert env.leftovers() == []
+
+    whole = tmp_path / "whole"  # what the full download would have installed
+    with tarfile.open(full_artifact(env, LATER)) as tar:
+        tar.extractall(whole, filter="data")
+    assert files(env.layout.release_dir(LATER)) == files(whole / f"caio-{LATER}")
+    metrics = client.get("/metrics", headers=env.auth("viewer")).text
+    assert 'caio_delta_updates_total{outcome="applied"} 1.0' in metrics
+
+
+def _resign_delta(env: UpdateEnv, change: dict[str, Any] | None, data: bytes | None) -> None:
+    """Sign the delta target again with the repository's real key, lying in one way."""
+    store = env.repo.store
+    targets = store.load("targets")
+    path = delta_target_path(NEWER, LATER)
+    target = targets.signed.targets[path]
+    if change is not None:
+        target.unrecognized_fields["custom"]["delta"].update(change)
+    if data is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        store.put_target(path, digest, data)
+        target.length, target.hashes = len(data), {"sha256": digest}
+    env.repo.publisher().commit({"targets": targets})
+
+
+def _other_bytes_delta(env: UpdateEnv, tmp_path: Path) -> bytes:
+    """A well-formed delta from NEWER's tar to a tar that is not LATER's."""
+    base = env.settings.home / "bases" / f"{NEWER}.tar"
+    other = tmp_path / "other.tar"
+    data = gzip.decompress(full_artifact(env, LATER).read_bytes())
+    other.write_bytes(data.replace(b"Verified self-update", b"Verified sel-fupdate", 1))
+    out = io.BytesIO()
+    build_delta(base, other, out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("no kept base", f"kept no tar of {NEWER}"),
+        ("kept base changed on disk", f"not the {NEWER} tar"),
+        ("delta damaged on the server", "does not match the signed"),
+        ("delta signed for another base", f"signed as the delta from 1.0.0 to {LATER}"),
+        ("delta signed to make other bytes", "not the signed"),
+    ],
+)
+def test_any_failure_of_the_delta_falls_back_to_the_full_download(
+    host: tuple[UpdateEnv, TestClient], tmp_path: Path, damage: str, reason: str
+) -> None:
+    env, client = host
+    base = env.settings.home / "bases" / f"{NEWER}.tar"
+    if damage == "no kept base":
+        base.unlink()
+    elif damage == "kept base changed on disk":
+        data = bytearray(base.read_bytes())
+        data[2000] ^= 0xFF
+        base.write_bytes(bytes(data))
+    elif damage == "delta damaged on the server":
+        served = served_file(env, delta_target_path(NEWER, LATER))
+        data = bytearray(served.read_bytes())
+        data[-10] ^= 0xFF
+        served.write_bytes(bytes(data))
+    elif damage == "delta signed for another base":
+        _resign_delta(env, {"from": "1.0.0"}, None)
+    else:
+        _resign_delta(env, None, _other_bytes_delta(env, tmp_path))
+
+    final = env.run_update(client)
+    assert final["status"] == "complete", final
+    assert env.layout.current_version == LATER  # the signed release, whole
+    record = activated(env)
+    assert "delta" not in record
+    assert reason in record["delta_fallback"], record["delta_fallback"]
+    assert record["bytes"] == full_artifact(env, LATER).stat().st_size
+    with tarfile.open(full_artifact(env, LATER)) as tar:
+        tar.extractall(tmp_path / "whole", filter="data")
+    assert files(env.layout.release_dir(LATER)) == files(tmp_path / "whole" / f"caio-{LATER}")
+    assert env.leftovers() == []
+    metrics = client.get("/metrics", headers=env.auth("viewer")).text
+    assert 'caio_delta_updates_total{outcome="fallback"} 1.0' in metrics
+
+
+def test_a_delta_cut_mid_way_resumes_with_a_range_request(
+    host: tuple[UpdateEnv, TestClient],
+) -> None:
+    env, client = host
+    served = served_file(env, delta_target_path(NEWER, LATER))
+    size = served.stat().st_size
+    env.behaviours[served.name] = cut_after(size // 2)
+    final = env.run_update(client)
+    assert final["status"] == "complete", final
+    assert activated(env)["delta"] == {"from": NEWER, "bytes": size}
+    ranges = [r for path, r in env.requests if path.endswith(served.name)]
+    assert ranges == [None, f"bytes={size // 2}-"]
+
+
+def test_with_deltas_off_the_host_downloads_the_release_whole(
+    host: tuple[UpdateEnv, TestClient],
+) -> None:
+    env, _ = host
+    env.settings = env.settings.model_copy(update={"delta": "off"})
+    final = env.run_update(env.client())
+    assert final["status"] == "complete", final
+    record = activated(env)
+    assert "delta" not in record and "delta_fallback" not in record
+    assert record["bytes"] == full_artifact(env, LATER).stat().st_size
+
+
+@pytest.mark.slow
+def test_a_real_caio_serve_updates_through_a_delta_and_says_so(
+    host: tuple[UpdateEnv, TestClient], started: list[Served]
+) -> None:
+    env, _ = host
+    served = run(env, started)
+    assert served.api("POST", "/api/v1/update", json={}).status_code == 202
+    final = served.wait_job()
+    assert final["status"] == "complete", final
+    delta = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+    assert activated(env)["delta"] == {"from": NEWER, "bytes": delta}
+    fetched = [path for path, _ in env.requests if "/targets/" in path]
+    assert any(path.endswith(f"caio-{LATER}.from-{NEWER}.delta") for path in fetched)
+    assert not any(path.endswith(f"caio-{LATER}.tar.gz") for path in fetched)
+    history = served.api("GET", "/api/v1/update/history", role="viewer").json()["records"]
+    assert {"from": NEWER, "bytes": delta} in [r.get("delta") for r in history]
