@@ -119,6 +119,17 @@ class WithdrawnOut(BaseModel):
     at: datetime
 
 
+class DeltaOut(BaseModel):
+    """A signed delta from this host's current release to the one an update installs."""
+
+    from_version: str
+    bytes: int = Field(description="what the update downloads instead of the release")
+    applies: bool = Field(
+        description="this host kept its current release's tar; if not, the update "
+        "downloads the release whole"
+    )
+
+
 class ReleaseOut(BaseModel):
     version: str
     target: str
@@ -131,6 +142,9 @@ class ReleaseOut(BaseModel):
     signed_by: list[str] = Field(
         default_factory=list,
         description="with a repository map: the repositories that sign these bytes",
+    )
+    delta: DeltaOut | None = Field(
+        default=None, description="on the release an update would install: its signed delta"
     )
 
 

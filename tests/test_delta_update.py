@@ -164,6 +164,24 @@ def test_any_failure_of_the_delta_falls_back_to_the_full_download(
     assert 'caio_delta_updates_total{outcome="fallback"} 1.0' in metrics
 
 
+def test_a_check_says_whether_a_delta_applies_and_its_size(
+    host: tuple[UpdateEnv, TestClient],
+) -> None:
+    env, client = host
+    size = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+
+    def offered() -> Any:
+        answer = client.get("/api/v1/update/check", headers=env.auth("viewer")).json()
+        assert answer["update_available"]["version"] == LATER
+        others = [r["delta"] for r in answer["releases"] if r["version"] != LATER]
+        assert others == [None] * len(others)  # only on the release an update installs
+        return answer["update_available"]["delta"]
+
+    assert offered() == {"from_version": NEWER, "bytes": size, "applies": True}
+    (env.settings.home / "bases" / f"{NEWER}.tar").unlink()
+    assert offered() == {"from_version": NEWER, "bytes": size, "applies": False}
+
+
 def test_a_delta_cut_mid_way_resumes_with_a_range_request(
     host: tuple[UpdateEnv, TestClient],
 ) -> None:

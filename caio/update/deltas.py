@@ -54,6 +54,15 @@ class DeltaAttempt:
     fallback: str | None = None  # None with no tar: no delta was offered to this host
 
 
+@dataclass(frozen=True)
+class DeltaOffer:
+    """A signed delta to the release an update would install, as a check reports it."""
+
+    base_version: str
+    length: int
+    applies: bool  # this host kept the base's tar (else the update downloads it whole)
+
+
 class DeltaPath:
     """Applies a signed delta to a kept base; keeps the bases for the next update."""
 

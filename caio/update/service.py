@@ -35,7 +35,7 @@ from caio.core.rollout import Withdrawal, iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.agreement import Agreement
 from caio.update.checks import CheckRecord
-from caio.update.deltas import DeltaPath
+from caio.update.deltas import DeltaOffer, DeltaPath
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
 from caio.update.install import ReleaseInstaller
@@ -100,6 +100,7 @@ class CheckResult:
     skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
     # With a repository map: who signs each listed version, offered or not.
     approvals: list[Agreement] = field(default_factory=list)
+    delta: DeltaOffer | None = None  # the signed delta to update_available, if one is listed
 
 
 class Restarter(Protocol):
@@ -360,6 +361,10 @@ class UpdateService:
             delays=delays,
         )
         running = next((r for r in view.releases if r.version == self.running.version), None)
+        offer = None
+        if choice.release is not None:
+            with self._tuf_lock:  # ngclient's cache is single-user
+                offer = self._delta_offer(view, choice.release)
         result = CheckResult(
             running_version=self.running.version,
             channel=self.channel,
@@ -377,6 +382,7 @@ class UpdateService:
             checked_at=now,
             skipped_entries=list(view.skipped),
             approvals=view.approvals(),
+            delta=offer,
         )
         self.checks.succeeded(
             now,
@@ -388,6 +394,19 @@ class UpdateService:
         )
         self.running_withdrawn = result.running_withdrawn
         return result
+
+    def _delta_offer(self, view: View, release: Release) -> DeltaOffer | None:
+        """The signed delta an update to ``release`` would try, and whether it applies here."""
+        base = self.layout.current_version
+        if not self._deltas.enabled or base is None or base == release.version:
+            return None
+        try:
+            delta = view.delta_target(base, release.version)
+        except UpdateError:
+            return None  # the update would fall back to the full download, and say why
+        if delta is None:
+            return None
+        return DeltaOffer(base, delta.length, self._deltas.base_tar(base).is_file())
 
     def trusted_metadata(self) -> TrustedMetadataInfo | None:
         """Versions and expiry of the metadata trusted now (local files; None: no repository)."""

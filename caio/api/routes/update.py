@@ -17,6 +17,7 @@ from caio.core.rollout import Withdrawal
 from caio.core.state import JobStatus
 from caio.schemas import (
     CheckOut,
+    DeltaOut,
     ErrorBody,
     HistoryOut,
     IntegrityOut,
@@ -59,7 +60,16 @@ def release_out(release: Release | None, result: CheckResult) -> ReleaseOut | No
         signed_by=next(
             (list(a.signed_by) for a in result.approvals if a.version == release.version), []
         ),
+        delta=_delta(result, release.version),
     )
+
+
+def _delta(result: CheckResult, version: str) -> DeltaOut | None:
+    """The signed delta, on the release an update would install."""
+    offer, chosen = result.delta, result.update_available
+    if offer is None or chosen is None or chosen.version != version:
+        return None
+    return DeltaOut(from_version=offer.base_version, bytes=offer.length, applies=offer.applies)
 
 
 def _withdrawn(withdrawal: Withdrawal | None) -> WithdrawnOut | None:
