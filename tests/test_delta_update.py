@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from caio.core.delta import build_delta, delta_target_path
 from tests.served import Served, run
-from tests.update_fixtures import NEWER, UpdateEnv, cut_after
+from tests.update_fixtures import NEWER, UpdateEnv, cut_after, in_thread, paced, sse_events
 
 LATER = "1.2.0"
 
@@ -194,6 +194,27 @@ def test_a_delta_cut_mid_way_resumes_with_a_range_request(
     assert activated(env)["delta"] == {"from": NEWER, "bytes": size}
     ranges = [r for path, r in env.requests if path.endswith(served.name)]
     assert ranges == [None, f"bytes={size // 2}-"]
+
+
+def test_the_event_stream_follows_the_delta_path_to_the_end(
+    host: tuple[UpdateEnv, TestClient],
+) -> None:
+    env, client = host
+    served = served_file(env, delta_target_path(NEWER, LATER))
+    env.behaviours[served.name] = paced(chunks=4, pause=0.5)  # time to watch it download
+    collected: list[dict[str, Any]] = []
+    assert client.post("/api/v1/update", json={}, headers=env.auth()).status_code == 202
+    reader = in_thread(lambda: collected.extend(sse_events(client, env.auth("viewer"))))
+    reader.join(90)
+    assert not reader.is_alive()
+    downloading = [e for e in collected if e["stage"] == "downloading"]
+    assert downloading, collected
+    assert all(f"the delta from {NEWER} to {LATER}" in e["message"] for e in downloading)
+    assert "verifying" in [e["stage"] for e in collected]
+    assert downloading[0]["bytes_total"] == served.stat().st_size
+    assert collected[-1]["stage"] == "complete" and collected[-1]["to_version"] == LATER
+    progress = [e["progress"] for e in collected]
+    assert progress == sorted(progress)
 
 
 def test_with_deltas_off_the_host_downloads_the_release_whole(
