@@ -153,23 +153,28 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _tls_refused(error: httpx.TransportError) -> bool:
-    """Whether TLS failed for a reason that a retry cannot change."""
-    return "CERTIFICATE_VERIFY_FAILED" in str(error) or "alert" in str(error).lower()
+def _tls_refusal(error: httpx.TransportError) -> str | None:
+    """The code of a TLS failure that a retry cannot change, or None."""
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return "tls_verify_failed"
+    if "alert" in str(error).lower():
+        return "tls_client_cert_refused"
+    return None
 
 
 def _unreachable(base_url: httpx.URL, error: httpx.TransportError) -> UnreachableError:
-    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+    code = _tls_refusal(error)
+    if code == "tls_verify_failed":
         return UnreachableError(
             0,
-            "tls_verify_failed",
+            code,
             f"{base_url}: its certificate is not trusted ({error}); "
             "pass the CA that issued it (ca_bundle, caio remote --ca-bundle)",
         )
-    if "alert" in str(error).lower():
+    if code == "tls_client_cert_refused":
         return UnreachableError(
             0,
-            "tls_client_cert_refused",
+            code,
             f"{base_url}: the TLS handshake was refused ({error}); it may require a "
             "client certificate (client_cert, caio remote --client-cert)",
         )
@@ -228,7 +233,7 @@ class CaioClient:
             try:
                 return self._http.request(method, path, **kwargs)
             except httpx.TransportError as e:
-                if attempt == attempts or _tls_refused(e):
+                if attempt == attempts or _tls_refusal(e) is not None:
                     raise _unreachable(self._http.base_url, e) from e
                 time.sleep(self._backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
@@ -392,7 +397,7 @@ class AsyncCaioClient:
             try:
                 return await self._http.request(method, path, **kwargs)
             except httpx.TransportError as e:
-                if attempt == attempts or _tls_refused(e):
+                if attempt == attempts or _tls_refusal(e) is not None:
                     raise _unreachable(self._http.base_url, e) from e
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")

@@ -67,9 +67,15 @@ def choose_bases(
 
 @contextmanager
 def built_deltas(
-    ctx: RepoContext, version: str, channels: Iterable[str], artifact: Path, per_channel: int
+    ctx: RepoContext,
+    version: str,
+    channels: Iterable[str],
+    artifact: Path,
+    result: TarDigest,
+    per_channel: int,
 ) -> Iterator[list[DeltaTarget]]:
-    """Build the deltas to release ``version`` (``artifact``) that are not signed yet.
+    """Build the deltas to release ``version`` (``artifact``, whose tar is ``result``)
+    that are not signed yet.
 
     They are published with the release, in the same transaction
     (:func:`tuf_repo.releases.publish_target`); their files live until the
@@ -82,8 +88,7 @@ def built_deltas(
     with tempfile.TemporaryDirectory(prefix="tuf-repo-delta-") as tmp:
         work = Path(tmp)
         built: list[DeltaTarget] = []
-        result: TarDigest | None = None
-        result_tar = work / "result.tar"
+        result_tar: Path | None = None
         for base in bases:
             path = delta_target_path(base.version, version)
             if editable_role_for(ctx, path, top, looked_at).signed.targets.get(path) is not None:
@@ -91,9 +96,8 @@ def built_deltas(
             base_file = _served_artifact(ctx, base, top, looked_at)
             if base_file is None:
                 continue
-            if result is None:
-                unpack_artifact(artifact, result_tar)
-                result = TarDigest.of_file(result_tar)
+            if result_tar is None:
+                result_tar = _release_tar(artifact, work)
             base_dir = work / base.version
             base_dir.mkdir()
             base_tar = _release_tar(base_file, base_dir)

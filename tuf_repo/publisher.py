@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tuf.api.metadata import TargetFile
 
+from caio.core.delta import TarDigest
 from caio.core.release_format import IndexEntry
 from caio.core.rollout import Step
 from tuf_repo import ceremony, deltas, heartbeat, releases, rotation, staging, status
@@ -146,12 +147,17 @@ class Publisher:
         hostile archive to prove that clients check what they install.
         """
         channels = sorted(set(channels)) or ["stable"]
+        tar = TarDigest.of_artifact(artifact)  # read once: signed beside it, and deltas make it
         with (
             self._writing("add"),
-            deltas.built_deltas(self.ctx, info.version, channels, artifact, delta_from) as made,
+            deltas.built_deltas(
+                self.ctx, info.version, channels, artifact, tar, delta_from
+            ) as made,
         ):
             extras = [(d.target, d.file) for d in made]
-            result = releases.publish_artifact(self.ctx, artifact, info, channels, rollout, extras)
+            result = releases.publish_artifact(
+                self.ctx, artifact, info, channels, rollout, extras, tar
+            )
         if not made:
             return result
         listed = ", ".join(f"{d.base_version} ({d.target.length:,} bytes)" for d in made)

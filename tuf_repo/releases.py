@@ -51,9 +51,11 @@ def publish_artifact(
     channels: Iterable[str],
     rollout: tuple[Step, ...] | None = None,
     extras: Sequence[tuple[TargetFile, Path]] = (),
+    tar: TarDigest | None = None,
 ) -> AddResult:
     """Sign and publish ``artifact`` as release ``info`` (inspected by the caller), and
-    ``extras`` (its deltas) in the same publication.
+    ``extras`` (its deltas) in the same publication. ``tar``: the digest of its
+    uncompressed tar, when the caller has it already.
 
     Publishing the same bytes again changes channels only: the release keeps
     its release time, plan and withdrawal.
@@ -64,9 +66,16 @@ def publish_artifact(
     """
     new_file = TargetFile.from_file(target_path(info.version), str(artifact), HASH_ALGORITHMS)
     # Its uncompressed tar, signed beside it: what a delta to this release must produce.
-    tar = {"tar": TarDigest.of_artifact(artifact).to_json()}
+    signed_tar = {"tar": (tar or TarDigest.of_artifact(artifact)).to_json()}
     return publish_target(
-        ctx, new_file, info, channels, rollout, artifact, extra_custom=tar, extra_targets=extras
+        ctx,
+        new_file,
+        info,
+        channels,
+        rollout,
+        artifact,
+        extra_custom=signed_tar,
+        extra_targets=extras,
     )
 
 

@@ -49,7 +49,6 @@ class DeltaAttempt:
     """What the delta path gave: the release's tar, or why the full download is used."""
 
     tar: Path | None = None  # verified: the signed tar of the release
-    base_version: str | None = None
     delta_bytes: int = 0
     fallback: str | None = None  # None with no tar: no delta was offered to this host
 
@@ -73,6 +72,12 @@ class DeltaPath:
 
     def base_tar(self, version: str) -> Path:
         return self.bases / f"{version}.tar"
+
+    def base_for(self, version: str) -> str | None:
+        """The release a delta to ``version`` would start from (the current one), or None
+        when deltas are off or there is nothing to start from."""
+        base = self.layout.current_version
+        return base if self.enabled and base is not None and base != version else None
 
     def attempt(
         self,
@@ -112,8 +117,8 @@ class DeltaPath:
                 part.unlink(missing_ok=True)
             reason = e.message if isinstance(e, UpdateError) else str(e) or type(e).__name__
             log.warning("delta from %s not used: %s", base_version, reason)
-            return DeltaAttempt(base_version=base_version, fallback=reason)
-        return DeltaAttempt(made, base_version, delta_info.length)
+            return DeltaAttempt(fallback=reason)
+        return DeltaAttempt(made, delta_info.length)
 
     def keep(self, version: str, installed_from: Path) -> None:
         """Keep the tar of ``version`` (just installed from ``installed_from``, a verified

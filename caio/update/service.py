@@ -397,8 +397,8 @@ class UpdateService:
 
     def _delta_offer(self, view: View, release: Release) -> DeltaOffer | None:
         """The signed delta an update to ``release`` would try, and whether it applies here."""
-        base = self.layout.current_version
-        if not self._deltas.enabled or base is None or base == release.version:
+        base = self._deltas.base_for(release.version)
+        if base is None:
             return None
         try:
             delta = view.delta_target(base, release.version)
@@ -729,8 +729,8 @@ class UpdateService:
         """The verified release: the tar a signed delta made from the current release's,
         when one applies here, else the artifact downloaded whole (``facts`` say which)."""
         note = ""
-        base = self.layout.current_version
-        if self._deltas.enabled and base is not None and base != release.version:
+        base = self._deltas.base_for(release.version)
+        if base is not None:
             try:
                 delta = view.delta_target(base, release.version)
             except UpdateError as e:  # the role that would list it does not verify
