@@ -138,3 +138,15 @@ def test_the_api_certificate_settings_are_checked_before_serving(
     monkeypatch.setenv("CAIO_TLS_CERT", str(garbage))
     with pytest.raises(ConfigError, match=r"garbage\.crt.*: not PEM, or damaged"):
         api_context(load_settings())
+
+
+def test_the_delta_and_standby_settings_refuse_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("CAIO_DELTA", "sometimes"), ("CAIO_STANDBY_SECONDS", "-1")):
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(ConfigError):
+                load_settings()
+    monkeypatch.setenv("CAIO_DELTA", "off")
+    monkeypatch.setenv("CAIO_STANDBY_SECONDS", "0")
+    settings = load_settings()
+    assert (settings.delta, settings.standby_seconds) == ("off", 0)
