@@ -10,7 +10,7 @@ from datetime import datetime
 
 from packaging.version import Version
 
-from caio.schemas import CheckOut, ReleaseOut
+from caio.schemas import CheckOut, DeltaOut, ReleaseOut
 
 
 def check_lines(check: CheckOut, now: datetime) -> list[str]:
@@ -74,6 +74,8 @@ def _release_row(release: ReleaseOut, check: CheckOut) -> tuple[str, ...]:
         tags.append(f"WITHDRAWN: {release.withdrawn.reason}")
     if release.signed_by:
         tags.append(f"signed by {' + '.join(release.signed_by)}")
+    if release.delta:
+        tags.append(_delta(release.delta))
     released = (release.released_at or release.build_date).replace("T", " ")[:16]
     return (
         release.version,
@@ -82,6 +84,11 @@ def _release_row(release: ReleaseOut, check: CheckOut) -> tuple[str, ...]:
         _rollout(release),
         ", ".join(tags),
     )
+
+
+def _delta(delta: DeltaOut) -> str:
+    text = f"delta from {delta.from_version}: {delta.bytes:,} bytes"
+    return text if delta.applies else text + ", no kept base (downloads whole)"
 
 
 def _rollout(release: ReleaseOut) -> str:

@@ -120,7 +120,7 @@ class WithdrawnOut(BaseModel):
 
 
 class DeltaOut(BaseModel):
-    """A signed delta from this host's current release to the one an update installs."""
+    """A signed delta from this host's current release to a newer one."""
 
     from_version: str
     bytes: int = Field(description="what the update downloads instead of the release")
@@ -144,7 +144,9 @@ class ReleaseOut(BaseModel):
         description="with a repository map: the repositories that sign these bytes",
     )
     delta: DeltaOut | None = Field(
-        default=None, description="on the release an update would install: its signed delta"
+        default=None,
+        description="on a release newer than the running one: the signed delta from the "
+        "running release, if one is published",
     )
 
 

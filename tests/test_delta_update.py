@@ -10,18 +10,33 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from selenium.webdriver.common.by import By
 
 from caio.core.delta import build_delta, delta_target_path
+from tests.browser import Browser
 from tests.served import Served, run
-from tests.update_fixtures import NEWER, UpdateEnv, cut_after, in_thread, paced, sse_events
+from tests.update_fixtures import (
+    NEWER,
+    UpdateEnv,
+    built_release,
+    cut_after,
+    in_thread,
+    paced,
+    sse_events,
+)
 
 LATER = "1.2.0"
+NEWEST = "1.3.0"
+ALONE = "1.4.0"
 
 
 def audit(env: UpdateEnv) -> list[dict[str, Any]]:
@@ -164,22 +179,32 @@ def test_any_failure_of_the_delta_falls_back_to_the_full_download(
     assert 'caio_delta_updates_total{outcome="fallback"} 1.0' in metrics
 
 
-def test_a_check_says_whether_a_delta_applies_and_its_size(
+def test_a_check_shows_each_newer_release_s_delta_and_whether_it_applies(
     host: tuple[UpdateEnv, TestClient],
 ) -> None:
     env, client = host
-    size = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+    env.publish(NEWEST)  # deltas from LATER and from NEWER (the two newest before it)
+    alone = built_release(ALONE, env.repo.work / "dist")
+    env.repo.publisher().add_release(alone, ("stable",), delta_from=0)  # no delta at all
 
-    def offered() -> Any:
+    def offered() -> dict[str, Any]:
         answer = client.get("/api/v1/update/check", headers=env.auth("viewer")).json()
-        assert answer["update_available"]["version"] == LATER
-        others = [r["delta"] for r in answer["releases"] if r["version"] != LATER]
-        assert others == [None] * len(others)  # only on the release an update installs
-        return answer["update_available"]["delta"]
+        assert answer["update_available"]["version"] == ALONE
+        assert answer["update_available"]["delta"] is None
+        return {r["version"]: r["delta"] for r in answer["releases"]}
 
-    assert offered() == {"from_version": NEWER, "bytes": size, "applies": True}
+    def size(version: str) -> int:
+        return served_file(env, delta_target_path(NEWER, version)).stat().st_size
+
+    deltas = offered()
+    assert deltas == {
+        NEWER: None,  # the release this host runs (installed, not yet restarted into)
+        LATER: {"from_version": NEWER, "bytes": size(LATER), "applies": True},
+        NEWEST: {"from_version": NEWER, "bytes": size(NEWEST), "applies": True},
+        ALONE: None,  # published without deltas: an update downloads it whole
+    }
     (env.settings.home / "bases" / f"{NEWER}.tar").unlink()
-    assert offered() == {"from_version": NEWER, "bytes": size, "applies": False}
+    assert offered()[LATER] == {"from_version": NEWER, "bytes": size(LATER), "applies": False}
 
 
 def test_a_delta_cut_mid_way_resumes_with_a_range_request(
@@ -235,13 +260,40 @@ def test_a_real_caio_serve_updates_through_a_delta_and_says_so(
 ) -> None:
     env, _ = host
     served = run(env, started)
+    delta = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+    check = subprocess.run(
+        [sys.executable, "-m", "caio", "remote", "check", "--url", served.url],
+        env={**os.environ, "CAIO_TOKEN": env.viewer},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    row = next(line for line in check.stdout.splitlines() if line.startswith(f"{LATER} "))
+    assert f"delta from {NEWER}: {delta:,} bytes" in row, check.stdout
+
     assert served.api("POST", "/api/v1/update", json={}).status_code == 202
     final = served.wait_job()
     assert final["status"] == "complete", final
-    delta = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
     assert activated(env)["delta"] == {"from": NEWER, "bytes": delta}
     fetched = [path for path, _ in env.requests if "/targets/" in path]
     assert any(path.endswith(f"caio-{LATER}.from-{NEWER}.delta") for path in fetched)
     assert not any(path.endswith(f"caio-{LATER}.tar.gz") for path in fetched)
     history = served.api("GET", "/api/v1/update/history", role="viewer").json()["records"]
     assert {"from": NEWER, "bytes": delta} in [r.get("delta") for r in history]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_console_shows_the_delta_an_update_would_download(
+    host: tuple[UpdateEnv, TestClient], started: list[Served], browser: Browser
+) -> None:
+    env, _ = host
+    served = run(env, started)
+    delta = served_file(env, delta_target_path(NEWER, LATER)).stat().st_size
+    browser.open(served.url + "/")
+    browser.use_token(env.viewer)
+    browser.wait(lambda: LATER in browser.text("would-install"), message="no check shown")
+    row = browser.driver.find_element(By.CSS_SELECTOR, f'#release-rows tr[data-version="{LATER}"]')
+    assert f"delta from {NEWER}: {delta:,} bytes" in row.text
+    assert "no kept base" not in row.text

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from packaging.version import Version
+
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
@@ -100,7 +102,8 @@ class CheckResult:
     skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
     # With a repository map: who signs each listed version, offered or not.
     approvals: list[Agreement] = field(default_factory=list)
-    delta: DeltaOffer | None = None  # the signed delta to update_available, if one is listed
+    # By version, for releases newer than the running one: the signed delta from it.
+    deltas: dict[str, DeltaOffer] = field(default_factory=dict)
 
 
 class Restarter(Protocol):
@@ -361,10 +364,14 @@ class UpdateService:
             delays=delays,
         )
         running = next((r for r in view.releases if r.version == self.running.version), None)
-        offer = None
-        if choice.release is not None:
-            with self._tuf_lock:  # ngclient's cache is single-user
-                offer = self._delta_offer(view, choice.release)
+        running_version = Version(self.running.version)
+        with self._tuf_lock:  # ngclient's cache is single-user
+            offers = {
+                r.version: offer
+                for r in releases
+                if r.parsed_version > running_version
+                and (offer := self._delta_offer(view, r)) is not None
+            }
         result = CheckResult(
             running_version=self.running.version,
             channel=self.channel,
@@ -382,7 +389,7 @@ class UpdateService:
             checked_at=now,
             skipped_entries=list(view.skipped),
             approvals=view.approvals(),
-            delta=offer,
+            deltas=offers,
         )
         self.checks.succeeded(
             now,
@@ -396,14 +403,18 @@ class UpdateService:
         return result
 
     def _delta_offer(self, view: View, release: Release) -> DeltaOffer | None:
-        """The signed delta an update to ``release`` would try, and whether it applies here."""
+        """The signed delta an update to ``release`` would try, and whether it applies here.
+
+        None when none is listed, or the role that would list it does not verify (an
+        update would then download the release whole, and say why).
+        """
         base = self._deltas.base_for(release.version)
         if base is None:
             return None
         try:
             delta = view.delta_target(base, release.version)
         except UpdateError:
-            return None  # the update would fall back to the full download, and say why
+            return None
         if delta is None:
             return None
         return DeltaOffer(base, delta.length, self._deltas.base_tar(base).is_file())

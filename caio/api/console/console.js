@@ -279,6 +279,12 @@ function renderRoles(metadata) {
   tick();
 }
 
+// A signed delta from the running release: what an update to this one downloads.
+function deltaText(delta) {
+  const text = `delta from ${delta.from_version}: ${delta.bytes.toLocaleString("en-US")} bytes`;
+  return delta.applies ? text : `${text}, no kept base (downloads whole)`;
+}
+
 function rolloutText(release) {
   const place = release.rollout;
   if (!place || !place.staged) return "every host";
@@ -315,6 +321,7 @@ function renderCheck(check) {
     }
     if (release.withdrawn) tags.push(`WITHDRAWN${release.withdrawn.reason ? `: ${release.withdrawn.reason}` : ""}`);
     if (release.signed_by && release.signed_by.length) tags.push(`signed by ${release.signed_by.join(" + ")}`);
+    if (release.delta) tags.push(deltaText(release.delta));
     cell(row, tags.join(" · "), release.withdrawn ? "bad" : "");
   }
   // Two-party approval: what a repository lists that is not offered, and who is missing.

@@ -65,9 +65,9 @@ def release_out(release: Release | None, result: CheckResult) -> ReleaseOut | No
 
 
 def _delta(result: CheckResult, version: str) -> DeltaOut | None:
-    """The signed delta, on the release an update would install."""
-    offer, chosen = result.delta, result.update_available
-    if offer is None or chosen is None or chosen.version != version:
+    """The signed delta from the running release to ``version``, if one is listed."""
+    offer = result.deltas.get(version)
+    if offer is None:
         return None
     return DeltaOut(from_version=offer.base_version, bytes=offer.length, applies=offer.applies)
 
