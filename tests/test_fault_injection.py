@@ -8,6 +8,7 @@ then succeed.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import resource
@@ -29,6 +30,8 @@ from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
 from tuf_repo import build_release
+
+LATER = "1.2.0"
 
 pytestmark = pytest.mark.slow  # real processes
 
@@ -237,6 +240,46 @@ def test_full_disk_during_extraction(update_env: UpdateEnv) -> None:
         assert "no space left" in final["error"]["message"]
         assert update_env.layout.current_version is None
         assert update_env.leftovers() == []
+        assert httpx.get(f"{service.url}/health").status_code == 200
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("room", ["for the release, not its tar", "for neither"])
+def test_full_disk_while_applying_a_delta(update_env: UpdateEnv, room: str) -> None:
+    """The delta path falls back when the tar it makes does not fit; the full download
+    then installs the release, or fails as a full disk, leaving nothing behind."""
+    update_env.publish(NEWER)
+    service = Service(update_env)  # a full download, whose tar is kept as the next base
+    try:
+        service.post("/api/v1/update")
+        assert service.finished()["status"] == "complete"
+    finally:
+        service.stop()
+    bases = update_env.settings.home / "bases"
+    assert (bases / f"{NEWER}.tar").is_file()
+    later = update_env.publish(LATER)  # with the delta from NEWER
+    (delta,) = (update_env.repo.dir / "targets" / "caio" / LATER).glob(f"*.from-{NEWER}.delta")
+    tar_size = len(gzip.decompress(later.read_bytes()))
+    limit = tar_size // 2 if room == "for the release, not its tar" else later.stat().st_size // 2
+    assert delta.stat().st_size < limit < tar_size
+
+    service = Service(update_env, fsize=limit)
+    try:
+        service.post("/api/v1/update")
+        final = service.finished()
+        audit = (update_env.layout.state_dir / "audit.jsonl").read_text().splitlines()
+        record = json.loads(audit[-1])
+        assert "applying the delta: no space left" in record["delta_fallback"], record
+        assert "delta" not in record
+        if room == "for neither":
+            assert final["error"]["code"] == "disk_full", final
+            assert update_env.layout.current_version == NEWER
+        else:
+            assert final["status"] == "complete", final
+            assert update_env.layout.current_version == LATER
+        assert update_env.leftovers() == []
+        assert sorted(p.name for p in bases.iterdir()) == [f"{NEWER}.tar"]  # LATER's did not fit
         assert httpx.get(f"{service.url}/health").status_code == 200
     finally:
         service.stop()

@@ -38,6 +38,7 @@ from caio.core.delta import (
 from caio.core.errors import UpdateError
 from caio.core.layout import InstallLayout
 from caio.core.release_format import IndexEntry
+from caio.update.errors import from_os_error
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class DeltaPath:
         except (DeltaRefused, UpdateError, OSError, MemoryError) as e:
             if part is not None:
                 part.unlink(missing_ok=True)
-            reason = e.message if isinstance(e, UpdateError) else str(e) or type(e).__name__
+            reason = _why(e)
             log.warning("delta from %s not used: %s", base_version, reason)
             return DeltaAttempt(fallback=reason)
         return DeltaAttempt(made, delta_info.length)
@@ -124,16 +125,17 @@ class DeltaPath:
         """Keep the tar of ``version`` (just installed from ``installed_from``, a verified
         ``.tar``, which is moved, or ``.tar.gz``, which is unpacked) as the next update's
         base. A failure costs the next update its delta, nothing else."""
+        kept = self.base_tar(version)
+        staged = kept.with_name(kept.name + ".part")
         try:
             self.bases.mkdir(parents=True, exist_ok=True)
-            kept = self.base_tar(version)
-            staged = kept.with_name(kept.name + ".part")
             if installed_from.suffix == ".tar":
                 os.replace(installed_from, staged)
             else:
                 unpack_artifact(installed_from, staged)
             os.replace(staged, kept)
         except OSError as e:
+            staged.unlink(missing_ok=True)
             log.warning("could not keep the tar of %s for the next delta: %s", version, e)
 
     def prune(self) -> None:
@@ -146,3 +148,12 @@ class DeltaPath:
                     path.unlink(missing_ok=True)
         except OSError as e:
             log.warning("could not prune %s: %s", self.bases, e)
+
+
+def _why(failure: Exception) -> str:
+    """What the job message and the audit record say the delta path failed on."""
+    if isinstance(failure, OSError):
+        return from_os_error(failure, "applying the delta").message  # a full disk says so
+    if isinstance(failure, MemoryError):
+        return "applying the delta ran out of memory"
+    return failure.message if isinstance(failure, UpdateError) else str(failure)
