@@ -6,6 +6,8 @@ the vendor's, and the organisation's approval repository.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.tuf_fixtures import make_source_tree
+from tuf_repo import Keyring, Publisher, RepoStore
 
 pytestmark = pytest.mark.slow  # real processes (the CLI)
 
@@ -184,3 +187,34 @@ def test_revoking_an_approval_withdraws_it_in_the_approval_repository(repos: Rep
     assert revoked.returncode == 0, revoked.stderr
     entry = next(e for e in repos.index(repos.approval)["releases"] if e["version"] == "1.1.0")
     assert entry["withdrawn"]["reason"] == "CVE-2026-1"
+
+
+def _vendor_signs_tar(repos: Repos, version: str, tar: dict[str, Any]) -> None:
+    """The vendor's key signs ``version``'s target again, claiming another uncompressed tar."""
+    publisher = Publisher(RepoStore(repos.vendor), Keyring.from_dir(repos.vendor_keys))
+    targets = publisher.store.load("targets")
+    targets.signed.targets[f"caio/{version}/caio-{version}.tar.gz"].unrecognized_fields["custom"][
+        "tar"
+    ] = tar
+    publisher.commit({"targets": targets})
+
+
+def test_approving_signs_the_uncompressed_tar_once_the_bytes_unpack_to_it(repos: Repos) -> None:
+    """Hosts with a map apply a delta only to make a tar both repositories sign: the approver
+    signs the vendor's tar only after unpacking the vendor's bytes to it."""
+    path = "caio/1.1.0/caio-1.1.0.tar.gz"
+    vendor_tar = repos.targets(repos.vendor)[path]["custom"]["tar"]
+    with gzip.open(repos.dist / "caio-1.1.0.tar.gz") as f:
+        assert vendor_tar["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    done = repos.approve("1.1.0", "--yes")  # metadata only: the bytes are read, not kept
+    assert done.returncode == 0, done.stderr
+    assert f"tar:      sha256 {vendor_tar['sha256']}" in done.stdout
+    assert repos.targets(repos.approval)[path]["custom"]["tar"] == vendor_tar
+    assert not list((repos.approval / "targets").rglob("*caio-1.1.0.tar.gz"))
+
+    lie = {"sha256": "0" * 64, "length": vendor_tar["length"]}
+    _vendor_signs_tar(repos, "1.0.0", lie)  # the vendor's key, another tar than its bytes make
+    refused = repos.approve("1.0.0", "--yes")
+    assert refused.returncode == 1
+    assert "but its bytes unpack to sha256" in refused.stderr and "not approving" in refused.stderr
+    assert "caio/1.0.0/caio-1.0.0.tar.gz" not in repos.targets(repos.approval)

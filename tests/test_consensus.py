@@ -408,3 +408,60 @@ def test_plain_ngclient_updaters_reach_the_same_decisions(pair: Pair, tmp_path: 
         assert plain == caio, case
         seen.update(plain.values())
     assert seen == {"offered", "approval_missing", "repositories_disagree"}
+
+
+# --- deltas with a map -------------------------------------------------------------------------
+
+LATER = "1.2.0"
+
+
+def _approval_signs_tar(approval: UpdateEnv, version: str, tar: dict[str, Any] | None) -> None:
+    """The approval repository signs ``version`` again with another tar, or none (as an
+    approval made before deltas did)."""
+    targets = approval.repo.store.load("targets")
+    custom = targets.signed.targets[f"caio/{version}/caio-{version}.tar.gz"].custom
+    if tar is None:
+        del custom["tar"]
+    else:
+        custom["tar"] = tar
+    approval.repo.publisher().commit({"targets": targets})
+
+
+@pytest.mark.parametrize("approval_tar", ["the same", "none", "another"])
+def test_with_a_map_a_delta_must_make_the_tar_every_repository_signs(
+    update_env: UpdateEnv, approval_env: UpdateEnv, tmp_path: Path, approval_tar: str
+) -> None:
+    for env in (update_env, approval_env):
+        env.publish(NEWER)
+    client = TestClient(create_app(two_party_settings(update_env, approval_env, tmp_path)))
+    first = update_env.run_update(client)  # whole: no kept tar yet
+    assert (first["status"], first["to_version"]) == ("complete", NEWER), first
+    later = update_env.publish(LATER)  # with the delta from NEWER, in the vendor's only
+    approval_env.repo.publisher().add_release(later, ("stable",), delta_from=0)
+    if approval_tar == "none":
+        _approval_signs_tar(approval_env, LATER, None)
+    elif approval_tar == "another":
+        _approval_signs_tar(approval_env, LATER, {"sha256": "0" * 64, "length": 10})
+    update_env.requests.clear()
+
+    check = client.get("/api/v1/update/check", headers=update_env.auth("viewer")).json()
+    offered = next(r for r in check["releases"] if r["version"] == LATER)
+    assert offered["signed_by"] == ["vendor", "approval"]  # the release itself: agreed
+    done = update_env.run_update(client)
+    assert (done["status"], done["to_version"]) == ("complete", LATER), done
+    record = client.get("/api/v1/update/history", headers=update_env.auth()).json()["records"][-1]
+    assert record["signed_by"] == ["vendor", "approval"]
+    fetched = [path for path, _ in update_env.requests if "/targets/" in path]
+    whole = any(path.endswith(f"caio-{LATER}.tar.gz") for path in fetched)
+    if approval_tar == "the same":
+        assert any(p.endswith(f"caio-{LATER}.from-{NEWER}.delta") for p in fetched)
+        assert offered["delta"]["from_version"] == NEWER and offered["delta"]["applies"]
+        assert record["delta"] == {"from": NEWER, "bytes": offered["delta"]["bytes"]}
+        assert not whole
+    else:
+        assert offered["delta"] is None  # the check offers no delta that would be refused
+        assert "delta" not in record and whole
+        assert (
+            "approval signs no tar of 1.2.0, or another one than vendor" in record["delta_fallback"]
+        )
+    assert not [p for p, _ in approval_env.requests if p.endswith(".delta")]

@@ -22,6 +22,7 @@ from tuf.api import exceptions as tuf_exceptions
 from tuf.api.metadata import TargetFile
 from tuf.ngclient import Updater
 
+from caio.core.delta import DeltaRefused, TarDigest
 from caio.core.files import FileFetcher
 from caio.core.release_format import INDEX_PATH, IndexEntry, entry_disagreement, parse_index
 from tuf_repo.errors import MetadataError, TufRepoError
@@ -34,6 +35,9 @@ class SourceRelease:
     entry: IndexEntry
     target: TargetFile
     artifact: Path | None  # the verified bytes, when asked for
+    # The uncompressed tar, as the source signs it and its bytes unpack to: what a delta to
+    # this release must make (None: the source signs none, so hosts with a map download it).
+    tar: TarDigest | None = None
 
     def describe(self) -> list[str]:
         """What the approver approves, line by line."""
@@ -48,6 +52,11 @@ class SourceRelease:
             f"{alg}:{' ' * max(1, 9 - len(alg))}{h}"
             for alg, h in sorted(self.target.hashes.items())
         ]
+        if self.tar is not None:
+            lines.append(
+                f"tar:      sha256 {self.tar.sha256}, {self.tar.length} bytes "
+                "(uncompressed; checked against the bytes)"
+            )
         lines += [f"vendor's {key}: {value}" for key, value in sorted(signed.items())]
         return lines
 
@@ -99,11 +108,15 @@ def read_source_release(
 ) -> SourceRelease:
     """``version`` as ``source`` signs it (index entry and target), verified from ``trusted_root``.
 
-    ``with_artifact``: also download the bytes (verified) into ``work``.
+    ``with_artifact``: keep the bytes (verified, in ``work``) to hold them here. They are
+    downloaded anyway when the source signs the release's uncompressed tar: hosts with a
+    repository map apply deltas only to make a tar every repository signs, so the
+    approver signs it only after unpacking the bytes to the same tar.
 
     Raises:
-        MetadataError: the source does not verify, does not list ``version``, or its
-            index entry and its target's signed fields disagree.
+        MetadataError: the source does not verify, does not list ``version``, its index
+            entry and its target's signed fields disagree, or its bytes are not the tar
+            it signs.
     """
     with fresh_updater(source, trusted_root) as (updater, _tmp):
         try:
@@ -119,8 +132,9 @@ def read_source_release(
             target = updater.get_targetinfo(entry.target)
             if target is None:
                 raise MetadataError(f"{source} lists {version} at {entry.target}, unsigned")
+            claimed = (target.custom or {}).get("tar")
             artifact = None
-            if with_artifact:
+            if with_artifact or claimed is not None:
                 work.mkdir(parents=True, exist_ok=True)
                 destination = work / Path(target.path).name
                 artifact = Path(updater.download_target(target, str(destination)))
@@ -132,7 +146,33 @@ def read_source_release(
             f"{source}: the index entry and the signed target of {version} disagree on "
             f"{', '.join(disagree)}; not approving an inconsistent release"
         )
-    return SourceRelease(entry, target, artifact)
+    tar = None
+    if claimed is not None and artifact is not None:  # downloaded because a tar is claimed
+        tar = _checked_tar(source, version, claimed, artifact)
+    return SourceRelease(entry, target, artifact if with_artifact else None, tar)
+
+
+def _checked_tar(source: str, version: str, claimed: object, artifact: Path) -> TarDigest:
+    """The tar ``source`` signs for ``version``, once its bytes unpack to it.
+
+    Raises:
+        MetadataError: the claim is malformed, or the bytes unpack to another tar.
+    """
+    try:
+        signed = TarDigest.from_json(claimed)
+    except DeltaRefused as e:
+        raise MetadataError(f"{source}: the signed tar of {version} is malformed: {e}") from e
+    try:
+        found = TarDigest.of_artifact(artifact)
+    except (OSError, EOFError) as e:
+        raise MetadataError(f"{source}: {version}'s bytes do not unpack: {e}") from e
+    if found != signed:
+        raise MetadataError(
+            f"{source} signs {version}'s uncompressed tar as sha256 {signed.sha256} "
+            f"({signed.length} bytes), but its bytes unpack to sha256 {found.sha256} "
+            f"({found.length} bytes): not approving"
+        )
+    return signed
 
 
 def source_targets(source: str, trusted_root: Path) -> dict[str, TargetFile]:

@@ -287,8 +287,10 @@ def approve(
 
     The release is read through a TUF client of the vendor's repository, verified
     from --trusted-root, and shown before it is approved: version, target, length,
-    hashes and the vendor's signed fields. Hosts with a repository map install it
-    only when both repositories sign the same bytes.
+    hashes, the uncompressed tar the vendor signs (its bytes are downloaded to check
+    it, then signed too: the tar a delta must make) and the vendor's signed fields.
+    Hosts with a repository map install it only when both repositories sign the same
+    bytes.
     """
     import tempfile
 

@@ -159,8 +159,8 @@ def publish_target(
 def approve(ctx: RepoContext, source: SourceRelease) -> AddResult:
     """Sign, in this (approval) repository, the bytes ``source`` signs, as the same release.
 
-    The target path, length, hashes and release fields are the source's; the
-    release time, rollout plan and withdrawal are this repository's own.
+    The target path, length, hashes, release fields and uncompressed tar are the
+    source's; the release time, rollout plan and withdrawal are this repository's own.
 
     Raises:
         TufRepoError: this repository has the version with other bytes.
@@ -169,7 +169,11 @@ def approve(ctx: RepoContext, source: SourceRelease) -> AddResult:
     entry = source.entry
     signed = TargetFile(source.target.length, dict(source.target.hashes), source.target.path)
     info = ReleaseInfo(entry.version, entry.build_date, entry.commit, entry.channels[0])
-    return publish_target(ctx, signed, info, entry.channels, None, source.artifact, verb="approved")
+    # The tar a delta must make: approved with the bytes (checked when the source was read).
+    tar = {"tar": source.tar.to_json()} if source.tar is not None else None
+    return publish_target(
+        ctx, signed, info, entry.channels, None, source.artifact, "approved", extra_custom=tar
+    )
 
 
 def set_rollout(

@@ -84,6 +84,9 @@ class ConsensusView:
         self.agreements: dict[str, Agreement] = {}
         self.skipped: list[str] = [f"{n}: {s}" for n, v in views.items() for s in v.skipped]
         self._targets: dict[str, tuple[TargetFile, tuple[str, ...]]] = {}
+        # By version: the uncompressed tar each agreeing repository signs (None: none).
+        self._tars: dict[str, dict[str, object]] = {}
+        self._delta_sources: dict[str, str] = {}  # a delta's target path: who lists it
         self.releases: list[Release] = []
         versions = sorted({r.version for v in views.values() for r in v.releases})
         for version in versions:
@@ -170,6 +173,7 @@ class ConsensusView:
                 )
         else:
             self._targets[version] = (infos[best[0]], tuple(best))
+            self._tars[version] = {name: (infos[name].custom or {}).get("tar") for name in best}
         return Agreement(
             version,
             target,
@@ -182,9 +186,37 @@ class ConsensusView:
 
     # --- what the service asks --------------------------------------------------------------
     def delta_target(self, base_version: str, version: str) -> TargetFile | None:
-        """None: with a repository map, releases are downloaded whole (the repositories
-        approve a release's bytes; a delta would need its own approvals)."""
-        return None
+        """The signed delta from ``base_version`` to ``version``, from the first agreeing
+        repository that lists one; None when none does.
+
+        A delta is trusted for nothing but the tar it makes, and that tar is checked
+        against the one the release target signs. So with a map, every repository that
+        agrees on the release must sign the same tar (``tuf-repo approve`` signs it once
+        the bytes unpack to it); otherwise the release is downloaded whole.
+
+        Raises:
+            UpdateError: approval_missing when an agreeing repository signs no tar or
+                another one; a TUF code when metadata that would list the delta fails.
+        """
+        signers = self.signers(version)
+        for name in signers:
+            delta = self.views[name].delta_target(base_version, version)
+            if delta is not None:
+                break
+        else:
+            return None
+        tars = self._tars[version]
+        first = tars[signers[0]]
+        unlike = [n for n in signers if tars[n] is None or tars[n] != first]
+        if unlike:
+            raise UpdateError(
+                ErrorCode.APPROVAL_MISSING,
+                f"{', '.join(unlike)} {'signs' if len(unlike) == 1 else 'sign'} no tar of "
+                f"{version}, or another one than {signers[0]}: a delta needs the tar every "
+                "approving repository signs",
+            )
+        self._delta_sources[delta.path] = name
+        return delta
 
     def refusal(self, version: str) -> UpdateError | None:
         """Why ``version`` is not offered, when a repository lists it but consensus is missing."""
@@ -221,6 +253,8 @@ class ConsensusView:
         Each through that repository's own transport (its credentials go to it only).
         The bytes are checked against the agreed length and hashes wherever they come from.
         """
+        if (source := self._delta_sources.get(info.path)) is not None:
+            return self.views[source].locations(info, version)  # a delta: who lists it
         signers = self._targets[version][1]
         return [loc for name in signers for loc in self.views[name].locations(info, version)]
 
