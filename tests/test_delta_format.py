@@ -9,9 +9,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from caio.core.delta import (
     COPY,
+    DATA,
+    END,
     MAGIC,
     DeltaInfo,
     DeltaRefused,
@@ -113,6 +116,29 @@ def test_a_delta_that_points_outside_its_base_is_refused(tmp_path: Path) -> None
     outside = MAGIC + COPY + (size - 10).to_bytes(8, "big") + (20).to_bytes(8, "big") + b"E"
     with pytest.raises(DeltaRefused, match="outside the base"):
         apply_delta(io.BytesIO(outside), base, info_for(base, result), io.BytesIO())
+
+
+def test_a_frame_asking_for_more_memory_than_the_release_needs_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A zstd frame declares the window its decoder reserves; a signed but hostile delta
+    cannot make a host reserve 2 GB to apply a delta to a release of a few hundred KB."""
+    base, result = release_tars(tmp_path, "v")
+    data = result.read_bytes()
+    params = zstandard.ZstdCompressionParameters(window_log=20, write_content_size=False)
+    frame = bytearray(zstandard.ZstdCompressor(compression_params=params).compress(data))
+    assert frame[4] == 0  # no single-segment flag: byte 5 is the window descriptor
+    declared = frame[5]  # 1 MB, which the release's size allows
+    frame[5] = 21 << 3  # 2^(10 + 21) = 2 GB
+    assert zstandard.get_frame_parameters(bytes(frame)).window_size == 1 << 31
+    stored = MAGIC + DATA + len(frame).to_bytes(8, "big") + bytes(frame) + END
+    with pytest.raises(DeltaRefused, match="too much memory"):
+        apply_delta(io.BytesIO(stored), base, info_for(base, result), io.BytesIO())
+    frame[5] = declared  # the same frame as it was made: it applies
+    honest = MAGIC + DATA + len(frame).to_bytes(8, "big") + bytes(frame) + END
+    out = io.BytesIO()
+    apply_delta(io.BytesIO(honest), base, info_for(base, result), out)
+    assert out.getvalue() == data
 
 
 def test_the_signed_delta_fields_are_read_strictly() -> None:

@@ -182,10 +182,17 @@ def _read(f: BinaryIO, start: int, length: int) -> bytes:
     return data
 
 
+def _window_log(size: int) -> int:
+    """The zstd window (log2) that covers ``size`` bytes (a frame's data and reference)."""
+    return min(max(10, size.bit_length()), 30)
+
+
 def _frame(data: bytes, level: int, reference: bytes | None = None) -> bytes:
-    window = max(10, (len(data) + len(reference or b"")).bit_length())
     params = zstandard.ZstdCompressionParameters.from_level(
-        level, window_log=min(window, 30), threads=0, write_checksum=True
+        level,
+        window_log=_window_log(len(data) + len(reference or b"")),
+        threads=0,
+        write_checksum=True,
     )
     dictionary = (
         zstandard.ZstdCompressionDict(reference, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
@@ -310,6 +317,9 @@ def apply_delta(delta: BinaryIO, base_tar: Path, info: DeltaInfo, out: BinaryIO)
 
     if delta.read(len(MAGIC)) != MAGIC:
         raise DeltaRefused("not a CAIO delta (bad magic)")
+    # A frame never needs a window larger than what it makes and refers to together (see
+    # _frame): a frame declaring more is refused before zstd reserves it.
+    window = 1 << _window_log(info.result.length + info.base.length)
     with base_tar.open("rb") as base:
         for op in _operations(delta, info.base.length, limit):
             kind, start, length, frame = op
@@ -324,7 +334,7 @@ def apply_delta(delta: BinaryIO, base_tar: Path, info: DeltaInfo, out: BinaryIO)
                     left -= len(block)
             else:
                 reference = _read(base, start, length) if kind == PATCH else None
-                for block in _decompressed(frame, reference, limit - written):
+                for block in _decompressed(frame, reference, limit - written, window):
                     emit(block)
     produced = TarDigest(digest.hexdigest(), written)
     if produced != info.result:
@@ -372,13 +382,13 @@ def _u64(delta: BinaryIO) -> int:
     return value
 
 
-def _decompressed(frame: bytes, reference: bytes | None, room: int) -> Iterator[bytes]:
+def _decompressed(frame: bytes, reference: bytes | None, room: int, window: int) -> Iterator[bytes]:
     dictionary = (
         zstandard.ZstdCompressionDict(reference, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
         if reference is not None
         else None
     )
-    decompressor = zstandard.ZstdDecompressor(dict_data=dictionary, max_window_size=1 << 31)
+    decompressor = zstandard.ZstdDecompressor(dict_data=dictionary, max_window_size=window)
     try:
         with decompressor.stream_reader(frame, read_across_frames=False) as reader:
             while block := reader.read(min(CHUNK, room + 1)):
