@@ -18,6 +18,8 @@ is with its holder (``holders/``), who signs only when `refresh` has said so
   four releases, a withdrawal, a targets key rotation (day 160) and a root
   rotation (day 300). New keys go to their holders; holders retire old ones
   with ``tuf-repo key retire`` once the rotation is published.
+* Every day after the 04:00 refresh, ``tuf-repo prune`` removes what no client
+  can be sent any more (what was superseded more than a week ago).
 * Four times a day a long-running python-tuf ngclient refreshes and fetches
   the release index; once a day a fresh ngclient bootstraps from the first
   root, and CAIO's own client (``TrustedRepository``) refreshes.
@@ -60,6 +62,7 @@ CRASH_AT_STEP = 4  # past the journal: a publication half moved into place
 RELEASES = {10: "1.1.0", 120: "1.2.0", 250: "1.3.0", 380: "1.4.0"}
 WITHDRAW = (200, "1.2.0")
 ROTATE_TARGETS_DAY, ROTATE_ROOT_DAY = 160, 300
+PRUNE_HOUR = 4
 
 
 class Calendar:
@@ -99,6 +102,16 @@ class Calendar:
                 self.waiting_since = self.hour(day, hour)
         else:
             self.waiting_since = None
+        if hour == PRUNE_HOUR:
+            self.prune()
+
+    def prune(self) -> None:
+        """The daily `tuf-repo prune` (deploy/publisher/tuf-repo-prune.timer), after the refresh."""
+        code, out = tuf_repo("prune", "--repo", self.repo)
+        if code:
+            self.day_record.setdefault("prune_failures", []).append(out[-600:])
+        elif not out.startswith("removed 0 files"):
+            self.day_record["pruned"] = out.split(" files")[0].removeprefix("removed ")
 
     def _crashing_refresh(self) -> bool:
         """A refresh in its own process, killed mid-publication; True if it was killed."""
@@ -273,6 +286,11 @@ def main() -> int:
             != set(first_root.signed.roles["targets"].keyids),
             "index": index_seen_by_ngclient(server.url, args.work, anchor),
             "staged_left": sorted(p.name for p in (cal.repo / "staged").glob("*.json")),
+            "kept": {
+                "snapshots": len(list((cal.repo / "metadata").glob("*.snapshot.json"))),
+                "targets": len(list((cal.repo / "metadata").glob("*.targets.json"))),
+                "index_copies": len(list((cal.repo / "targets").rglob("*.index.json"))),
+            },
         }
         print(json.dumps(summary), flush=True)
     finally:

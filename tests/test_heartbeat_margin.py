@@ -95,17 +95,34 @@ def test_a_daily_cron_is_warned_that_it_has_no_margin_and_an_hourly_timer_is_not
     assert "tuf-repo-refresh.timer" in daily.stderr
 
 
+def shipped(command: str, repo: Path) -> tuple[str, str, list[str]]:
+    """The shipped timer and service of ``tuf-repo COMMAND``, and the service's command
+    line with its repository replaced by ``repo``."""
+    timer = (SHIPPED / f"tuf-repo-{command}.timer").read_text()
+    service = (SHIPPED / f"tuf-repo-{command}.service").read_text()
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    words = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert words[1:3] == [command, "--repo"]
+    words[words.index("--repo") + 1] = str(repo)
+    return timer, service, words
+
+
 def test_the_shipped_timer_is_hourly_and_its_service_command_works(
     repo: Path, tmp_path: Path
 ) -> None:
-    timer = (SHIPPED / "tuf-repo-refresh.timer").read_text()
+    timer, service, words = shipped("refresh", repo)
     assert "OnCalendar=hourly" in timer and "Persistent=true" in timer
-    service = (SHIPPED / "tuf-repo-refresh.service").read_text()
-    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
-    words = shlex.split(exec_start.removeprefix("ExecStart="))
-    assert words[1:3] == ["refresh", "--repo"]
-    words[words.index("--repo") + 1] = str(repo)
     words[words.index("--keys") + 1] = str(tmp_path / "keys" / "online")
     run = at(T + timedelta(hours=1), *words[1:])  # the shipped options, as systemd runs them
     assert run.returncode == EXIT_OK, run.stdout + run.stderr
     assert "SuccessExitStatus=3" in service  # "signatures needed" is news, not a failure
+
+
+def test_the_shipped_prune_timer_is_daily_and_its_service_command_works(repo: Path) -> None:
+    timer, _, words = shipped("prune", repo)
+    assert "OnCalendar=daily" in timer and "Persistent=true" in timer
+    run = at(T + timedelta(hours=1), *words[1:])  # the shipped options, as systemd runs them
+    assert run.returncode == EXIT_OK, run.stdout + run.stderr
+    assert run.stdout.startswith("removed 0 files")  # nothing superseded a week ago yet
+    short = at(T + timedelta(hours=1), "prune", "--repo", str(repo), "--keep-days", "0.5")
+    assert short.returncode == 1 and "shorter than the timestamp's lifetime" in short.stderr

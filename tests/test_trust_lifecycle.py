@@ -130,7 +130,8 @@ def run_calendar(tmp_path: Path, days: int, sign_after: int) -> list[dict[str, A
 @pytest.mark.timeout(600)  # about 90 s here: 10,080 hourly runs and 2,100 client checks
 def test_420_days_at_the_shipped_timer_cadence_never_fail_a_client(tmp_path: Path) -> None:
     """Issue 20's proof: hourly refresh, signers up to 30 days late, both rotations, a missed
-    boot's worth of runs, a late run, a crash mid-publication; clients never fail."""
+    boot's worth of runs, a late run, a crash mid-publication, a daily prune; clients never
+    fail."""
     done = subprocess.run(
         [sys.executable, "-m", "tests.calendar_years", "--work", str(tmp_path / "cal")],
         capture_output=True,
@@ -160,6 +161,11 @@ def test_420_days_at_the_shipped_timer_cadence_never_fail_a_client(tmp_path: Pat
     assert summary["root_keys_changed"] and summary["targets_keys_changed"]
     retired = [name for d in days for name in d.get("retired", [])]
     assert sorted(n.split("-")[0] for n in retired) == ["root"] * 3 + ["targets"]
+    # The daily prune never failed, and the repository keeps a week of snapshot versions
+    # (four a day at this cadence), the current index copy, and every release.
+    assert [d for d in days if d.get("prune_failures")] == []
+    assert sum(int(d.get("pruned", 0)) for d in days) > 1000
+    assert summary["kept"]["snapshots"] <= 8 * 4 and summary["kept"]["index_copies"] == 1
     assert summary["index"] == [
         {"version": "1.1.0", "withdrawn": False},
         {"version": "1.2.0", "withdrawn": True},

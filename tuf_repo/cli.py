@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -582,6 +582,33 @@ def refresh(
         raise typer.Exit(EXIT_FAILED)
     if report.awaiting:
         raise typer.Exit(SignaturesNeeded.exit_code)
+
+
+@app.command("prune", short_help="Remove what no client can be sent any more (cron, daily).")
+def prune_command(
+    repo: RepoOpt,
+    keep_days: Annotated[
+        float,
+        typer.Option(
+            help="keep metadata superseded less than DAYS ago (at least the timestamp's lifetime)"
+        ),
+    ] = 7,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list, remove nothing")] = False,
+    wait: WaitOpt = LOCK_WAIT,
+) -> None:
+    """Remove metadata versions superseded more than --keep-days ago, and target files no
+    kept or staged metadata lists (old copies of the release index). Every root, the
+    published chain, every listed release and what awaits signatures stay. A version
+    is removed --keep-days after the first prune that saw it superseded, so run it
+    daily (deploy/publisher/tuf-repo-prune.timer). No key is needed.
+    """
+    with outcome():
+        result = _publisher(repo, None, None, wait).prune(
+            timedelta(days=keep_days), dry_run=dry_run
+        )
+    for path in result.removed if dry_run else ():
+        typer.echo(path)
+    typer.echo(result.describe())
 
 
 @app.command("export-root", short_help="Print the newest root: the hosts' trust anchor.")

@@ -13,6 +13,7 @@ share (:class:`~tuf_repo.context.RepoContext`):
 ``rotation``       rotate, add and remove keys
 ``heartbeat``      refresh: the daily re-signing
 ``status``         status, the trust anchor to export
+``prune``          remove what no client can be sent any more
 ``commit``         sign, then publish (or stage): ordered, atomic writes
 ``signatures``     counting signatures against thresholds
 =================  ================================================
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tuf.api.metadata import TargetFile
@@ -31,13 +32,14 @@ from tuf.api.metadata import TargetFile
 from caio.core.delta import TarDigest
 from caio.core.release_format import IndexEntry
 from caio.core.rollout import Step
-from tuf_repo import ceremony, deltas, heartbeat, releases, rotation, staging, status
+from tuf_repo import ceremony, deltas, heartbeat, prune, releases, rotation, staging, status
 from tuf_repo.approval import SourceRelease
 from tuf_repo.commit import commit
 from tuf_repo.context import Changes, RepoContext, utc_now
 from tuf_repo.heartbeat import RefreshReport
 from tuf_repo.keys import KeyFile, Keyring
 from tuf_repo.lock import DEFAULT_WAIT_SECONDS, writer_lock
+from tuf_repo.prune import PruneResult
 from tuf_repo.release import ReleaseInfo, inspect_release
 from tuf_repo.releases import AddResult
 from tuf_repo.staged import forget_published_staged
@@ -162,6 +164,11 @@ class Publisher:
             return result
         listed = ", ".join(f"{d.base_version} ({d.target.length:,} bytes)" for d in made)
         return replace(result, message=f"{result.message}; deltas from {listed}")
+
+    def prune(self, keep: timedelta, *, dry_run: bool = False) -> PruneResult:
+        """See :func:`tuf_repo.prune.prune`."""
+        with self._writing("prune"):
+            return prune.prune(self.ctx, keep, dry_run=dry_run)
 
     def approve(self, source: SourceRelease) -> AddResult:
         """See :func:`tuf_repo.releases.approve`."""

@@ -1,0 +1,232 @@
+"""`tuf-repo prune`: a repository run for years drops what no client can be sent, and no more.
+
+Repositories published by our own tuf_repo on a clock the test moves, served on
+loopback; clients are python-tuf's ngclient (fresh, returning, and one behind a
+cache that still serves a timestamp from before the latest publications).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from tuf.api.exceptions import DownloadError, RepositoryError
+
+from caio.core.release_format import INDEX_PATH, parse_index
+from tests.tuf_fixtures import PublishedRepo, move_key, publish_repo
+from tuf_repo import Keyring, Publisher, SignaturesNeeded, TufRepoError, verify_repository
+from tuf_repo.server import RepoServer
+
+KEEP = timedelta(days=7)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[PublishedRepo]:
+    published = publish_repo(tmp_path, bins=4)
+    yield published
+    published.server.stop()
+
+
+def publisher(repo: PublishedRepo, clock: Clock, keys: Path | None = None) -> Publisher:
+    return Publisher(repo.store, Keyring.from_dir(keys or repo.keys), clock=clock)
+
+
+def files(repo: PublishedRepo) -> set[str]:
+    return {p.relative_to(repo.dir).as_posix() for p in repo.dir.rglob("*") if p.is_file()}
+
+
+def fetch_everything(repo_url: str, repo: PublishedRepo, name: str) -> list[str]:
+    """A client named ``name`` refreshes from root v1, reads the index, downloads every release."""
+    client = repo.client(name)
+    if repo_url != repo.url:  # the same trust, through another server
+        client = type(client)(
+            str(repo.work / name / "metadata"),
+            f"{repo_url}/metadata/",
+            str(repo.work / name / "targets"),
+            f"{repo_url}/targets/",
+            bootstrap=repo.trusted_root.read_bytes(),
+        )
+    client.refresh()
+    index_info = client.get_targetinfo(INDEX_PATH)
+    assert index_info is not None
+    entries = parse_index(Path(client.download_target(index_info)).read_bytes())
+    for entry in entries:
+        info = client.get_targetinfo(entry.target)
+        assert info is not None
+        client.download_target(info)
+    return [e.version for e in entries]
+
+
+def behind_a_cache(repo: PublishedRepo, timestamp: bytes, where: Path) -> RepoServer:
+    """The repository as a cache serves it: today's files, but an older ``timestamp.json``."""
+    shutil.rmtree(where, ignore_errors=True)
+    shutil.copytree(repo.dir, where)
+    (where / "metadata" / "timestamp.json").write_bytes(timestamp)
+    return RepoServer(where, quiet=True).start()
+
+
+def test_prune_removes_what_no_client_can_be_sent_after_keep_and_nothing_before(
+    repo: PublishedRepo, tmp_path: Path
+) -> None:
+    clock = Clock()
+    publisher(repo, clock).add_release(repo.build("1.0.0"), ["stable"])
+    assert fetch_everything(repo.url, repo, "returning") == ["1.0.0"]
+    stale = (repo.dir / "metadata" / "timestamp.json").read_bytes()
+    for version in ("1.1.0", "1.2.0"):
+        clock.advance(hours=1)
+        publisher(repo, clock).add_release(repo.build(version), ["stable"])
+    before = files(repo)
+
+    clock.advance(hours=1)
+    first = publisher(repo, clock).prune(KEEP)
+    assert (first.removed, first.bytes) == ([], 0)
+    assert first.waiting > 0  # superseded, first seen now: kept for a week
+    assert files(repo) == before | {"prune-ledger.json"}
+    cache = behind_a_cache(repo, stale, tmp_path / "cache")
+    try:  # a timestamp from before two publications still leads to files that are there
+        assert fetch_everything(cache.url, repo, "behind-a-cache") == ["1.0.0"]
+    finally:
+        cache.stop()
+
+    clock.advance(days=8)
+    publisher(repo, clock).refresh()  # the hourly heartbeat, on the same clock
+    refreshed = files(repo)
+    dry = publisher(repo, clock).prune(KEEP, dry_run=True)
+    assert files(repo) == refreshed  # a dry run lists, and removes nothing
+    done = publisher(repo, clock).prune(KEEP)
+    assert done.removed == dry.removed and done.bytes == dry.bytes > 0
+    removed = set(done.removed)
+    assert removed and not removed & files(repo)
+    assert not [p for p in removed if p.endswith(".root.json")]  # every root stays
+    assert any(p.endswith(".snapshot.json") for p in removed)
+    assert any(p.endswith(".index.json") for p in removed)  # the index's old copies
+    assert not [p for p in removed if p.endswith(".tar.gz") or p.endswith(".delta")]
+    assert done.waiting > 0  # what the refresh just superseded stays another week
+    assert publisher(repo, clock).prune(KEEP).removed == []  # nothing left to remove
+
+    # Every client that can be sent anywhere still gets everything; the repository verifies.
+    assert fetch_everything(repo.url, repo, "returning") == ["1.0.0", "1.1.0", "1.2.0"]
+    assert fetch_everything(repo.url, repo, "fresh") == ["1.0.0", "1.1.0", "1.2.0"]
+    assert verify_repository(repo.dir, repo.trusted_root).releases == ["1.0.0", "1.1.0", "1.2.0"]
+    cache = behind_a_cache(repo, stale, tmp_path / "cache")
+    try:  # a timestamp that old expired long ago for real: what it led to is gone
+        with pytest.raises((DownloadError, RepositoryError)):
+            fetch_everything(cache.url, repo, "behind-a-cache-a-week-on")
+    finally:
+        cache.stop()
+
+
+def test_what_awaits_signatures_is_kept_and_publishes_whole(
+    repo: PublishedRepo, tmp_path: Path
+) -> None:
+    """A release staged for the targets holders has its artifact and index copy in place,
+    listed by nothing published: prune keeps them, and the signed release works."""
+    clock = Clock()
+    publisher(repo, clock).add_release(repo.build("1.0.0"), ["stable"])
+    holders = [move_key(repo.keys, role, tmp_path / "holder")[0] for role in ("targets", "bins")]
+    with pytest.raises(SignaturesNeeded):
+        publisher(repo, clock).add_release(repo.build("1.1.0"), ["stable"])
+    waiting = files(repo)
+    clock.advance(days=8)
+    publisher(repo, clock).refresh()
+    for _ in range(2):  # the first sees them superseded, the second a week later removes
+        publisher(repo, clock).prune(KEEP)
+        clock.advance(days=8)
+        publisher(repo, clock).refresh()
+    kept = files(repo)
+    staged_targets = {p for p in waiting if p.startswith("targets/") and "1.1.0" in p}
+    assert staged_targets and staged_targets <= kept
+    staged = [s.role for s in publisher(repo, clock).status().staged]
+    for n, role in enumerate(staged, 1):  # the holders sign, late; the last one publishes
+        try:
+            publisher(repo, clock).sign(role, holders[0] if role == "targets" else holders[1])
+        except SignaturesNeeded:
+            assert n < len(staged)
+    assert fetch_everything(repo.url, repo, "fresh") == ["1.0.0", "1.1.0"]
+
+
+def test_prune_refuses_to_guess_on_a_short_keep_or_a_clock_it_cannot_trust(
+    repo: PublishedRepo,
+) -> None:
+    clock = Clock()
+    publisher(repo, clock).add_release(repo.build("1.0.0"), ["stable"])
+    with pytest.raises(TufRepoError, match="shorter than the timestamp's lifetime"):
+        publisher(repo, clock).prune(timedelta(hours=12))
+    clock.advance(days=3)  # no refresh for three days, or a clock three days ahead
+    before = files(repo)
+    with pytest.raises(TufRepoError, match=r"published timestamp expired .* Nothing was removed"):
+        publisher(repo, clock).prune(KEEP)
+    assert files(repo) == before
+
+    publisher(repo, clock).refresh()
+    assert publisher(repo, clock).prune(KEEP).waiting > 0  # first sighting: now
+    sighted = ledger(repo)
+    start = clock.now
+    clock.now = start - timedelta(days=2)  # the clock goes back two days
+    assert publisher(repo, clock).prune(KEEP).removed == []
+    assert ledger(repo) == sighted  # a sighting is never moved earlier
+    clock.now = start + KEEP - timedelta(hours=1)
+    publisher(repo, clock).refresh()
+    assert publisher(repo, clock).prune(KEEP).removed == []
+    clock.now = start + KEEP + timedelta(hours=1)
+    publisher(repo, clock).refresh()
+    removed = publisher(repo, clock).prune(KEEP).removed
+    assert {f"metadata/{key.split('/')[1]}.{key.split('/')[0]}.json" for key in sighted} <= set(
+        removed
+    )
+
+
+def ledger(repo: PublishedRepo) -> dict[str, str]:
+    entries: dict[str, str] = json.loads((repo.dir / "prune-ledger.json").read_text())["superseded"]
+    return entries
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing of prune's runs after it."""
+
+
+def test_prune_killed_between_two_removals_leaves_clients_served_and_the_next_run_finishes(
+    repo: PublishedRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        publisher(repo, clock).add_release(repo.build(version), ["stable"])
+        clock.advance(hours=1)
+    publisher(repo, clock).prune(KEEP)
+    clock.advance(days=8)
+    publisher(repo, clock).refresh()
+    due = publisher(repo, clock).prune(KEEP, dry_run=True).removed
+    assert len(due) > 4
+    unlink = Path.unlink
+    calls = 0
+
+    def dies_on_the_fourth(path: Path, missing_ok: bool = False) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise Killed
+        unlink(path, missing_ok=missing_ok)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "unlink", dies_on_the_fourth)
+        with pytest.raises(Killed):
+            publisher(repo, clock).prune(KEEP)
+    assert fetch_everything(repo.url, repo, "fresh") == ["1.0.0", "1.1.0", "1.2.0"]
+    rest = publisher(repo, clock).prune(KEEP).removed
+    assert rest == due[3:]
+    assert fetch_everything(repo.url, repo, "fresh-after") == ["1.0.0", "1.1.0", "1.2.0"]
