@@ -242,6 +242,19 @@ def test_the_event_stream_follows_the_delta_path_to_the_end(
     assert progress == sorted(progress)
 
 
+def test_a_host_whose_release_was_removed_still_updates_through_the_delta_from_it(
+    host: tuple[UpdateEnv, TestClient],
+) -> None:
+    env, client = host
+    env.repo.publisher().remove(NEWER)  # `tuf-repo remove`: the deltas from it stay
+    answer = client.get("/api/v1/update/check", headers=env.auth("viewer")).json()
+    assert NEWER not in [r["version"] for r in answer["releases"]]
+    assert answer["update_available"]["delta"]["from_version"] == NEWER
+    final = env.run_update(client)
+    assert (final["status"], final["to_version"]) == ("complete", LATER), final
+    assert activated(env)["delta"]["from"] == NEWER
+
+
 def test_with_deltas_off_the_host_downloads_the_release_whole(
     host: tuple[UpdateEnv, TestClient],
 ) -> None:

@@ -1,4 +1,4 @@
-"""`tuf-repo prune`: a repository run for years drops what no client can be sent, and no more.
+"""`tuf-repo prune` and `remove`: a repository run for years keeps what a client can be sent.
 
 Repositories published by our own tuf_repo on a clock the test moves, served on
 loopback; clients are python-tuf's ngclient (fresh, returning, and one behind a
@@ -230,3 +230,46 @@ def test_prune_killed_between_two_removals_leaves_clients_served_and_the_next_ru
     rest = publisher(repo, clock).prune(KEEP).removed
     assert rest == due[3:]
     assert fetch_everything(repo.url, repo, "fresh-after") == ["1.0.0", "1.1.0", "1.2.0"]
+
+
+def listed(repo: PublishedRepo) -> set[str]:
+    """Every target path the published metadata lists (top-level targets and bins)."""
+    store = repo.store
+    top = store.load("targets").signed
+    roles = [top] + [store.load(role).signed for role in top.delegations.succinct_roles.get_roles()]
+    return {path for role in roles for path in role.targets}
+
+
+def test_an_old_release_removed_leaves_the_metadata_and_then_the_disk(
+    repo: PublishedRepo,
+) -> None:
+    clock = Clock()
+    for version in ("1.0.0", "1.1.0", "1.2.0"):  # each with deltas from the two before
+        publisher(repo, clock).add_release(repo.build(version, body=version), ["stable"])
+        clock.advance(hours=1)
+    with pytest.raises(TufRepoError, match=r"1\.2\.0 is the newest release on stable"):
+        publisher(repo, clock).remove("1.2.0")
+    with pytest.raises(TufRepoError, match="not published"):
+        publisher(repo, clock).remove("0.9.0")
+
+    done = publisher(repo, clock).remove("1.1.0")
+    assert "and 1 delta to it" in done.message
+    paths = listed(repo)
+    assert not [p for p in paths if p.startswith("caio/1.1.0/")]
+    assert "caio/1.2.0/caio-1.2.0.from-1.1.0.delta" in paths  # hosts running 1.1.0 use it
+    assert fetch_everything(repo.url, repo, "fresh") == ["1.0.0", "1.2.0"]
+    on_disk = {p for p in files(repo) if "/1.1.0/" in p}
+    assert on_disk  # listed by metadata a cache may still send for a week
+
+    publisher(repo, clock).prune(KEEP)
+    clock.advance(days=8)
+    publisher(repo, clock).refresh()
+    publisher(repo, clock).prune(KEEP)
+    assert not on_disk & files(repo)  # the artifact and the delta to it are gone
+    assert any(p.endswith(".from-1.1.0.delta") for p in files(repo))
+    assert fetch_everything(repo.url, repo, "fresh-a-week-on") == ["1.0.0", "1.2.0"]
+    assert verify_repository(repo.dir, repo.trusted_root).releases == ["1.0.0", "1.2.0"]
+
+    publisher(repo, clock).withdraw("1.2.0", "broken")  # withdrawn, even the newest may go
+    assert "removed 1.2.0" in publisher(repo, clock).remove("1.2.0").message
+    assert fetch_everything(repo.url, repo, "fresh-last") == ["1.0.0"]

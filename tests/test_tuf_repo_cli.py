@@ -56,6 +56,23 @@ def test_a_release_engineers_session(tmp_path: Path) -> None:
     assert "timestamp" in status.stdout
     assert "staged: nothing" in status.stdout
 
+    # A newer release, then the old one stops being listed; its bytes wait for prune.
+    newer = tuf_repo("build", src, "--version", "1.1.0", "--out", dist, "--channel", "beta")
+    again = tuf_repo(
+        "add", "--repo", repo, "--keys", keys, newer.stdout.strip(), "--channel", "beta"
+    )
+    assert again.returncode == 0, again.stderr
+    newest = tuf_repo("remove", "--repo", repo, "--keys", keys, "1.1.0")
+    assert newest.returncode == 1 and "the newest release on beta" in newest.stderr
+    removed = tuf_repo("remove", "--repo", repo, "--keys", keys, "1.0.0")
+    assert removed.returncode == 0, removed.stderr
+    assert "removed 1.0.0 (caio/1.0.0/caio-1.0.0.tar.gz)" in removed.stdout
+    root = init.stdout.strip()
+    listed = tuf_repo("verify", "--repo", repo, "--trusted-root", root)
+    assert "ok  releases: 1.1.0" in listed.stdout
+    pruned = tuf_repo("prune", "--repo", repo, "--dry-run")
+    assert pruned.returncode == 0 and pruned.stdout.startswith("would remove 0 files")
+
     nothing = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "0.5")
     assert (nothing.returncode, nothing.stdout) == (0, "")
     assert "nothing needs refreshing" in nothing.stderr

@@ -265,6 +265,24 @@ def withdraw(
     typer.echo(result.message)
 
 
+@app.command("remove", short_help="Stop listing an old release (prune removes its bytes).")
+def remove(
+    repo: RepoOpt,
+    keys: KeysOpt,
+    version: Annotated[str, typer.Argument(help="the version to stop listing")],
+    check_live: LiveOpt = None,
+    wait: WaitOpt = LOCK_WAIT,
+) -> None:
+    """Stop listing VERSION: its target, the deltas to it and its index entry leave the
+    signed metadata, and `tuf-repo prune` removes its bytes a week later. Hosts running
+    it keep running it and update through the deltas from it. The newest release of a
+    channel is refused unless withdrawn first.
+    """
+    with outcome():
+        result = _publisher(repo, keys, check_live, wait).remove(version)
+    typer.echo(result.message)
+
+
 @app.command("approve", short_help="Approve another repository's release (two-party).")
 def approve(
     repo: RepoOpt,

@@ -170,6 +170,11 @@ class Publisher:
         with self._writing("prune"):
             return prune.prune(self.ctx, keep, dry_run=dry_run)
 
+    def remove(self, version: str) -> AddResult:
+        """See :func:`tuf_repo.releases.remove`."""
+        with self._writing("remove"):
+            return releases.remove(self.ctx, version)
+
     def approve(self, source: SourceRelease) -> AddResult:
         """See :func:`tuf_repo.releases.approve`."""
         with self._writing("approve"):

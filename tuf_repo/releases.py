@@ -1,4 +1,4 @@
-"""Releases: publish an artifact, change its rollout plan, withdraw it, list them.
+"""Releases: publish an artifact, change its rollout plan, withdraw or remove it, list them.
 
 A release is a signed target (``caio/<version>/caio-<version>.tar.gz``) plus
 its entry in the signed release index (``caio/index.json``); both carry the
@@ -10,12 +10,13 @@ its path hashes to.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import cast
 
+from packaging.version import Version
 from tuf.api.metadata import Metadata, TargetFile, Targets
 
 from caio.core.delta import TarDigest
@@ -228,6 +229,94 @@ def withdraw(ctx: RepoContext, version: str, reason: str) -> AddResult:
     )
 
 
+def remove(ctx: RepoContext, version: str) -> AddResult:
+    """Stop listing a release: its target, the deltas to it and its index entry leave the
+    signed metadata; ``tuf-repo prune`` removes its bytes once no kept metadata lists them.
+
+    Deltas from it to newer releases stay: hosts still running it update through them.
+
+    Raises:
+        TufRepoError: the version is not published, or it is the newest release of one of
+            its channels and not withdrawn (hosts would take an older one for the newest).
+        SignaturesNeeded: the targets role needs more signatures (staged).
+    """
+    policy = ctx.store.read_policy()
+    top, index, entry = _published_release(ctx, version)
+    if entry.withdrawn is None:
+        newest_on = [c for c in entry.channels if _newest_offered(index, c) == entry.version]
+        if newest_on:
+            raise TufRepoError(
+                f"{version} is the newest release on {', '.join(newest_on)}: withdraw it first "
+                f"(`tuf-repo withdraw {version} --reason ...`), or publish a newer one"
+            )
+    changes: Changes = {}
+    folder = entry.target.rpartition("/")[0] + "/"  # caio/<version>/: the release and its deltas
+    own_folder = folder.rstrip("/").endswith(f"/{version}")
+    removed = []
+    for role, md in _targets_roles(ctx, top):
+        gone = [
+            path
+            for path in md.signed.targets
+            if path == entry.target or (own_folder and path.startswith(folder))
+        ]
+        if gone:
+            edited = changes.setdefault(role, md)
+            for path in gone:
+                del edited.signed.targets[path]
+            removed += gone
+    index_bytes = render_index([e for e in index if e.version != version])
+    index_md = editable_role_for(ctx, INDEX_PATH, top, changes)
+    index_md.signed.targets[INDEX_PATH] = TargetFile(
+        len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
+    )
+    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+    commit(ctx, changes, policy)
+    deltas = len(removed) - 1
+    return AddResult(
+        version,
+        entry.target,
+        True,
+        f"removed {version} ({entry.target}"
+        + (f" and {deltas} delta{'s' if deltas != 1 else ''} to it" if deltas else "")
+        + "); `tuf-repo prune` removes its bytes once no kept metadata lists them",
+    )
+
+
+def _published_release(
+    ctx: RepoContext, version: str
+) -> tuple[Metadata[Targets], list[IndexEntry], IndexEntry]:
+    """The newest targets role (staged or published), its release index, and ``version``'s entry.
+
+    Raises:
+        TufRepoError: the version is not published.
+    """
+    top = StagedWork(ctx.store).latest(Targets.type)
+    index = read_index(ctx, top)
+    entry = next((e for e in index if e.version == version), None)
+    if entry is None:
+        listed = ", ".join(e.version for e in index) or "none"
+        raise TufRepoError(f"version {version} is not published (published: {listed})")
+    return top, index, entry
+
+
+def _newest_offered(index: list[IndexEntry], channel: str) -> str:
+    """The newest release on ``channel`` that is not withdrawn ("" if none)."""
+    offered = [e.version for e in index if channel in e.channels and e.withdrawn is None]
+    return max(offered, key=Version, default="")
+
+
+def _targets_roles(
+    ctx: RepoContext, top: Metadata[Targets]
+) -> Iterator[tuple[str, Metadata[Targets]]]:
+    """The top-level targets role and every hash bin, newest (staged or published)."""
+    yield Targets.type, top
+    delegations = top.signed.delegations
+    if delegations is not None and delegations.succinct_roles is not None:
+        work = StagedWork(ctx.store)
+        for role in delegations.succinct_roles.get_roles():
+            yield role, cast(Metadata[Targets], work.latest(role))
+
+
 def releases(ctx: RepoContext) -> list[IndexEntry]:
     """The published releases, oldest first, with their plans and withdrawals."""
     top = ctx.store.load(Targets.type)
@@ -330,12 +419,7 @@ def _change_release(
 ) -> AddResult:
     """Re-sign a release's target and index entry as ``change`` rewrites them."""
     policy = ctx.store.read_policy()
-    top = StagedWork(ctx.store).latest(Targets.type)
-    index = read_index(ctx, top)
-    entry = next((e for e in index if e.version == version), None)
-    if entry is None:
-        listed = ", ".join(e.version for e in index) or "none"
-        raise TufRepoError(f"version {version} is not published (published: {listed})")
+    top, index, entry = _published_release(ctx, version)
     now = ctx.now()
     new_entry = change(entry, now)
     changes: Changes = {}
