@@ -145,8 +145,8 @@ class ReleaseOut(BaseModel):
     )
     delta: DeltaOut | None = Field(
         default=None,
-        description="on a release newer than the running one: the signed delta from the "
-        "running release, if one is published",
+        description="on the 8 newest releases newer than the running one: the signed delta "
+        "from the running release, if one is published",
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 
+import caio.update.service as service_module
 from caio.core.delta import build_delta, delta_target_path
 from tests.browser import Browser
 from tests.served import Served, run
@@ -205,6 +206,12 @@ def test_a_check_shows_each_newer_release_s_delta_and_whether_it_applies(
     }
     (env.settings.home / "bases" / f"{NEWER}.tar").unlink()
     assert offered()[LATER] == {"from_version": NEWER, "bytes": size(LATER), "applies": False}
+
+    # A host far behind looks up the deltas of the newest few only (each may read a bin).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(service_module, "DELTA_OFFERS", 2)
+        capped = offered()
+    assert capped[LATER] is None and capped[NEWEST] is not None  # ALONE, NEWEST: the two
 
 
 def test_a_delta_cut_mid_way_resumes_with_a_range_request(

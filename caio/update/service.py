@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A check looks up the signed delta of at most this many of the newest releases newer
+# than the running one (each lookup may read a hash bin): a host far behind pays no more.
+DELTA_OFFERS = 8
 # Progress within a stage is saved to state/update.json at most this often.
 PROGRESS_SAVE_SECONDS = 1.0
 
@@ -102,7 +105,8 @@ class CheckResult:
     skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
     # With a repository map: who signs each listed version, offered or not.
     approvals: list[Agreement] = field(default_factory=list)
-    # By version, for releases newer than the running one: the signed delta from it.
+    # By version, for the DELTA_OFFERS newest releases newer than the running one (and
+    # update_available): the signed delta from the current release.
     deltas: dict[str, DeltaOffer] = field(default_factory=dict)
 
 
@@ -365,12 +369,12 @@ class UpdateService:
         )
         running = next((r for r in view.releases if r.version == self.running.version), None)
         running_version = Version(self.running.version)
+        newer = [r for r in releases if r.parsed_version > running_version][-DELTA_OFFERS:]
+        if choice.release is not None and choice.release not in newer:
+            newer.append(choice.release)  # a pinned or older choice: its own delta
         with self._tuf_lock:  # ngclient's cache is single-user
             offers = {
-                r.version: offer
-                for r in releases
-                if r.parsed_version > running_version
-                and (offer := self._delta_offer(view, r)) is not None
+                r.version: offer for r in newer if (offer := self._delta_offer(view, r)) is not None
             }
         result = CheckResult(
             running_version=self.running.version,
