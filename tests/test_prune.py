@@ -93,7 +93,13 @@ def test_prune_removes_what_no_client_can_be_sent_after_keep_and_nothing_before(
     before = files(repo)
 
     clock.advance(hours=1)
+    never = publisher(repo, clock).status().storage
+    assert never is not None and never.last_prune is None and never.superseded > 0
+    assert "prune has never run" in never.describe()
     first = publisher(repo, clock).prune(KEEP)
+    seen = publisher(repo, clock).status().storage
+    assert seen is not None and seen.last_prune == clock.now.replace(microsecond=0)
+    assert seen.superseded == never.superseded  # sighted, not yet removed
     assert (first.removed, first.bytes) == ([], 0)
     assert first.waiting > 0  # superseded, first seen now: kept for a week
     assert files(repo) == before | {"prune-ledger.json"}
@@ -118,6 +124,10 @@ def test_prune_removes_what_no_client_can_be_sent_after_keep_and_nothing_before(
     assert not [p for p in removed if p.endswith(".tar.gz") or p.endswith(".delta")]
     assert done.waiting > 0  # what the refresh just superseded stays another week
     assert publisher(repo, clock).prune(KEEP).removed == []  # nothing left to remove
+    after = publisher(repo, clock).status().storage
+    assert after is not None and after.superseded == done.waiting  # what waits its week
+    served = [f for f in files(repo) if f.startswith(("metadata/", "targets/"))]
+    assert after.metadata_files + after.target_files == len(served)
 
     # Every client that can be sent anywhere still gets everything; the repository verifies.
     assert fetch_everything(repo.url, repo, "returning") == ["1.0.0", "1.1.0", "1.2.0"]

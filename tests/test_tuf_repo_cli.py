@@ -55,6 +55,7 @@ def test_a_release_engineers_session(tmp_path: Path) -> None:
     assert status.returncode == 0
     assert "timestamp" in status.stdout
     assert "staged: nothing" in status.stdout
+    assert "prune has never run (tuf-repo prune, daily)" in status.stdout
 
     # A newer release, then the old one stops being listed; its bytes wait for prune.
     newer = tuf_repo("build", src, "--version", "1.1.0", "--out", dist, "--channel", "beta")
@@ -72,6 +73,10 @@ def test_a_release_engineers_session(tmp_path: Path) -> None:
     assert "ok  releases: 1.1.0" in listed.stdout
     pruned = tuf_repo("prune", "--repo", repo, "--dry-run")
     assert pruned.returncode == 0 and pruned.stdout.startswith("would remove 0 files")
+    after = tuf_repo("prune", "--repo", repo)
+    assert after.returncode == 0 and "superseded metadata files kept" in after.stdout
+    assert "storage: " in tuf_repo("status", "--repo", repo).stdout
+    assert "prune last ran" in tuf_repo("status", "--repo", repo).stdout
 
     nothing = tuf_repo("refresh", "--repo", repo, "--keys", keys, "--within", "0.5")
     assert (nothing.returncode, nothing.stdout) == (0, "")

@@ -451,6 +451,8 @@ def status(repo: RepoOpt) -> None:
     typer.echo("releases:" if report.releases else "releases: none")
     for entry in report.releases:
         typer.echo(f"  {describe_release(entry, now)}")
+    if report.storage is not None:
+        typer.echo(report.storage.describe())
     for warning in report.warnings:
         typer.echo(f"WARNING: {warning}")
 

@@ -90,16 +90,11 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
             "is wrong, and what is old enough to remove cannot be told. Nothing was removed."
         )
     present = _present(store)
-    current = _current(store)
-    superseded = {
-        (role, version)
-        for role, version in present
-        if role not in ("root", "timestamp") and version < current.get(role, version + 1)
-    }
+    superseded = _superseded(store, present)
     ledger = _Ledger(store.root / LEDGER_NAME)
     seen = ledger.observe(superseded, now)
     if not dry_run:
-        ledger.save()
+        ledger.save(now)
     due = {rv for rv in superseded if now - seen[rv] >= keep}
     kept = sorted(set(present) - due)
     needed = {rv for role, version in kept if role == "snapshot" for rv in _named(store, version)}
@@ -119,6 +114,67 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
         for directory in {p.parent for p in paths}:
             fsync_dir(directory)
     return PruneResult([store.relpath(p) for p in paths], size, len(superseded) - len(due), dry_run)
+
+
+@dataclass(frozen=True)
+class Storage:
+    """What the repository holds on disk, and when prune last ran (for ``status``)."""
+
+    metadata_files: int
+    metadata_bytes: int
+    superseded: int  # metadata versions the published chain no longer leads to
+    target_files: int
+    target_bytes: int
+    last_prune: datetime | None
+
+    def describe(self) -> str:
+        pruned = (
+            f"prune last ran {self.last_prune:%Y-%m-%d %H:%M} UTC"
+            if self.last_prune is not None
+            else "prune has never run (tuf-repo prune, daily)"
+        )
+        return (
+            f"storage: {self.metadata_files:,} metadata files ({_mb(self.metadata_bytes)}, "
+            f"{self.superseded:,} superseded), {self.target_files:,} target files "
+            f"({_mb(self.target_bytes)}); {pruned}"
+        )
+
+
+def storage(store: RepoStore) -> Storage:
+    """Files and bytes under ``metadata/`` and ``targets/``, and the ledger's last run.
+
+    Raises:
+        MetadataError: the published chain cannot be read.
+    """
+    metadata = [p.stat().st_size for p in store.metadata_dir.iterdir() if p.is_file()]
+    targets = (
+        [p.stat().st_size for p in store.targets_dir.rglob("*") if p.is_file()]
+        if store.targets_dir.is_dir()
+        else []
+    )
+    return Storage(
+        len(metadata),
+        sum(metadata),
+        len(_superseded(store, _present(store))),
+        len(targets),
+        sum(targets),
+        _Ledger(store.root / LEDGER_NAME).last_run,
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _superseded(store: RepoStore, present: list[RoleVersion]) -> set[RoleVersion]:
+    """The versions in ``present`` older than the one the published chain leads to
+    (every version of a role it no longer names); never a root."""
+    current = _current(store)
+    return {
+        (role, version)
+        for role, version in present
+        if role not in ("root", "timestamp") and version < current.get(role, version + 1)
+    }
 
 
 def _present(store: RepoStore) -> list[RoleVersion]:
@@ -194,7 +250,12 @@ class _Ledger:
             doc = {}
         except (OSError, ValueError) as e:
             raise MetadataError(f"{path} is corrupt: {e}") from e
-        self.entries: dict[str, str] = doc.get("superseded", {}) if isinstance(doc, dict) else {}
+        doc = doc if isinstance(doc, dict) else {}
+        self.entries: dict[str, str] = doc.get("superseded", {})
+        try:
+            self.last_run: datetime | None = parse_time(str(doc["last_run"]))
+        except (KeyError, ValueError):
+            self.last_run = None
 
     def observe(self, superseded: set[RoleVersion], now: datetime) -> dict[RoleVersion, datetime]:
         """The first sighting of each of ``superseded`` (now, for new ones); forgets the rest.
@@ -214,5 +275,6 @@ class _Ledger:
         self.entries = entries
         return seen
 
-    def save(self) -> None:
-        atomic_write_json(self.path, {"superseded": dict(sorted(self.entries.items()))})
+    def save(self, now: datetime) -> None:
+        superseded = dict(sorted(self.entries.items()))
+        atomic_write_json(self.path, {"last_run": iso(now), "superseded": superseded})

@@ -13,6 +13,7 @@ from caio.core.release_format import IndexEntry
 from tuf_repo.context import ONLINE_TOP_ROLES, TOP_ROLES, RepoContext, is_bin
 from tuf_repo.heartbeat import is_due
 from tuf_repo.keyvalues import keyid_problems
+from tuf_repo.prune import Storage, storage
 from tuf_repo.releases import releases
 from tuf_repo.signatures import allowed_keys, check_one_signature, check_signatures
 from tuf_repo.soundness import unsound_roles
@@ -48,6 +49,7 @@ class RepoStatus:
     bin_summary: BinSummary | None = None
     warnings: list[str] = field(default_factory=list)
     releases: list[IndexEntry] = field(default_factory=list)
+    storage: Storage | None = None
 
 
 def status(ctx: RepoContext) -> RepoStatus:
@@ -95,7 +97,7 @@ def status(ctx: RepoContext) -> RepoStatus:
         warnings += [f"staged {p}: do not sign it" for p in staged_review.problems]
     if (interrupted := pending(ctx.store.root)) is not None:
         warnings.append(interrupted)
-    return RepoStatus(roles, staged, policy.bins, bins, warnings, releases(ctx))
+    return RepoStatus(roles, staged, policy.bins, bins, warnings, releases(ctx), storage(ctx.store))
 
 
 def export_root(ctx: RepoContext) -> Path:
