@@ -218,3 +218,21 @@ def test_approving_signs_the_uncompressed_tar_once_the_bytes_unpack_to_it(repos:
     assert refused.returncode == 1
     assert "but its bytes unpack to sha256" in refused.stderr and "not approving" in refused.stderr
     assert "caio/1.0.0/caio-1.0.0.tar.gz" not in repos.targets(repos.approval)
+    _vendor_signs_tar(repos, "1.0.0", {"sha256": "0" * 64, "length": 100})  # a bomb, as it were
+    bomb = repos.approve("1.0.0", "--yes")
+    assert bomb.returncode == 1 and "as 100 bytes, but its bytes unpack to more" in bomb.stderr
+
+
+def test_nothing_is_downloaded_before_the_approver_says_yes(repos: Repos) -> None:
+    """The bytes (to check the tar, or to hold) are fetched after the approver has seen the
+    release: here the vendor has lost them, and only the confirmed approval says so."""
+    for artifact in (repos.vendor / "targets").rglob("*caio-1.1.0.tar.gz"):
+        artifact.unlink()
+    declined = repos.approve("1.1.0", stdin="n\n")
+    assert declined.returncode == 1 and "not approved" in declined.stderr
+    assert "tar:      sha256" in declined.stdout  # shown, to be checked before signing
+    assert "does not serve" not in declined.stderr
+    confirmed = repos.approve("1.1.0", "--yes")
+    assert confirmed.returncode == 1
+    assert "does not serve the bytes shown" in confirmed.stderr
+    assert "caio/1.1.0/caio-1.1.0.tar.gz" not in repos.targets(repos.approval)

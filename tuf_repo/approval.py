@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +52,11 @@ class SourceRelease:
             f"{alg}:{' ' * max(1, 9 - len(alg))}{h}"
             for alg, h in sorted(self.target.hashes.items())
         ]
-        if self.tar is not None:
+        tar = (custom.get("tar") if isinstance(custom, dict) else None) or {}
+        if isinstance(tar, dict) and tar:
             lines.append(
-                f"tar:      sha256 {self.tar.sha256}, {self.tar.length} bytes "
-                "(uncompressed; checked against the bytes)"
+                f"tar:      sha256 {tar.get('sha256')}, {tar.get('length')} bytes "
+                "(uncompressed; checked against the bytes before it is signed)"
             )
         lines += [f"vendor's {key}: {value}" for key, value in sorted(signed.items())]
         return lines
@@ -103,20 +104,15 @@ def fresh_updater(source: str, trusted_root: Path) -> Iterator[tuple[Updater, Pa
         yield updater, Path(tmp)
 
 
-def read_source_release(
-    source: str, trusted_root: Path, version: str, work: Path, *, with_artifact: bool
-) -> SourceRelease:
+def read_source_release(source: str, trusted_root: Path, version: str) -> SourceRelease:
     """``version`` as ``source`` signs it (index entry and target), verified from ``trusted_root``.
 
-    ``with_artifact``: keep the bytes (verified, in ``work``) to hold them here. They are
-    downloaded anyway when the source signs the release's uncompressed tar: hosts with a
-    repository map apply deltas only to make a tar every repository signs, so the
-    approver signs it only after unpacking the bytes to the same tar.
+    Metadata only: nothing is downloaded before the approver has seen what it is
+    (:func:`fetch_source_bytes` does that).
 
     Raises:
-        MetadataError: the source does not verify, does not list ``version``, its index
-            entry and its target's signed fields disagree, or its bytes are not the tar
-            it signs.
+        MetadataError: the source does not verify, does not list ``version``, or its index
+            entry and its target's signed fields disagree.
     """
     with fresh_updater(source, trusted_root) as (updater, _tmp):
         try:
@@ -132,12 +128,6 @@ def read_source_release(
             target = updater.get_targetinfo(entry.target)
             if target is None:
                 raise MetadataError(f"{source} lists {version} at {entry.target}, unsigned")
-            claimed = (target.custom or {}).get("tar")
-            artifact = None
-            if with_artifact or claimed is not None:
-                work.mkdir(parents=True, exist_ok=True)
-                destination = work / Path(target.path).name
-                artifact = Path(updater.download_target(target, str(destination)))
         except (tuf_exceptions.RepositoryError, tuf_exceptions.DownloadError, ValueError) as e:
             raise MetadataError(f"{source} does not verify: {type(e).__name__}: {e}") from e
     custom = target.unrecognized_fields.get("custom")
@@ -146,10 +136,38 @@ def read_source_release(
             f"{source}: the index entry and the signed target of {version} disagree on "
             f"{', '.join(disagree)}; not approving an inconsistent release"
         )
-    tar = None
-    if claimed is not None and artifact is not None:  # downloaded because a tar is claimed
-        tar = _checked_tar(source, version, claimed, artifact)
-    return SourceRelease(entry, target, artifact if with_artifact else None, tar)
+    return SourceRelease(entry, target, None)
+
+
+def fetch_source_bytes(
+    source: str, trusted_root: Path, release: SourceRelease, work: Path, *, keep: bool
+) -> SourceRelease:
+    """``release`` with its bytes: kept (``keep``) to hold them here, and checked against
+    the uncompressed tar the source signs, if it signs one.
+
+    Hosts with a repository map apply deltas only to make a tar every repository
+    signs, so the approver signs the source's tar only once its bytes unpack to it.
+    The bytes are checked against the length and hashes the approver saw (a source
+    that changed them since is refused), and unpacking stops past the signed length.
+
+    Raises:
+        MetadataError: the source does not verify or serve those bytes, or they are not
+            the tar it signs.
+    """
+    claimed = (release.target.custom or {}).get("tar")
+    if not keep and claimed is None:
+        return release
+    with fresh_updater(source, trusted_root) as (updater, _tmp):
+        try:
+            updater.refresh()
+            work.mkdir(parents=True, exist_ok=True)
+            destination = work / Path(release.target.path).name
+            artifact = Path(updater.download_target(release.target, str(destination)))
+        except (tuf_exceptions.RepositoryError, tuf_exceptions.DownloadError, ValueError) as e:
+            raise MetadataError(f"{source} does not serve the bytes shown: {e}") from e
+    version = release.entry.version
+    tar = _checked_tar(source, version, claimed, artifact) if claimed is not None else None
+    return replace(release, artifact=artifact if keep else None, tar=tar)
 
 
 def _checked_tar(source: str, version: str, claimed: object, artifact: Path) -> TarDigest:
@@ -163,9 +181,14 @@ def _checked_tar(source: str, version: str, claimed: object, artifact: Path) -> 
     except DeltaRefused as e:
         raise MetadataError(f"{source}: the signed tar of {version} is malformed: {e}") from e
     try:
-        found = TarDigest.of_artifact(artifact)
+        found = TarDigest.of_artifact(artifact, limit=signed.length)
     except (OSError, EOFError) as e:
         raise MetadataError(f"{source}: {version}'s bytes do not unpack: {e}") from e
+    if found.length > signed.length:
+        raise MetadataError(
+            f"{source} signs {version}'s uncompressed tar as {signed.length} bytes, but its "
+            "bytes unpack to more: not approving"
+        )
     if found != signed:
         raise MetadataError(
             f"{source} signs {version}'s uncompressed tar as sha256 {signed.sha256} "

@@ -312,17 +312,16 @@ def approve(
     """
     import tempfile
 
-    from tuf_repo.approval import read_source_release
+    from tuf_repo.approval import fetch_source_bytes, read_source_release
 
     with outcome(), tempfile.TemporaryDirectory(prefix="tuf-repo-approve-") as tmp:
-        release = read_source_release(
-            source, trusted_root, version, Path(tmp), with_artifact=with_artifact
-        )
+        release = read_source_release(source, trusted_root, version)
         for line in release.describe():
             typer.echo(line)
         if not yes and not typer.confirm("approve this release?", default=False):
             typer.echo("tuf-repo: not approved", err=True)
             raise typer.Exit(EXIT_FAILED)
+        release = fetch_source_bytes(source, trusted_root, release, Path(tmp), keep=with_artifact)
         result = _publisher(repo, keys, check_live, wait).approve(release)
     typer.echo(result.message)
 

@@ -86,17 +86,23 @@ class TarDigest:
             return cls._of_stream(f)
 
     @classmethod
-    def of_artifact(cls, artifact: Path) -> TarDigest:
-        """Of a release artifact's uncompressed tar (the ``.tar.gz`` read through gzip)."""
+    def of_artifact(cls, artifact: Path, limit: int | None = None) -> TarDigest:
+        """Of a release artifact's uncompressed tar (the ``.tar.gz`` read through gzip).
+
+        ``limit``: stop reading past this many bytes (an artifact from someone else may
+        unpack to far more than it claims); the digest returned is then of no tar.
+        """
         with gzip.open(artifact, "rb") as f:
-            return cls._of_stream(f)
+            return cls._of_stream(f, limit)
 
     @classmethod
-    def _of_stream(cls, stream: _Reader) -> TarDigest:
+    def _of_stream(cls, stream: _Reader, limit: int | None = None) -> TarDigest:
         digest, length = hashlib.sha256(), 0
         while block := stream.read(CHUNK):
             digest.update(block)
             length += len(block)
+            if limit is not None and length > limit:
+                break
         return cls(digest.hexdigest(), length)
 
 
