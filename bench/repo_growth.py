@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench._common import machine, table
+from bench._common import machine, median, table
 from bench.tuf_repo_add import fake_targets
 from caio.core.settings import SOURCE_DIR
 from tuf_repo import Keyring, Publisher, RepoStore, build_release
@@ -99,10 +99,9 @@ def main() -> None:
                 ],
             )
         )
-        prune_seconds.sort()
         print(
-            f"\nA prune: median {prune_seconds[len(prune_seconds) // 2] * 1000:.0f} ms, "
-            f"slowest {prune_seconds[-1] * 1000:.0f} ms."
+            f"\nA prune: median {median(prune_seconds) * 1000:.0f} ms, "
+            f"slowest {max(prune_seconds) * 1000:.0f} ms."
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -19,6 +19,8 @@ from tuf.api.exceptions import DownloadError, RepositoryError
 from caio.core.release_format import INDEX_PATH, parse_index
 from tests.tuf_fixtures import PublishedRepo, move_key, publish_repo
 from tuf_repo import Keyring, Publisher, SignaturesNeeded, TufRepoError, verify_repository
+from tuf_repo.errors import RepositoryBusy
+from tuf_repo.lock import writer_lock
 from tuf_repo.server import RepoServer
 
 KEEP = timedelta(days=7)
@@ -283,3 +285,17 @@ def test_an_old_release_removed_leaves_the_metadata_and_then_the_disk(
     publisher(repo, clock).withdraw("1.2.0", "broken")  # withdrawn, even the newest may go
     assert "removed 1.2.0" in publisher(repo, clock).remove("1.2.0").message
     assert fetch_everything(repo.url, repo, "fresh-last") == ["1.0.0"]
+
+
+def test_prune_waits_for_a_command_that_is_writing_and_then_stops_changing_nothing(
+    repo: PublishedRepo,
+) -> None:
+    clock = Clock()
+    publisher(repo, clock).add_release(repo.build("1.0.0"), ["stable"])
+    before = files(repo)
+    with writer_lock(repo.dir, "add"):  # a release engineer's `add`, mid-publication
+        busy = Publisher(repo.store, Keyring.from_dir(repo.keys), clock=clock, lock_wait=0.2)
+        with pytest.raises(RepositoryBusy, match="add"):
+            busy.prune(KEEP)
+    assert files(repo) - {".lock"} == before - {".lock"}  # not even the ledger
+    assert not (repo.dir / "prune-ledger.json").exists()
