@@ -44,7 +44,6 @@ from tuf_repo.errors import MetadataError, TufRepoError
 from tuf_repo.store import RepoStore
 
 LEDGER_NAME = "prune-ledger.json"
-_VERSIONED = re.compile(r"^(?P<version>[1-9][0-9]*)\.(?P<role>.+)\.json$")
 _HASHED = re.compile(r"^(?P<sha256>[0-9a-f]{64})\.(?P<name>.+)$")
 _NOT_TARGETS = frozenset({"root", "snapshot", "timestamp"})
 
@@ -89,7 +88,7 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
             f"machine's clock ({now:%Y-%m-%d %H:%M} UTC): refresh has not run, or the clock "
             "is wrong, and what is old enough to remove cannot be told. Nothing was removed."
         )
-    present = _present(store)
+    present = store.metadata_versions()
     superseded = _superseded(store, present)
     ledger = _Ledger(store.root / LEDGER_NAME)
     seen = ledger.observe(superseded, now)
@@ -155,7 +154,7 @@ def storage(store: RepoStore) -> Storage:
     return Storage(
         len(metadata),
         sum(metadata),
-        len(_superseded(store, _present(store))),
+        len(_superseded(store, store.metadata_versions())),
         len(targets),
         sum(targets),
         _Ledger(store.root / LEDGER_NAME).last_run,
@@ -175,15 +174,6 @@ def _superseded(store: RepoStore, present: list[RoleVersion]) -> set[RoleVersion
         for role, version in present
         if role not in ("root", "timestamp") and version < current.get(role, version + 1)
     }
-
-
-def _present(store: RepoStore) -> list[RoleVersion]:
-    """Every versioned metadata file in ``metadata/``: (role, version)."""
-    found = []
-    for path in store.metadata_dir.iterdir():
-        if (m := _VERSIONED.match(path.name)) is not None:
-            found.append((m["role"], int(m["version"])))
-    return sorted(found)
 
 
 def _current(store: RepoStore) -> dict[str, int]:

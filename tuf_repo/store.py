@@ -188,6 +188,14 @@ class RepoStore:
         self._listing = (stamp, newest)
         return newest
 
+    def metadata_versions(self) -> list[tuple[str, int]]:
+        """Every versioned file in ``metadata/`` as (role, version), sorted (not cached)."""
+        found = []
+        for name in os.listdir(self.metadata_dir):
+            if (m := _VERSIONED.match(name)) is not None:
+                found.append((m["role"], int(m["version"])))
+        return sorted(found)
+
     def forget_listing(self) -> None:
         self._listing = None
 
