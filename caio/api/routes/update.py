@@ -184,15 +184,16 @@ async def check(_: ViewerDep, service: ServiceDep, request: Request) -> Response
     wait: float = request.app.state.settings.check_wait_seconds
     flight = asyncio.wrap_future(service.shared_check())
     flight.add_done_callback(_retrieve)  # a caller that stopped waiting still reads the outcome
-    try:
-        result = await asyncio.wait_for(asyncio.shield(flight), wait)
-    except TimeoutError as e:
+    # asyncio.wait leaves the flight running when it times out (no shield, no extra task).
+    done, _pending = await asyncio.wait((flight,), timeout=wait)
+    if not done:
         raise ApiError(
             504,
             "check_timeout",
             f"the repository did not answer within {wait:g}s; the check goes on in the "
             "background (the slow-retrieval limits end it); ask again later",
-        ) from e
+        )
+    result = flight.result()
     answer = CheckOut(
         running_version=result.running_version,
         channel=result.channel,
