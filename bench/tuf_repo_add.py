@@ -33,8 +33,11 @@ def fake_targets(count: int) -> list[TargetFile]:
 class Repository:
     """A repository holding ``existing`` targets, ready for timed adds."""
 
-    def __init__(self, work: Path, label: str, bins: int, existing: int, adds: int) -> None:
+    def __init__(
+        self, work: Path, label: str, bins: int, existing: int, adds: int, delta_from: int
+    ) -> None:
         self.label = label
+        self.delta_from = delta_from
         repo, keys = work / f"repo-{bins}-{existing}", work / f"keys-{bins}-{existing}"
         Publisher(RepoStore(repo), Keyring([])).init(keys, bins=bins)
         self.publisher = Publisher(RepoStore(repo), Keyring.from_dir(keys))
@@ -44,7 +47,8 @@ class Repository:
         self.artifacts = iter(
             [build_release(SOURCE_DIR, f"2.0.{n}", dist) for n in range(adds + 1)]
         )
-        self.publisher.add_release(next(self.artifacts), ["stable"])  # warm: index exists
+        warm = next(self.artifacts)  # the index exists, and deltas have a base
+        self.publisher.add_release(warm, ["stable"], delta_from=delta_from)
         self.metadata = repo / "metadata"
         self.seconds: list[float] = []
         self.written: list[int] = []
@@ -53,7 +57,7 @@ class Repository:
         before = {p.name for p in self.metadata.iterdir()}
         artifact = next(self.artifacts)
         started = time.perf_counter()
-        self.publisher.add_release(artifact, ["stable"])
+        self.publisher.add_release(artifact, ["stable"], delta_from=self.delta_from)
         self.seconds.append(time.perf_counter() - started)
         new = [p for p in self.metadata.iterdir() if p.name not in before]
         self.written.append(sum(p.stat().st_size for p in new))
@@ -64,18 +68,29 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=100_000)
     parser.add_argument("--bins", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--delta-from", type=int, default=2, help="deltas each add signs (tuf-repo's default: 2)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="caio-bench-add-"))
     try:
         repos = [
-            Repository(work, "empty repository (baseline)", 0, 0, args.rounds),
-            Repository(work, f"{args.targets} targets, no bins", 0, args.targets, args.rounds),
+            Repository(work, "empty repository (baseline)", 0, 0, args.rounds, args.delta_from),
+            Repository(
+                work,
+                f"{args.targets} targets, no bins",
+                0,
+                args.targets,
+                args.rounds,
+                args.delta_from,
+            ),
             Repository(
                 work,
                 f"{args.targets} targets, {args.bins} hash bins",
                 args.bins,
                 args.targets,
                 args.rounds,
+                args.delta_from,
             ),
         ]
         for _ in range(args.rounds):  # interleaved: each round adds once to each
@@ -94,7 +109,10 @@ def main() -> None:
                     f"{ratios[0]:.1f}-{ratios[-1]:.1f}",
                 )
             )
-        print(f"## 6. `tuf-repo add` of one release ({args.rounds} interleaved rounds)\n")
+        print(
+            f"## 6. `tuf-repo add` of one release ({args.rounds} interleaved rounds, "
+            f"--delta-from {args.delta_from})\n"
+        )
         print(f"Machine: {machine()}\n")
         headers = ["repository", "median ms per add", "KiB written", "vs empty", "spread"]
         print(table(headers, rows))
