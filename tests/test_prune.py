@@ -19,7 +19,7 @@ from tuf.api.exceptions import DownloadError, RepositoryError
 from caio.core.release_format import INDEX_PATH, parse_index
 from tests.tuf_fixtures import PublishedRepo, move_key, publish_repo
 from tuf_repo import Keyring, Publisher, SignaturesNeeded, TufRepoError, verify_repository
-from tuf_repo.errors import RepositoryBusy
+from tuf_repo.errors import MetadataError, RepositoryBusy
 from tuf_repo.lock import writer_lock
 from tuf_repo.server import RepoServer
 
@@ -185,8 +185,21 @@ def test_prune_refuses_to_guess_on_a_short_keep_or_a_clock_it_cannot_trust(
         publisher(repo, clock).prune(KEEP)
     assert files(repo) == before
 
+    timestamp = repo.dir / "metadata" / "timestamp.json"
+    published = timestamp.read_bytes()
+    timestamp.write_text('{"signed": {}}')  # damaged on disk
+    with pytest.raises(MetadataError, match=r"timestamp\.json has no readable expiry"):
+        publisher(repo, clock).prune(KEEP)
+    timestamp.write_bytes(published)
+    assert files(repo) == before
+
     publisher(repo, clock).refresh()
     assert publisher(repo, clock).prune(KEEP).waiting > 0  # first sighting: now
+    (repo.dir / "prune-ledger.json").write_text("{not json")
+    with pytest.raises(MetadataError, match=r"prune-ledger\.json is corrupt"):
+        publisher(repo, clock).prune(KEEP)  # never guessed: the sightings are the safety
+    (repo.dir / "prune-ledger.json").unlink()  # an operator's way out: sightings start again
+    assert publisher(repo, clock).prune(KEEP).removed == []
     sighted = ledger(repo)
     start = clock.now
     clock.now = start - timedelta(days=2)  # the clock goes back two days

@@ -81,7 +81,11 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
             "before a publication could be sent to files already removed"
         )
     now = ctx.now()
-    expires = parse_time(_signed(store.metadata_dir / "timestamp.json")["expires"])
+    timestamp = store.metadata_dir / "timestamp.json"
+    try:
+        expires = parse_time(str(_signed(timestamp)["expires"]))
+    except (KeyError, ValueError) as e:
+        raise MetadataError(f"{timestamp} has no readable expiry: {e}") from e
     if expires <= now:
         raise TufRepoError(
             f"the published timestamp expired at {expires:%Y-%m-%d %H:%M} UTC by this "
@@ -239,7 +243,10 @@ class _Ledger:
         except FileNotFoundError:
             doc = {}
         except (OSError, ValueError) as e:
-            raise MetadataError(f"{path} is corrupt: {e}") from e
+            raise MetadataError(
+                f"{path} is corrupt: {e}. Remove it to start again: what is superseded is "
+                "then kept another --keep-days"
+            ) from e
         doc = doc if isinstance(doc, dict) else {}
         self.entries: dict[str, str] = doc.get("superseded", {})
         try:
