@@ -59,6 +59,8 @@ def _summary(check: CheckOut) -> str:
             text += f"; {', '.join(held)} held back (NOT OFFERED, below)"
     if check.running_withdrawn:
         text += f"; the running version was WITHDRAWN: {check.running_withdrawn.reason}"
+    if check.running_version not in [r.version for r in check.releases]:
+        text += f"; {check.running_version} is not listed on this channel"  # or removed
     return text
 
 

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from selenium.webdriver.common.by import By
 
 import caio.update.service as service_module
 from caio.core.delta import build_delta, delta_target_path
+from caio.remote_view import check_lines
+from caio.schemas import CheckOut
 from tests.browser import Browser
 from tests.served import Served, run
 from tests.update_fixtures import (
     NEWER,
+    RUNNING,
     UpdateEnv,
     built_release,
     cut_after,
@@ -256,6 +260,9 @@ def test_a_host_whose_release_was_removed_still_updates_through_the_delta_from_i
     env.repo.publisher().remove(NEWER)  # `tuf-repo remove`: the deltas from it stay
     answer = client.get("/api/v1/update/check", headers=env.auth("viewer")).json()
     assert NEWER not in [r["version"] for r in answer["releases"]]
+    running = answer["running_version"]  # what `caio remote check` prints says so
+    summary = check_lines(CheckOut.model_validate(answer), datetime.now(UTC))[1]
+    assert f"{running} is not listed on this channel" in summary
     assert answer["update_available"]["delta"]["from_version"] == NEWER
     final = env.run_update(client)
     assert (final["status"], final["to_version"]) == ("complete", LATER), final
@@ -314,6 +321,8 @@ def test_the_console_shows_the_delta_an_update_would_download(
     browser.open(served.url + "/")
     browser.use_token(env.viewer)
     browser.wait(lambda: LATER in browser.text("would-install"), message="no check shown")
+    # The process runs this source tree's 1.0.0, which the repository does not list.
+    assert f"{RUNNING} is not listed on this channel" in browser.text("would-install")
     row = browser.driver.find_element(By.CSS_SELECTOR, f'#release-rows tr[data-version="{LATER}"]')
     assert f"delta from {NEWER}: {delta:,} bytes" in row.text
     assert "no kept base" not in row.text

@@ -353,6 +353,9 @@ function renderSummary() {
     summary = `${check.waiting_for.version} has not reached this host yet`;
   } else summary = `${check.running_version} is the newest for this host`;
   if (check.running_withdrawn) summary += ` — the running version was WITHDRAWN`;
+  if (!check.releases.some((r) => r.version === check.running_version)) {
+    summary += ` — ${check.running_version} is not listed on this channel`;
+  }
   $("would-install").textContent = `(${summary})`;
   for (const row of $("release-rows").rows) {
     const tags = row.cells[4];
