@@ -145,12 +145,11 @@ def publish_target(
     role_md.signed.targets[path] = new_file
     for extra, _ in extra_targets:  # signed with the release (its deltas), in the bins they hash to
         editable_role_for(ctx, extra.path, top, changes).signed.targets[extra.path] = extra
-    index_bytes = _stage_index(ctx, index, entry, top, changes)
+    _stage_index(ctx, _with_entry(index, entry), top, changes)
     if artifact is not None:
         ctx.store.put_target(path, new_file.hashes["sha256"], artifact)
     for extra, file in extra_targets:
         ctx.store.put_target(extra.path, extra.hashes["sha256"], file)
-    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
     commit(ctx, changes, policy)
     done = "updated channels of" if existing is not None else verb
     plan = f"; rollout {entry.rollout.describe(now)}" if entry.rollout is not None else ""
@@ -264,12 +263,7 @@ def remove(ctx: RepoContext, version: str) -> AddResult:
             for path in gone:
                 del edited.signed.targets[path]
             removed += gone
-    index_bytes = render_index([e for e in index if e.version != version])
-    index_md = editable_role_for(ctx, INDEX_PATH, top, changes)
-    index_md.signed.targets[INDEX_PATH] = TargetFile(
-        len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
-    )
-    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+    _stage_index(ctx, [e for e in index if e.version != version], top, changes)
     commit(ctx, changes, policy)
     deltas = len(removed) - 1
     return AddResult(
@@ -429,23 +423,23 @@ def _change_release(
         raise MetadataError(f"the index lists {entry.target}, which no role signs")
     # The release fields change; what else is signed about the bytes (their tar) stays.
     target.unrecognized_fields["custom"] = {**(target.custom or {}), **target_custom(new_entry)}
-    index_bytes = _stage_index(ctx, index, new_entry, top, changes)
-    ctx.store.put_target(INDEX_PATH, hashlib.sha256(index_bytes).hexdigest(), index_bytes)
+    _stage_index(ctx, _with_entry(index, new_entry), top, changes)
     commit(ctx, changes, policy)
     return AddResult(version, entry.target, True, describe_release(new_entry, now))
 
 
+def _with_entry(index: list[IndexEntry], entry: IndexEntry) -> list[IndexEntry]:
+    """The index with ``entry`` in place of its version."""
+    return [e for e in index if e.version != entry.version] + [entry]
+
+
 def _stage_index(
-    ctx: RepoContext,
-    index: list[IndexEntry],
-    entry: IndexEntry,
-    top: Metadata[Targets],
-    changes: Changes,
-) -> bytes:
-    """The index with ``entry`` in place of its version, listed in the role that holds it."""
-    index_bytes = render_index([e for e in index if e.version != entry.version] + [entry])
-    index_md = editable_role_for(ctx, INDEX_PATH, top, changes)
-    index_md.signed.targets[INDEX_PATH] = TargetFile(
-        len(index_bytes), {"sha256": hashlib.sha256(index_bytes).hexdigest()}, INDEX_PATH
-    )
-    return index_bytes
+    ctx: RepoContext, entries: list[IndexEntry], top: Metadata[Targets], changes: Changes
+) -> None:
+    """List ``entries`` as the signed release index, in the role that holds it, and store
+    the index file (served once the change is published)."""
+    index_bytes = render_index(entries)
+    digest = hashlib.sha256(index_bytes).hexdigest()
+    listed = TargetFile(len(index_bytes), {"sha256": digest}, INDEX_PATH)
+    editable_role_for(ctx, INDEX_PATH, top, changes).signed.targets[INDEX_PATH] = listed
+    ctx.store.put_target(INDEX_PATH, digest, index_bytes)
