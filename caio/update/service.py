@@ -743,14 +743,18 @@ class UpdateService:
     ) -> Path:
         """The verified release: the tar a signed delta made from the current release's,
         when one applies here, else the artifact downloaded whole (``facts`` say which)."""
-        note = ""
+
+        def fetch(target: TargetFile) -> Path:
+            job.partial = self._downloader.paths(target)[1]
+            return self._fetch(job, target, view.locations(target, release.version))
+
         base = self._deltas.base_for(release.version)
+        fallback: str | None = None
         if base is not None:
             try:
                 delta = view.delta_target(base, release.version)
             except UpdateError as e:  # the role that would list it does not verify
-                delta, facts["delta_fallback"] = None, e.message
-                note = f"the delta from {base} was not used ({e.message}); "
+                delta, fallback = None, e.message
             if delta is not None:
                 self._update(
                     job,
@@ -759,18 +763,16 @@ class UpdateService:
                     bytes_total=delta.length,
                     message=f"downloading the delta from {base} to {release.version}",
                 )
-
-                def fetch(target: TargetFile) -> Path:
-                    job.partial = self._downloader.paths(target)[1]
-                    return self._fetch(job, target, view.locations(target, release.version))
-
                 tried = self._deltas.attempt(delta, release, info, base, fetch)
                 if tried.tar is not None:
                     facts["delta"] = {"from": base, "bytes": tried.delta_bytes}
                     facts["bytes"] = tried.delta_bytes
                     return tried.tar
-                facts["delta_fallback"] = tried.fallback
-                note = f"the delta from {base} was not used ({tried.fallback}); "
+                fallback = tried.fallback
+        note = ""
+        if fallback is not None:
+            facts["delta_fallback"] = fallback
+            note = f"the delta from {base} was not used ({fallback}); "
         self._update(
             job,
             stage="downloading",
@@ -778,8 +780,7 @@ class UpdateService:
             bytes_total=info.length,
             message=f"{note}downloading {release.version}",
         )
-        job.partial = self._downloader.paths(info)[1]
-        artifact = self._fetch(job, info, view.locations(info, release.version))
+        artifact = fetch(info)
         facts["bytes"] = info.length
         return artifact
 
