@@ -24,6 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+# Put before a script run in a fresh process: hwm() is that process's own peak memory
+# in kB (VmHWM; ru_maxrss carries the parent's peak over exec).
+HWM_SCRIPT = """
+def hwm():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,15 +27,14 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from bench._common import machine, table
+from bench._common import HWM_SCRIPT, machine, table
 from caio.core.settings import SOURCE_DIR
 from tuf_repo import build_release
 
+# Each runs in a fresh process, after HWM_SCRIPT.
 BUILD = {
     "caio (per member, zstd)": """
 import sys, time, json
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 from pathlib import Path
 from caio.core.delta import build_delta
 t = time.perf_counter()
@@ -46,8 +45,6 @@ print(json.dumps({"s": time.perf_counter() - t,
 """,
     "zstd --patch-from (whole tar)": """
 import sys, time, json, zstandard as z
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 old = open(sys.argv[1], "rb").read(); new = open(sys.argv[2], "rb").read()
 t = time.perf_counter()
 window = min(31, max(10, (len(old) + len(new)).bit_length()))  # reference and new
@@ -60,8 +57,6 @@ print(json.dumps({"s": time.perf_counter() - t,
 """,
     "bsdiff4": """
 import sys, time, json, bsdiff4
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 old = open(sys.argv[1], "rb").read(); new = open(sys.argv[2], "rb").read()
 t = time.perf_counter(); open(sys.argv[3], "wb").write(bsdiff4.diff(old, new))
 print(json.dumps({"s": time.perf_counter() - t,
@@ -71,8 +66,6 @@ print(json.dumps({"s": time.perf_counter() - t,
 APPLY = {
     "caio (per member, zstd)": """
 import sys, time, json, hashlib
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 from pathlib import Path
 from caio.core.delta import DeltaInfo, TarDigest, apply_delta
 base, result = Path(sys.argv[1]), Path(sys.argv[2])
@@ -86,8 +79,6 @@ print(json.dumps({"s": time.perf_counter() - t, "idle": idle,
 """,
     "zstd --patch-from (whole tar)": """
 import sys, time, json, zstandard as z
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 idle = hwm()
 t = time.perf_counter()
 old = open(sys.argv[1], "rb").read()
@@ -101,8 +92,6 @@ print(json.dumps({"s": time.perf_counter() - t, "idle": idle,
 """,
     "bsdiff4": """
 import sys, time, json, bsdiff4
-def hwm():  # VmHWM: this process's own peak (ru_maxrss carries the parent's over exec)
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 idle = hwm()
 t = time.perf_counter(); old = open(sys.argv[1], "rb").read()
 open(sys.argv[4], "wb").write(bsdiff4.patch(old, open(sys.argv[3], "rb").read()))
@@ -180,7 +169,10 @@ def _importable(module: str) -> bool:
 
 def _run(code: str, *args: Path) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", HWM_SCRIPT + code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

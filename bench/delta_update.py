@@ -23,23 +23,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._common import caio_home, machine, new_repository, table
+from bench._common import HWM_SCRIPT, caio_home, machine, new_repository, table
 from caio.core.settings import SOURCE_DIR
 from tests.nginx_fixtures import start_nginx
 from tuf_repo import build_release
 
 A, B = "1.1.0", "1.2.0"
 
-# Runs in a fresh process: one update of the host at HOME to VERSION, timed.
+# Runs in a fresh process (after HWM_SCRIPT): one update of the host at HOME to VERSION, timed.
 ONE_UPDATE = """
 import json, sys, time
 from pathlib import Path
 from caio.api import create_app
 from caio.core.settings import Settings
 from caio.update import UpdateRequest
-
-def hwm():
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
 
 home, url, version, delta = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 settings = Settings(home=home, manifest=home / "manifest.json", update_url=url, delta=delta)
@@ -86,7 +83,7 @@ def data_tree(work: Path, name: str, edit: bool, files: int = 2000, size: int = 
 
 def host_update(home: Path, url: str, version: str, delta: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", ONE_UPDATE, str(home), url, version, delta],
+        [sys.executable, "-c", HWM_SCRIPT + ONE_UPDATE, str(home), url, version, delta],
         capture_output=True,
         text=True,
         check=True,
