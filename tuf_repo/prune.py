@@ -99,8 +99,8 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
     if not dry_run:
         ledger.save(now)
     due = {rv for rv in superseded if now - seen[rv] >= keep}
-    kept = sorted(set(present) - due)
-    needed = {rv for role, version in kept if role == "snapshot" for rv in _named(store, version)}
+    kept_snapshots = [v for role, v in present if role == "snapshot" and (role, v) not in due]
+    needed = {rv for version in kept_snapshots for rv in _named(store, version)}
     gone = sorted(due - needed, key=lambda rv: (rv[0] != "snapshot", rv))  # snapshots first
     kept_meta = [rv for rv in present if rv not in gone]
     paths = [store.metadata_path(role, version) for role, version in gone]
