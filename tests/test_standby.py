@@ -46,8 +46,12 @@ def test_the_restart_promotes_the_process_that_the_preflight_booted(
     assert verdict(supervised.env)["outcome"] == "ready"
     assert supervised.version() == RUNNING  # waiting: it serves nothing before the restart
 
+    old = supervised.state()["active"]["pid"]
     assert supervised.api("POST", "/api/v1/restart", json={}).status_code == 202
     supervised.wait_for(lambda: supervised.version() == NEWER)  # the old one drains first
+    # The new child answers on the shared socket a moment before the supervisor's health
+    # check passes and records it as active: wait for the record, then compare.
+    supervised.wait_for(lambda: supervised.state()["active"]["pid"] != old)
     assert supervised.state()["active"]["pid"] == standby["pid"]  # no second interpreter
     assert supervised.state()["standby"] is None
     assert any("promoting standby child" in line for line in supervised.log)
@@ -84,9 +88,11 @@ def test_a_standby_not_needed_in_time_is_stopped_and_the_restart_starts_afresh(
         supervised.wait_for(lambda: supervised.state()["standby"] is None, timeout=30)
         supervised.wait_for(lambda: not alive(standby["pid"]), timeout=30)
 
+        old = supervised.state()["active"]["pid"]
         assert supervised.api("POST", "/api/v1/restart", json={}).status_code == 202
         supervised.wait_for(lambda: supervised.version() == NEWER)  # the old one drains first
-        assert supervised.state()["active"]["pid"] != standby["pid"]
+        supervised.wait_for(lambda: supervised.state()["active"]["pid"] != old)  # recorded
+        assert supervised.state()["active"]["pid"] != standby["pid"]  # a fresh interpreter
     finally:
         stop_supervised(supervised)
 
