@@ -58,6 +58,7 @@ __all__ = [
     "CaioClient",
     "ConflictError",
     "NotFoundError",
+    "RestartFailedError",
     "ServerError",
     "UnreachableError",
     "WaitTimeoutError",
@@ -107,6 +108,19 @@ class UnreachableError(CaioApiError):
 
 class WaitTimeoutError(CaioApiError):
     """A wait ran out of time (``wait_timeout``) or was cancelled (``wait_cancelled``)."""
+
+
+class RestartFailedError(CaioApiError):
+    """The release a restart was waited for was recorded as failed (e.g. the supervisor's
+    ``health_check_failed``: it was rolled back); code and message are the record's."""
+
+
+def _failed_since(before: JobStatus | None, now: JobStatus, version: str) -> CaioApiError | None:
+    """The failure of ``version`` recorded after ``before`` (the record read before the
+    restart was asked), if there is one: the restart will not bring it up."""
+    if before is None or now == before or now.error is None or now.to_version != version:
+        return None
+    return RestartFailedError(0, now.error.code, now.message)
 
 
 def _error(response: httpx.Response) -> CaioApiError:
@@ -329,11 +343,20 @@ class CaioClient:
             time.sleep(min(poll, 0.2))
 
     def wait_for_version(
-        self, version: str, *, timeout: float = 120, cancel: threading.Event | None = None
+        self,
+        version: str,
+        *,
+        timeout: float = 120,
+        cancel: threading.Event | None = None,
+        before: JobStatus | None = None,
     ) -> VersionOut:
         """Ask ``/api/v1/version`` until it reports ``version`` (after a restart).
 
+        With ``before`` (``status()`` read before the restart was asked), a failure of
+        ``version`` recorded since (the supervisor rolled it back) ends the wait at once.
+
         Raises:
+            RestartFailedError: ``version`` was recorded as failed since ``before``.
             WaitTimeoutError: not running in time, or cancelled.
         """
         deadline = time.monotonic() + timeout
@@ -342,19 +365,28 @@ class CaioClient:
                 info = self.version()
                 if info.version == version:
                     return info
+                failed = _failed_since(before, self.status(), version)
             except CaioApiError:
-                pass  # restarting: the socket may briefly not answer
-            _check_wait(deadline, timeout, cancel, f"{version} was not running")
+                failed = None  # restarting: the socket may briefly not answer
+            if failed is not None:
+                raise failed
+            late = f"{version} was not running after {timeout:g}s"
+            _check_wait(deadline, timeout, cancel, f"{version} to run", late)
             time.sleep(0.2)
 
 
 def _check_wait(
-    deadline: float, timeout: float, cancel: threading.Event | None, what: str = "the job"
+    deadline: float,
+    timeout: float,
+    cancel: threading.Event | None,
+    what: str = "the job",
+    late: str | None = None,
 ) -> None:
     if cancel is not None and cancel.is_set():
         raise WaitTimeoutError(0, "wait_cancelled", f"stopped waiting for {what}: cancelled")
     if time.monotonic() > deadline:
-        raise WaitTimeoutError(0, "wait_timeout", f"{what} did not end within {timeout:g}s")
+        message = late or f"{what} did not end within {timeout:g}s"
+        raise WaitTimeoutError(0, "wait_timeout", message)
 
 
 class AsyncCaioClient:
@@ -476,8 +508,11 @@ class AsyncCaioClient:
                 0, "wait_timeout", f"the job did not end within {timeout:g}s"
             ) from e
 
-    async def wait_for_version(self, version: str, *, timeout: float = 120) -> VersionOut:
-        """Ask ``/api/v1/version`` until it reports ``version`` (after a restart)."""
+    async def wait_for_version(
+        self, version: str, *, timeout: float = 120, before: JobStatus | None = None
+    ) -> VersionOut:
+        """Ask ``/api/v1/version`` until it reports ``version`` (after a restart); with
+        ``before``, a failure of ``version`` recorded since raises RestartFailedError."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -485,8 +520,11 @@ class AsyncCaioClient:
                         info = await self.version()
                         if info.version == version:
                             return info
+                        failed = _failed_since(before, await self.status(), version)
                     except CaioApiError:
-                        pass  # restarting: the socket may briefly not answer
+                        failed = None  # restarting: the socket may briefly not answer
+                    if failed is not None:
+                        raise failed
                     await asyncio.sleep(0.2)
         except TimeoutError as e:
             raise WaitTimeoutError(

@@ -253,12 +253,13 @@ def restart(
 ) -> None:
     """Restart into the current release; with --wait, until /api/v1/version reports it."""
     with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
+        before = _api_call(c.status) if wait else None
         answer = _api_call(lambda: c.restart(graceful=graceful))
         if not wait:
             _print(answer)
             return
         target = answer.to_version or answer.from_version
-        info = _api_call(lambda: c.wait_for_version(target))
+        info = _api_call(lambda: c.wait_for_version(target, before=before))
     typer.echo(f"now running {info.version}")
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from caio.client import AsyncCaioClient, RestartFailedError
 from tests.background import end, looping, spawn
 from tests.helpers import free_port
 from tests.supervisor_fixtures import (
@@ -91,6 +94,44 @@ def test_sick_release_is_rolled_back_and_the_old_child_keeps_serving(
         # The bad version is skipped from now on unless asked for by name.
         again = supervised.update()
         assert (again["status"], again["requires_restart"]) == ("complete", False)
+    finally:
+        stop_supervised(supervised)
+
+
+def test_remote_restart_wait_reports_the_rollback_instead_of_waiting_out_its_timeout(
+    update_env: UpdateEnv,
+) -> None:
+    """`caio remote restart --wait` into a release that fails its health check ends
+    with the supervisor's verdict, not two minutes later with ``wait_timeout``."""
+    release_with_patches(update_env, NEWER, SICK["fails at start"])
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"
+        restart = subprocess.run(
+            [sys.executable, "-m", "caio", "remote", "restart", "--wait"],
+            env={**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": update_env.admin},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert restart.returncode == 3, restart
+        assert "caio: error [health_check_failed]" in restart.stderr, restart.stderr
+        assert f"rolled back to {RUNNING}" in restart.stderr
+        assert supervised.version() == RUNNING
+
+        # The same through the async client, the bad release asked for by name.
+        assert supervised.update({"target_version": NEWER})["status"] == "complete"
+
+        async def restart_and_wait() -> None:
+            async with AsyncCaioClient(supervised.url, update_env.admin) as client:
+                before = await client.status()
+                answer = await client.restart()
+                with pytest.raises(RestartFailedError) as failed:
+                    await client.wait_for_version(answer.to_version or "", before=before)
+                assert failed.value.code == "health_check_failed"
+
+        asyncio.run(restart_and_wait())
+        assert supervised.version() == RUNNING
     finally:
         stop_supervised(supervised)
 

@@ -216,3 +216,30 @@ def test_pruning_keeps_current_previous_and_the_newest_others(tmp_path: Path) ->
     assert layout.prune(keep=3) == ["1.1.0", "1.3.0"]
     assert layout.installed_versions() == ["1.0.0", "1.2.0", "1.4.0"]
     assert layout.prune(keep=2) == ["1.4.0"]
+
+
+def test_a_state_file_renamed_away_while_the_layout_is_checked_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor writes ``supervisor.json`` through a temp file it renames; a child
+    starting at that moment lists the temp file and must not crash on it (CI saw it)."""
+    import os
+
+    layout = InstallLayout(tmp_path)
+    layout.ensure()
+    temp = layout.state_dir / ".supervisor.json.x1.tmp"
+    temp.write_text("{}")
+    temp.chmod(0o644)
+    kept = layout.state_dir / "update.json"
+    kept.write_text("{}")
+    kept.chmod(0o644)
+    listing = os.scandir
+
+    def listed_then_renamed(path: Any) -> Iterator[os.DirEntry[str]]:
+        entries = list(listing(path))
+        temp.replace(layout.state_dir / "supervisor.json")  # the other process's rename
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", listed_then_renamed)
+    layout.ensure()
+    assert kept.stat().st_mode & 0o777 == 0o600

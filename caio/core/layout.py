@@ -62,7 +62,10 @@ class InstallLayout:
         _restrict(self.state_dir, 0o700)
         for entry in os.scandir(self.state_dir):
             if entry.is_file(follow_symlinks=False):
-                _restrict(Path(entry.path), 0o600)
+                # The supervisor (another process) writes its record through a temp
+                # file it renames: one listed here may be gone by the time it is seen.
+                with contextlib.suppress(FileNotFoundError):
+                    _restrict(Path(entry.path), 0o600)
 
     # --- which release is where -------------------------------------------
     def repository_dir(self, name: str) -> Path:
