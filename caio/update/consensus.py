@@ -33,6 +33,7 @@ from caio.core.repository_map import Mapping, RepositoryMap
 from caio.core.rollout import MAX_STEPS, Rollout, Step
 from caio.update.agreement import Agreement
 from caio.update.repository import (
+    ListedDelta,
     Release,
     RepositoryView,
     TrustedMetadataInfo,
@@ -86,7 +87,6 @@ class ConsensusView:
         self._targets: dict[str, tuple[TargetFile, tuple[str, ...]]] = {}
         # By version: the uncompressed tar each agreeing repository signs (None: none).
         self._tars: dict[str, dict[str, object]] = {}
-        self._delta_sources: dict[str, str] = {}  # a delta's target path: who lists it
         self.releases: list[Release] = []
         versions = sorted({r.version for v in views.values() for r in v.releases})
         for version in versions:
@@ -185,7 +185,7 @@ class ConsensusView:
         )
 
     # --- what the service asks --------------------------------------------------------------
-    def delta_target(self, base_version: str, version: str) -> TargetFile | None:
+    def delta_target(self, base_version: str, version: str) -> ListedDelta | None:
         """The signed delta from ``base_version`` to ``version``, from the first agreeing
         repository that lists one; None when none does.
 
@@ -215,8 +215,7 @@ class ConsensusView:
                 f"{version}, or another one than {signers[0]}: a delta needs the tar every "
                 "approving repository signs",
             )
-        self._delta_sources[delta.path] = name
-        return delta
+        return delta  # fetched from the repository that lists it
 
     def refusal(self, version: str) -> UpdateError | None:
         """Why ``version`` is not offered, when a repository lists it but consensus is missing."""
@@ -253,8 +252,6 @@ class ConsensusView:
         Each through that repository's own transport (its credentials go to it only).
         The bytes are checked against the agreed length and hashes wherever they come from.
         """
-        if (source := self._delta_sources.get(info.path)) is not None:
-            return self.views[source].locations(info, version)  # a delta: who lists it
         signers = self._targets[version][1]
         return [loc for name in signers for loc in self.views[name].locations(info, version)]
 

@@ -94,6 +94,15 @@ class TrustedMetadataInfo:
     expires: dict[str, datetime]
 
 
+@dataclass(frozen=True)
+class ListedDelta:
+    """A signed delta and where to fetch it: the repository that lists it, through its
+    own transport (with a repository map, not every agreeing one does)."""
+
+    info: TargetFile
+    locations: list[tuple[str, Transport | None]]
+
+
 class View(Protocol):
     """What a check or a job reads from a refresh: one repository's, or several agreeing."""
 
@@ -103,7 +112,7 @@ class View(Protocol):
 
     def verified_target(self, release: Release) -> TargetFile: ...
 
-    def delta_target(self, base_version: str, version: str) -> TargetFile | None: ...
+    def delta_target(self, base_version: str, version: str) -> ListedDelta | None: ...
 
     def refusal(self, version: str) -> UpdateError | None: ...
 
@@ -111,7 +120,9 @@ class View(Protocol):
 
     def approvals(self) -> list[Agreement]: ...
 
-    def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]: ...
+    def locations(self, info: TargetFile, version: str) -> list[tuple[str, Transport | None]]:
+        """Where the release's agreed bytes may be fetched (a delta carries its own)."""
+        ...
 
 
 class Repository(Protocol):
@@ -179,18 +190,19 @@ class RepositoryView:
             )
         return info
 
-    def delta_target(self, base_version: str, version: str) -> TargetFile | None:
+    def delta_target(self, base_version: str, version: str) -> ListedDelta | None:
         """The signed delta from ``base_version`` to ``version``; None when none is published.
 
         Raises:
             UpdateError: a TUF code when the metadata that would list it fails to verify.
         """
         try:
-            return self.target_info(delta_target_path(base_version, version))
+            info = self.target_info(delta_target_path(base_version, version))
         except UpdateError as e:
             if e.error_code == ErrorCode.TARGET_NOT_FOUND:
                 return None
             raise
+        return ListedDelta(info, self.locations(info, version))
 
     def refusal(self, version: str) -> UpdateError | None:
         """Why a listed ``version`` is not offered: never, with one repository."""

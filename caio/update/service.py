@@ -421,7 +421,7 @@ class UpdateService:
             return None
         if delta is None:
             return None
-        return DeltaOffer(base, delta.length, self._deltas.base_tar(base).is_file())
+        return DeltaOffer(base, delta.info.length, self._deltas.base_tar(base).is_file())
 
     def trusted_metadata(self) -> TrustedMetadataInfo | None:
         """Versions and expiry of the metadata trusted now (local files; None: no repository)."""
@@ -744,9 +744,9 @@ class UpdateService:
         """The verified release: the tar a signed delta made from the current release's,
         when one applies here, else the artifact downloaded whole (``facts`` say which)."""
 
-        def fetch(target: TargetFile) -> Path:
+        def fetch(target: TargetFile, locations: list[tuple[str, Transport | None]]) -> Path:
             job.partial = self._downloader.paths(target)[1]
-            return self._fetch(job, target, view.locations(target, release.version))
+            return self._fetch(job, target, locations)
 
         base = self._deltas.base_for(release.version)
         fallback: str | None = None
@@ -760,10 +760,13 @@ class UpdateService:
                     job,
                     stage="downloading",
                     to_version=release.version,
-                    bytes_total=delta.length,
+                    bytes_total=delta.info.length,
                     message=f"downloading the delta from {base} to {release.version}",
                 )
-                tried = self._deltas.attempt(delta, release, info, base, fetch)
+                listed_at = delta.locations
+                tried = self._deltas.attempt(
+                    delta.info, release, info, base, lambda t: fetch(t, listed_at)
+                )
                 if tried.tar is not None:
                     facts["delta"] = {"from": base, "bytes": tried.delta_bytes}
                     facts["bytes"] = tried.delta_bytes
@@ -780,7 +783,7 @@ class UpdateService:
             bytes_total=info.length,
             message=f"{note}downloading {release.version}",
         )
-        artifact = fetch(info)
+        artifact = fetch(info, view.locations(info, release.version))
         facts["bytes"] = info.length
         return artifact
 
