@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 from tuf.api.exceptions import DownloadError, RepositoryError
 from tuf.ngclient import Updater
 
+from caio.core.delta import delta_target_path
 from tests.test_trust_lifecycle import EXIT_OK, EXIT_SIGNATURES, artifact
 from tuf_repo import RepoServer
 from tuf_repo.transaction import FAULT_ENV
@@ -81,9 +83,18 @@ Command = Callable[[Path, Path, Path], list[str | Path]]
 
 
 def kill_at_every_step(
-    tmp_path: Path, prepare: Callable[[Path, Path, Path], None], command: Command, done: int
+    tmp_path: Path,
+    prepare: Callable[[Path, Path, Path], None],
+    command: Command,
+    done: int,
+    then: Command | None = None,
+    whole: Callable[[Path], None] = lambda repo: None,
 ) -> int:
-    """Run ``command`` killed at step 1, 2, ... until it completes; returns the crashes."""
+    """Run ``command`` killed at step 1, 2, ... until it completes; returns the crashes.
+
+    After each crash ``then`` (default: the command again) runs, and ``whole(repo)``
+    checks that what clients are served is the change entirely or not at all.
+    """
     pristine = tmp_path / "pristine"
     repo, keys, state = pristine / "repo", pristine / "keys", pristine / "state"
     assert tuf_repo(state, "init", "--repo", repo, "--keys", keys).returncode == EXIT_OK
@@ -99,6 +110,7 @@ def kill_at_every_step(
         if crashed.returncode != KILLED:
             assert crashed.returncode == done, (step, crashed.stdout + crashed.stderr)
             clients_verify(repo, run_dir / "clients", held)
+            whole(repo)
             return step - 1
         status = tuf_repo(state, "status", "--repo", repo)
         assert status.returncode == EXIT_OK, (step, status.stderr)
@@ -109,10 +121,13 @@ def kill_at_every_step(
             # rotation's new root before its timestamp), and status says so.
             assert (repo / ".transaction" / "journal.json").exists(), (step, e)
             assert "interrupted after its commit point" in status.stdout, (step, status.stdout)
-        again = tuf_repo(state, *command(repo, keys, state))
+        else:
+            whole(repo)
+        again = tuf_repo(state, *(then or command)(repo, keys, state))
         assert again.returncode in (done, EXIT_OK), (step, again.stdout + again.stderr)
         assert not (repo / ".transaction").exists()
         clients_verify(repo, run_dir / "clients", held)
+        whole(repo)
         shutil.rmtree(run_dir)
     raise AssertionError(f"the command never completed in {MOST_STEPS} steps")
 
@@ -128,6 +143,58 @@ def test_add_killed_at_every_write_is_completed_or_discarded_by_the_next_command
         EXIT_OK,
     )
     assert crashes >= 6  # files, the journal, each move into place, the record
+
+
+def test_remove_killed_at_every_write_leaves_the_release_listed_whole_or_gone_whole(
+    tmp_path: Path,
+) -> None:
+    """A release's target, the delta to it and its index entry leave together, or stay."""
+    releases = [artifact(tmp_path, v) for v in ("1.0.0", "1.1.0", "1.2.0")]
+    removed = "1.1.0"
+    signed = {
+        "target": f"caio/{removed}/caio-{removed}.tar.gz",
+        "delta to it": delta_target_path("1.0.0", removed),
+        "delta from it": delta_target_path(removed, "1.2.0"),  # stays: hosts on 1.1.0 use it
+    }
+
+    def publish_three(repo: Path, keys: Path, state: Path) -> None:
+        for release in releases:
+            added = tuf_repo(state, "add", "--repo", repo, "--keys", keys, release)
+            assert added.returncode == EXIT_OK, added.stderr
+
+    def whole(repo: Path) -> None:
+        anchor = repo / "metadata" / "1.root.json"
+        verified = tuf_repo(
+            repo.parent / "state", "verify", "--repo", repo, "--trusted-root", anchor
+        )
+        assert verified.returncode == EXIT_OK, verified.stdout + verified.stderr
+        listed = "ok  releases: 1.0.0, 1.1.0, 1.2.0" in verified.stdout
+        assert listed or "ok  releases: 1.0.0, 1.2.0" in verified.stdout, verified.stdout
+        found = served_targets(repo, list(signed.values()))
+        assert found == {
+            signed["target"]: listed,
+            signed["delta to it"]: listed,
+            signed["delta from it"]: True,
+        }
+
+    crashes = kill_at_every_step(
+        tmp_path,
+        publish_three,
+        lambda repo, keys, state: ["remove", "--repo", repo, "--keys", keys, removed],
+        EXIT_OK,
+        then=lambda repo, keys, state: ["refresh", "--repo", repo, "--keys", keys],
+        whole=whole,
+    )
+    assert crashes >= 6
+
+
+def served_targets(repo: Path, paths: list[str]) -> dict[str, bool]:
+    """Which of ``paths`` a fresh client finds in the signed metadata."""
+    with serving(repo) as url, tempfile.TemporaryDirectory() as metadata:
+        anchor = (repo / "metadata" / "1.root.json").read_bytes()
+        client = Updater(metadata, f"{url}/metadata/", bootstrap=anchor)
+        client.refresh()
+        return {path: client.get_targetinfo(path) is not None for path in paths}
 
 
 def test_a_timestamp_rotation_killed_between_root_and_timestamp_never_strands_clients(
