@@ -95,14 +95,14 @@ def main() -> None:
 
             caio_repo.refresh()  # warm every cache
             bare()
-            service.check()
+            service.checker.check()
             over_http()
             uncounted = Counting()
             # Interleaved, one check of each per round, so drift hits all alike.
             clients = (
                 ("bare ngclient refresh()", bare, fetcher.counter),
                 ("CAIO check (refresh + index)", caio_repo.refresh, transport.counter),
-                ("UpdateService.check()", service.check, uncounted),
+                ("Checker.check()", service.checker.check, uncounted),
                 ("GET /api/v1/update/check (caio serve)", over_http, uncounted),
             )
             times: dict[str, list[float]] = {name: [] for name, _, _ in clients}
@@ -158,7 +158,7 @@ def _published(work: Path) -> tuple[Path, bytes]:
 
 def _verdicts(results: dict[str, tuple[float, float, float]], bare: float) -> None:
     for name, target in (
-        ("UpdateService.check()", 1.2),
+        ("Checker.check()", 1.2),
         ("GET /api/v1/update/check (caio serve)", 1.5),
     ):
         ratio = results[name][0] / bare

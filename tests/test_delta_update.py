@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 
-import caio.update.service as service_module
+import caio.update.checking as checking_module
 from caio.core.delta import build_delta, delta_target_path
 from caio.remote_view import check_lines
 from caio.schemas import CheckOut
@@ -213,7 +213,7 @@ def test_a_check_shows_each_newer_release_s_delta_and_whether_it_applies(
 
     # A host far behind looks up the deltas of the newest few only (each may read a bin).
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(service_module, "DELTA_OFFERS", 2)
+        patch.setattr(checking_module, "DELTA_OFFERS", 2)
         capped = offered()
     assert capped[LATER] is None and capped[NEWEST] is not None  # ALONE, NEWEST: the two
 

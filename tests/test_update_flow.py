@@ -335,9 +335,9 @@ def test_a_check_writes_its_record_without_fsync(
 
     monkeypatch.setattr(os, "fsync", counted_fsync)
     service = client.app.state.update_service  # type: ignore[attr-defined]
-    service.check()
+    service.checker.check()
     assert synced == []
-    assert service.checks.read().last_success is not None
+    assert service.checker.records.read().last_success is not None
 
 
 def test_a_check_that_finds_the_same_rewrites_its_record_only_now_and_then(

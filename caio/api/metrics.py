@@ -109,7 +109,7 @@ class CaioCollector(Collector):
         )
 
     def _metadata(self) -> Iterator[Metric]:
-        trusted = self._service.trusted_metadata()
+        trusted = self._service.checker.trusted_metadata()
         expiry = GaugeMetricFamily(
             "caio_metadata_expiry_timestamp_seconds",
             "When each trusted TUF metadata role expires (Unix time)",
@@ -127,7 +127,7 @@ class CaioCollector(Collector):
         yield version
 
     def _releases(self) -> Iterator[Metric]:
-        state = self._service.checks.read()
+        state = self._service.checker.records.read()
         for name, value, text in (
             ("caio_release_newest", state.newest, "The newest release of the channel"),
             (
@@ -163,7 +163,7 @@ class CaioCollector(Collector):
             "caio_state_damaged",
             "Reads of state/check.json that found it, or a field of it, unreadable (what could "
             "be read is still reported)",
-            value=self._service.checks.damaged,
+            value=self._service.checker.records.damaged,
         )
         yield GaugeMetricFamily(
             "caio_check_consecutive_failures",

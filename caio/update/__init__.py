@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from caio.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from caio.update.checking import CheckResult
     from caio.update.download import ArtifactDownloader
     from caio.update.repository import (
         Release,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     )
     from caio.update.scheduler import Scheduler, SchedulerState
     from caio.update.service import (
-        CheckResult,
         RestartPlan,
         RollbackResult,
         UpdateRequest,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "ArtifactDownloader": "download",
-    "CheckResult": "service",
+    "CheckResult": "checking",
     "Release": "repository",
     "RepositoryView": "repository",
     "RestartPlan": "service",

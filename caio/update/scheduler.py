@@ -119,7 +119,7 @@ class Scheduler:
     def run_once(self) -> str:
         """One scheduled turn; returns its outcome (also kept in :meth:`state`)."""
         try:
-            check = self._service.check()
+            check = self._service.checker.check()
         except CaioError as e:
             log.warning("scheduled check failed [%s]: %s", e.code, e.message)
             return self._outcome(f"check_failed:{e.code}", failed=True)

@@ -8,48 +8,39 @@ One job at a time, across processes: the process running a job holds
 ``state/job.lock`` (see :class:`~caio.core.state.JobLock`), and only the
 current, uncancelled job of that process may write the status. A cancelled
 job's thread is fenced out: its next write raises :class:`JobCancelled`, and
-it can no longer activate anything. Checks share one in-flight refresh.
+it can no longer activate anything. Checks are :mod:`caio.update.checking`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-from packaging.version import Version
 
 from caio.core.errors import ConflictError, ErrorCode, UpdateError
 from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
-from caio.core.rollout import Withdrawal, iso
+from caio.core.rollout import iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
-from caio.update.agreement import Agreement
-from caio.update.checks import CheckRecord
-from caio.update.deltas import DeltaOffer, DeltaPath
+from caio.update.checking import Checker, RepositoryFactory
+from caio.update.deltas import DeltaPath
 from caio.update.download import ArtifactDownloader
 from caio.update.errors import from_os_error
+from caio.update.feed import StatusFeed
 from caio.update.install import ReleaseInstaller
 from caio.update.policy import (
     Choice,
-    Eligibility,
     choose_release,
-    eligibility,
-    releases_for_channel,
 )
-from caio.update.repository import Release, Repository, TrustedMetadataInfo, View
-from caio.update.sightings import Sightings
+from caio.update.repository import Release, View
 from caio.update.transport import Transport
 
 if TYPE_CHECKING:
@@ -57,9 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# A check looks up the signed delta of at most this many of the newest releases newer
-# than the running one (each lookup may read a hash bin): a host far behind pays no more.
-DELTA_OFFERS = 8
 # Progress within a stage is saved to state/update.json at most this often.
 PROGRESS_SAVE_SECONDS = 1.0
 
@@ -88,28 +76,6 @@ class UpdateRequest:
     download_only: bool = False  # download and verify, keep the artifact, install nothing
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    running_version: str
-    channel: str
-    host_id: str
-    releases: list[Release]
-    latest: Release | None
-    update_available: Release | None  # the newest release this host may install now
-    waiting: Release | None  # a newer release whose rollout has not reached this host
-    waiting_until: datetime | None
-    eligibility: dict[str, Eligibility]  # by version
-    running_withdrawn: Withdrawal | None
-    metadata: TrustedMetadataInfo
-    checked_at: datetime
-    skipped_entries: list[str] = field(default_factory=list)  # unreadable index entries
-    # With a repository map: who signs each listed version, offered or not.
-    approvals: list[Agreement] = field(default_factory=list)
-    # By version, for the DELTA_OFFERS newest releases newer than the running one (and
-    # update_available): the signed delta from the current release.
-    deltas: dict[str, DeltaOffer] = field(default_factory=dict)
-
-
 class Restarter(Protocol):
     """What the update service needs of a restart strategy (caio.restart provides them)."""
 
@@ -133,33 +99,6 @@ class RollbackResult:
     from_version: str
     to_version: str
 
-
-class StatusFeed:
-    """Hands every status change to asyncio subscribers (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[JobStatus]]] = []
-
-    def subscribe(self) -> asyncio.Queue[JobStatus]:
-        queue: asyncio.Queue[JobStatus] = asyncio.Queue()
-        with self._lock:
-            self._subscribers.append((asyncio.get_running_loop(), queue))
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[JobStatus]) -> None:
-        with self._lock:
-            self._subscribers = [(lp, q) for lp, q in self._subscribers if q is not queue]
-
-    def publish(self, status: JobStatus) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for loop, inbox in subscribers:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(inbox.put_nowait, status)
-
-
-RepositoryFactory = Callable[[], Repository]
 
 # A transfer cut by these may resume: its partial download is kept for the next job.
 RESUMABLE = frozenset(
@@ -212,10 +151,6 @@ class UpdateService:
         self._deltas = deltas or DeltaPath(layout)
         self.host_id = host_id or layout.host_id()
         self._clock = clock
-        self.checks = CheckRecord(layout.state_dir / "check.json")
-        self.sightings = Sightings(layout.state_dir / "rollout-sightings.json")
-        # The running version's withdrawal, from the last successful check (see recover()).
-        self.running_withdrawn: Withdrawal | None = None
         self._transports = transports
         self.running = running
         self.channel = channel
@@ -230,18 +165,24 @@ class UpdateService:
         self.feed = StatusFeed()
         self._lock = threading.Lock()  # guards _status, _job and the job lock
         self._tuf_lock = threading.Lock()  # ngclient's cache is single-user
+        self.checker = Checker(
+            layout=layout,
+            running=running,
+            channel=channel,
+            host_id=self.host_id,
+            repository=repository,
+            deltas=self._deltas,
+            tuf_lock=self._tuf_lock,
+            clock=clock,
+        )
         self._job: _Job | None = None
         self._status = JobStatus()
         # The job, stage and moment of the last save of a running job's status.
         self._saved: tuple[str | None, str, float] = (None, "", 0.0)
-        self._check_lock = threading.Lock()
-        self._check_flight: Future[CheckResult] | None = None
-        self._check_queue: queue.SimpleQueue[Future[CheckResult] | None] = queue.SimpleQueue()
-        self._check_thread: threading.Thread | None = None
 
     def close(self) -> None:
         """Release the repository connections and end the check thread (the app's shutdown)."""
-        self._check_queue.put(None)
+        self.checker.close()
         for transport in self._transports:
             transport.close()
 
@@ -265,8 +206,7 @@ class UpdateService:
             self._status = self._load_checked(nobody_runs_a_job)
             if nobody_runs_a_job:
                 self._status = self._now_running(self._status)
-        self.running_withdrawn = self.checks.read().withdrawal_of(self.running.version)
-        if (withdrawal := self.running_withdrawn) is not None:
+        if (withdrawal := self.checker.recall_withdrawal()) is not None:
             reason = f" ({withdrawal.reason})" if withdrawal.reason else ""
             log.warning(
                 "this process runs %s, which its publisher withdrew on %s%s: install a newer "
@@ -334,136 +274,6 @@ class UpdateService:
             with self._job_lock.probe() as nobody_runs_a_job:
                 self._status = self._load_checked(nobody_runs_a_job)
             return self._status
-
-    def check(self) -> CheckResult:
-        """What the repository offers now (a fresh verified refresh).
-
-        Raises:
-            UpdateError: trust not configured, or a TUF/network failure;
-                metadata_expired carries the last trusted versions and expiry.
-        """
-        try:
-            with self._tuf_lock:
-                repository = self._repository()
-                try:
-                    view = repository.refresh()
-                except UpdateError as e:
-                    if e.error_code is ErrorCode.METADATA_EXPIRED:
-                        raise _explain_expired(e, repository.trusted_metadata()) from e
-                    raise
-        except UpdateError as e:
-            self.checks.failed(self._clock(), e.code)
-            raise
-        now = self._clock()
-        releases = releases_for_channel(view.releases, self.channel)
-        bad = frozenset(self.layout.bad_versions())
-        delays = self.sightings.delays(view.releases, now)
-        choice = choose_release(
-            view.releases,
-            running=self.running.version,
-            channel=self.channel,
-            host_id=self.host_id,
-            now=now,
-            bad_versions=bad,
-            delays=delays,
-        )
-        running = next((r for r in view.releases if r.version == self.running.version), None)
-        running_version = Version(self.running.version)
-        newer = [r for r in releases if r.parsed_version > running_version][-DELTA_OFFERS:]
-        if choice.release is not None and choice.release not in newer:
-            newer.append(choice.release)  # a pinned or older choice: its own delta
-        with self._tuf_lock:  # ngclient's cache is single-user
-            offers = {
-                r.version: offer for r in newer if (offer := self._delta_offer(view, r)) is not None
-            }
-        result = CheckResult(
-            running_version=self.running.version,
-            channel=self.channel,
-            host_id=self.host_id,
-            releases=releases,
-            latest=releases[-1] if releases else None,
-            update_available=choice.release,
-            waiting=choice.waiting,
-            waiting_until=choice.waiting_until,
-            eligibility={
-                r.version: eligibility(r, self.host_id, now, delays[r.version]) for r in releases
-            },
-            running_withdrawn=running.withdrawn if running is not None else None,
-            metadata=view.metadata,
-            checked_at=now,
-            skipped_entries=list(view.skipped),
-            approvals=view.approvals(),
-            deltas=offers,
-        )
-        self.checks.succeeded(
-            now,
-            newest=result.latest.version if result.latest else None,
-            newest_eligible=_newest_eligible(releases, result.eligibility, bad),
-            running_withdrawn=result.running_withdrawn is not None,
-            withdrawn={r.version: r.withdrawn for r in view.releases if r.withdrawn is not None},
-            approvals=result.approvals,
-        )
-        self.running_withdrawn = result.running_withdrawn
-        return result
-
-    def _delta_offer(self, view: View, release: Release) -> DeltaOffer | None:
-        """The signed delta an update to ``release`` would try, and whether it applies here.
-
-        None when none is listed, or the role that would list it does not verify (an
-        update would then download the release whole, and say why).
-        """
-        base = self._deltas.base_for(release.version)
-        if base is None:
-            return None
-        try:
-            delta = view.delta_target(base, release.version)
-        except UpdateError:
-            return None
-        if delta is None:
-            return None
-        return DeltaOffer(base, delta.info.length, self._deltas.base_tar(base).is_file())
-
-    def trusted_metadata(self) -> TrustedMetadataInfo | None:
-        """Versions and expiry of the metadata trusted now (local files; None: no repository)."""
-        try:
-            return self._repository().trusted_metadata()
-        except UpdateError:
-            return None
-
-    def shared_check(self) -> Future[CheckResult]:
-        """A check that callers arriving while it runs share (single flight).
-
-        The refresh runs in its own thread, so waiting callers hold no worker
-        thread; a caller may stop waiting and the refresh still completes.
-        """
-        with self._check_lock:
-            flight = self._check_flight
-            if flight is None:
-                flight = Future()
-                self._check_flight = flight
-                self._check_queue.put(flight)
-                if self._check_thread is None:  # one thread for every check, started once
-                    self._check_thread = threading.Thread(
-                        target=self._check_worker, name="caio-check", daemon=True
-                    )
-                    self._check_thread.start()
-            return flight
-
-    def _check_worker(self) -> None:
-        while (flight := self._check_queue.get()) is not None:
-            self._run_check(flight)
-
-    def _run_check(self, flight: Future[CheckResult]) -> None:
-        try:
-            result = self.check()
-        except BaseException as e:
-            with self._check_lock:
-                self._check_flight = None
-            flight.set_exception(e)
-        else:
-            with self._check_lock:
-                self._check_flight = None
-            flight.set_result(result)
 
     # --- the job ----------------------------------------------------------
     def start(self, request: UpdateRequest, requested_by: str) -> JobStatus:
@@ -682,7 +492,7 @@ class UpdateService:
                 allow_downgrade=request.allow_downgrade,
                 allow_withdrawn=request.allow_withdrawn,
                 bad_versions=frozenset(self.layout.bad_versions()),
-                delays=self.sightings.delays(view.releases, now),
+                delays=self.checker.sightings.delays(view.releases, now),
             )
             release = choice.release
             if release is None:
@@ -939,33 +749,3 @@ class UpdateService:
             "rollback", outcome="activated", by=requested_by, **{"from": old, "to": new}
         )
         return RollbackResult(from_version=old, to_version=new)
-
-
-def _newest_eligible(
-    releases: list[Release], places: dict[str, Eligibility], bad: frozenset[str]
-) -> str | None:
-    """The newest release this host would take by itself: eligible, not withdrawn, not bad."""
-    usable = [
-        r
-        for r in releases
-        if places[r.version].eligible and r.withdrawn is None and r.version not in bad
-    ]
-    return usable[-1].version if usable else None
-
-
-def _explain_expired(error: UpdateError, trusted: TrustedMetadataInfo) -> UpdateError:
-    """``metadata_expired`` with the last trusted version and expiry of every role."""
-    roles = ", ".join(
-        f"{role} v{trusted.versions[role]} (expires {trusted.expires[role]:%Y-%m-%dT%H:%M:%SZ})"
-        for role in trusted.versions
-    )
-    return UpdateError(
-        ErrorCode.METADATA_EXPIRED,
-        f"{error.message}; last trusted: {roles or 'nothing'}",
-        details={
-            "metadata": {
-                "versions": trusted.versions,
-                "expires": {r: t.isoformat() for r, t in trusted.expires.items()},
-            }
-        },
-    )

@@ -13,5 +13,5 @@ router = APIRouter(tags=["service"])
 @router.get("/health", response_model=Health, summary="Liveness and running version")
 async def health(running: RunningDep, service: ServiceDep) -> Health:
     # Live whatever was withdrawn: a supervisor's health gate must not roll back for it.
-    withdrawn = service.running_withdrawn is not None
+    withdrawn = service.checker.running_withdrawn is not None
     return Health(status="ok", version=running.info.version, withdrawn=withdrawn)

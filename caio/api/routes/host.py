@@ -28,8 +28,8 @@ async def whoami(who: ViewerDep) -> WhoAmIOut:
 def host(_: ViewerDep, service: ServiceDep) -> HostOut:
     running = service.running.version
     active = service.layout.current_version
-    trusted = service.trusted_metadata()
-    last = service.checks.read()
+    trusted = service.checker.trusted_metadata()
+    last = service.checker.records.read()
     return HostOut(
         host_id=service.host_id,
         running_version=running,

@@ -182,7 +182,7 @@ async def update_events(_: ViewerDep, service: ServiceDep, request: Request) -> 
 )
 async def check(_: ViewerDep, service: ServiceDep, request: Request) -> Response:
     wait: float = request.app.state.settings.check_wait_seconds
-    flight = asyncio.wrap_future(service.shared_check())
+    flight = asyncio.wrap_future(service.checker.shared())
     flight.add_done_callback(_retrieve)  # a caller that stopped waiting still reads the outcome
     # asyncio.wait leaves the flight running when it times out (no shield, no extra task).
     done, _pending = await asyncio.wait((flight,), timeout=wait)

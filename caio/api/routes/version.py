@@ -19,5 +19,5 @@ async def version(running: RunningDep, request: Request) -> VersionOut:
         commit=info.commit,
         channel=running.channel,
         started_at=request.app.state.started_at,
-        withdrawn=request.app.state.update_service.running_withdrawn is not None,
+        withdrawn=request.app.state.update_service.checker.running_withdrawn is not None,
     )
