@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     probation_seconds: float = Field(
         default=30.0, gt=0, description="time a new child has to become ready and healthy"
     )
+    boot_attempts: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="starts a new child gets when it exits before it is ready, before the "
+        "release is judged sick (supervisor)",
+    )
     drain_seconds: float = Field(default=30.0, gt=0, description="graceful shutdown timeout")
     standby_seconds: float = Field(
         default=600.0,

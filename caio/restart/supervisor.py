@@ -6,7 +6,8 @@ child from ``current`` on the same socket, wait for ``READY=1`` and a healthy
 socket, so the answer cannot come from the old child) within the probation
 window, then drain and stop the old child. If the new child exits, never gets
 ready, or reports another version: kill it, switch ``current`` back, mark the
-version bad, record ``health_check_failed``; the old child never stopped.
+version bad, record ``health_check_failed``; the old child never stopped. A new
+child that exits before it is ready is first started again (``boot_attempts``).
 
 A child that dies on its own is started again with backoff; if a newly
 activated version keeps dying, that is a crash loop and is rolled back too.
@@ -298,21 +299,37 @@ class Supervisor:
         return None
 
     def _launch(self, version: str, fault: str | None = None) -> Child | None:
+        """``version`` running, ready and healthy; None when it does not come up.
+
+        A process that exits before it is ready is started again, up to
+        ``boot_attempts`` starts in all: one exit at boot (a race with another
+        process, a moment short of memory, a kill) is no verdict on a release.
+        Not ready in time and another version are judged at once.
+        """
         # The standby booted by the update's preflight, or a fresh process.
         child = self._standby.take(version) or self._spawn(version)
-        self._starting = child
-        self._write_status()
-        if fault:
-            fault_point(fault)
-        failure = self._await_healthy(child, version)
-        self._starting = None
-        if failure is None:
-            self._write_status(child)
-            return child
-        log.error("child running %s failed: %s", version, failure[1])
-        self._stop_child(child, graceful=False)
-        self._write_status()
-        self._last_failure = failure
+        attempts = self.settings.boot_attempts
+        for attempt in range(1, attempts + 1):
+            self._starting = child
+            self._write_status()
+            if fault and attempt == 1:
+                fault_point(fault)
+            failure = self._await_healthy(child, version)
+            self._starting = None
+            if failure is None:
+                self._write_status(child)
+                return child
+            log.error("child running %s failed: %s", version, failure[1])
+            self._stop_child(child, graceful=False)
+            self._write_status()
+            self._last_failure = failure
+            if failure[0] != "exited" or self._stop or attempt == attempts:
+                break
+            self.audit.append(
+                "child_exit", version=version, code=child.proc.returncode, during="start"
+            )
+            log.warning("starting %s again (start %d of %d)", version, attempt + 1, attempts)
+            child = self._spawn(version)
         return None
 
     # --- restart and rollback ---------------------------------------------------
