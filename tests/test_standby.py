@@ -55,6 +55,9 @@ def test_the_restart_promotes_the_process_that_the_preflight_booted(
     assert supervised.state()["active"]["pid"] == standby["pid"]  # no second interpreter
     assert supervised.state()["standby"] is None
     assert any("promoting standby child" in line for line in supervised.log)
+    # The promoted process serves the caio.main it imported, not a second copy of it
+    # (runpy warned on every update: "found in sys.modules ... unpredictable behaviour").
+    assert not [line for line in supervised.log if "Warning" in line], supervised.log
 
 
 def test_a_release_that_does_not_import_fails_its_preflight_and_leaves_nothing(

@@ -45,6 +45,9 @@ if standby is not None:
         sys.exit(0)
     os.close(int(standby))
 sys.argv = [os.path.join(release, "caio", "main.py")]
+served = sys.modules.get("caio.main")  # a standby imported it: run it, not a second copy
+if served is not None and hasattr(served, "main"):
+    sys.exit(served.main())
 runpy.run_module("caio.main", run_name="__main__", alter_sys=True)
 """
 
