@@ -94,6 +94,10 @@ class DeltaPath:
         ``fetch`` downloads and verifies a target (the job's own downloader).
         Cancellation (raised by ``fetch``) is not caught.
         """
+        if not self.base_tar(base_version).is_file():  # a fresh host: expected, not a fault
+            reason = f"this host kept no tar of {base_version} to apply it to"
+            log.info("delta from %s not used: %s", base_version, reason)
+            return DeltaAttempt(fallback=reason)
         part: Path | None = None
         try:
             signed_tar = TarDigest.from_json((release_info.custom or {}).get("tar"))
@@ -105,8 +109,6 @@ class DeltaPath:
             if delta.result != signed_tar:
                 raise DeltaRefused(f"it does not make the tar signed for {release.version}")
             base = self.base_tar(base_version)
-            if not base.is_file():
-                raise DeltaRefused(f"this host kept no tar of {base_version} to apply it to")
             patch = fetch(delta_info)
             made = self.layout.downloads / f"{signed_tar.sha256}.caio-{release.version}.tar"
             part = made.with_name(made.name + ".part")
