@@ -105,8 +105,12 @@ def _from_command_line(parameter: str) -> bool:
 
 
 def _print(obj: Any) -> None:
+    typer.echo(_json(obj))
+
+
+def _json(obj: Any) -> str:
     data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
-    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+    return json.dumps(data, indent=2, sort_keys=True)
 
 
 def _api_call(func: Any) -> Any:
@@ -165,9 +169,14 @@ def status(
     ca_bundle: CaOpt = None,
     client_cert: CertOpt = None,
     client_key: KeyOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
-    """The current or last update job."""
-    _show(_client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.status())
+    """The current or last update job: what it did, who asked, when."""
+    from caio.remote_view import status_lines
+
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
+        answer = _api_call(c.status)
+    typer.echo(_json(answer) if as_json else "\n".join(status_lines(answer)))
 
 
 @remote_app.command("check")
@@ -204,12 +213,19 @@ def history(
     client_cert: CertOpt = None,
     client_key: KeyOpt = None,
     limit: Annotated[int, typer.Option(help="newest records to show")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
-    """Audit records and the integrity of their hash chain."""
-    _show(
-        _client(url, token, token_file, ca_bundle, client_cert, client_key),
-        lambda c: c.history(limit),
-    )
+    """Audit records, one a line, and the integrity of their hash chain (exit 1 if broken)."""
+    from caio.remote_view import history_lines
+
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
+        answer = _api_call(lambda: c.history(limit))
+    if as_json:
+        _print(answer)
+    else:
+        typer.echo("\n".join(history_lines(answer)))
+    if not answer.integrity.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @remote_app.command("cancel", short_help="Cancel the running update.")

@@ -1,4 +1,5 @@
-"""What ``caio remote check`` prints for a person: a table, as ``tuf-repo status`` does.
+"""What ``caio remote check``, ``status`` and ``history`` print for a person: tables and
+sentences, as ``tuf-repo status`` does.
 
 ``--json`` prints the API's answer as it is, for machines.
 """
@@ -7,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from packaging.version import Version
 
-from caio.schemas import CheckOut, DeltaOut, ReleaseOut
+from caio.schemas import CheckOut, DeltaOut, HistoryOut, JobStatus, ReleaseOut
+
+# Fields every audit record has, or that the history table shows in its own columns.
+_SHOWN = frozenset({"ts", "prev", "event", "outcome", "by", "from", "to", "version"})
 
 
 def check_lines(check: CheckOut, now: datetime) -> list[str]:
@@ -121,3 +126,117 @@ def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
+
+
+# --- the job --------------------------------------------------------------------------------
+def status_lines(status: JobStatus) -> list[str]:
+    """The job in a sentence, then who asked and when; the error code when it failed."""
+    head: str = status.status
+    if status.status == "updating":
+        head += f" ({status.stage}, {status.progress}%)"
+    if status.error is not None:
+        head += f" [{status.error.code}]"
+    lines = [f"{head}: {status.message}"]
+    facts = []
+    if status.to_version:
+        facts.append(f"{status.from_version or '?'} -> {status.to_version}")
+    elif status.from_version:
+        facts.append(f"on {status.from_version}")
+    if status.status == "updating" and status.bytes_total:
+        facts.append(f"{status.bytes_done:,} of {status.bytes_total:,} bytes")
+    if status.requested_by:
+        facts.append(f"asked by {status.requested_by}")
+    if status.started_at:
+        facts.append(f"started {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    if status.finished_at and status.started_at:
+        seconds = (status.finished_at - status.started_at).total_seconds()
+        facts.append(f"took {seconds:.1f} s")
+    if facts:
+        lines.append("  " + ", ".join(facts))
+    return lines
+
+
+# --- the audit log --------------------------------------------------------------------------
+def history_lines(history: HistoryOut) -> list[str]:
+    """The records oldest first, one a line, then whether their hash chain holds."""
+    rows: list[tuple[str, ...]] = [("time (UTC)", "event", "outcome", "versions", "by", "detail")]
+    rows += [_record_row(record) for record in history.records]
+    lines = _columns(rows) if history.records else ["no audit records"]
+    integrity = history.integrity
+    if integrity.ok:
+        shown = len(history.records)
+        newest = f" (the newest {shown} shown)" if shown < integrity.records else ""
+        lines.append(f"audit log: {integrity.records} records, hash chain intact{newest}")
+    else:
+        lines.append(
+            f"AUDIT LOG BROKEN at record {integrity.first_bad} of {integrity.records}: "
+            f"{integrity.reason} (`caio audit verify` on the host says more)"
+        )
+    return lines
+
+
+def _record_row(record: dict[str, Any]) -> tuple[str, ...]:
+    when = str(record.get("ts", ""))[:19].replace("T", " ")
+    if "from" in record or "to" in record:
+        versions = f"{record.get('from') or '?'} -> {record.get('to') or '?'}"
+        if record.get("to") is None and record.get("outcome") in ("up_to_date", "not_eligible"):
+            versions = str(record.get("from") or "")
+    elif record.get("event") == "restart" and "running" in record:
+        versions = f"{record['running']} -> {record.get('current') or '?'}"
+    else:
+        versions = str(record.get("version") or "")
+    return (
+        when,
+        str(record.get("event", "?")),
+        str(record.get("outcome") or ""),
+        versions,
+        str(record.get("by") or ""),
+        _detail(record),
+    )
+
+
+def _detail(record: dict[str, Any]) -> str:
+    """What the record says beyond its columns: an error code, a reason, bytes, a delta."""
+    event = record.get("event")
+    if event == "child_exit":
+        code = f"exit code {record.get('code')}"
+        return code + (" while starting" if record.get("during") == "start" else "")
+    if event == "audit_repaired":
+        return "; ".join(map(str, record.get("repairs", [])))
+    parts = [f"[{record['code']}]"] if record.get("code") is not None else []
+    if event == "update":
+        parts += _update_detail(record)
+    elif event == "restart":
+        parts += _restart_detail(record)
+    else:
+        rest = {k: v for k, v in record.items() if k not in _SHOWN and k != "code"}
+        parts += [f"{k}={v}" for k, v in sorted(rest.items())]
+    return ", ".join(parts)
+
+
+def _update_detail(record: dict[str, Any]) -> list[str]:
+    parts = []
+    if isinstance(record.get("bytes"), int):
+        parts.append(f"{record['bytes']:,} bytes")
+    delta = record.get("delta")
+    if isinstance(delta, dict):
+        parts.append(f"delta from {delta.get('from')}")
+    elif record.get("delta_fallback"):
+        parts.append(f"whole (delta not used: {record['delta_fallback']})")
+    if isinstance(record.get("seconds"), int | float):
+        parts.append(f"{record['seconds']:.1f} s")
+    if record.get("signed_by"):
+        parts.append("signed by " + " + ".join(map(str, record["signed_by"])))
+    return parts
+
+
+def _restart_detail(record: dict[str, Any]) -> list[str]:
+    parts = []
+    if record.get("strategy"):
+        graceful = "" if record.get("graceful", True) else ", not graceful"
+        parts.append(f"{record['strategy']}{graceful}")
+    if record.get("kind"):
+        parts.append(f"{record['kind']}: {record.get('reason', '')}".rstrip(": "))
+    elif record.get("reason"):
+        parts.append(str(record["reason"]))
+    return parts

@@ -84,19 +84,33 @@ def test_remote_update_with_progress_then_status_and_rollback(
     assert "100%" in done.stderr  # the progress bar reached the end
 
     status = remote("status", "--url", service, "--token", update_env.viewer)
-    assert '"status": "complete"' in status.stdout
+    assert status.stdout.startswith(f"complete: {NEWER} is installed and active"), status.stdout
+    assert f"{RUNNING} -> {NEWER}, asked by ops" in status.stdout
+    as_json = remote("status", "--url", service, "--token", update_env.viewer, "--json")
+    assert json.loads(as_json.stdout)["status"] == "complete"
     rolled = remote("rollback", "--url", service, "--token", update_env.admin)
     assert rolled.returncode == 0, rolled.stderr
     assert f'"to_version": "{RUNNING}"' in rolled.stdout
     history = remote("history", "--url", service, "--token", update_env.viewer, "--limit", "2")
     assert history.returncode == 0, history.stderr
-    shown = json.loads(history.stdout)
-    assert shown["integrity"]["ok"] is True and len(shown["records"]) == 2
-    assert shown["records"][-1]["event"] == "rollback"
+    lines = history.stdout.splitlines()
+    assert lines[0].split() == ["time", "(UTC)", "event", "outcome", "versions", "by", "detail"]
+    assert lines[1].split()[2:6] == ["update", "activated", RUNNING, "->"]
+    assert lines[2].split()[2:7] == ["rollback", "activated", NEWER, "->", RUNNING]
+    assert lines[-1] == "audit log: 2 records, hash chain intact"
+    raw = remote("history", "--url", service, "--token", update_env.viewer, "--json")
+    shown = json.loads(raw.stdout)
+    assert shown["integrity"]["ok"] is True and shown["records"][-1]["event"] == "rollback"
     nothing = remote("cancel", "--url", service, "--token", update_env.admin)
     assert (nothing.returncode, "[no_update_in_progress]" in nothing.stderr) == (3, True)
     denied = remote("history", "--url", service, "--token", "caio_wrong")
     assert (denied.returncode, "[unauthorized]" in denied.stderr) == (3, True)
+
+    audit = update_env.settings.home / "state" / "audit.jsonl"
+    audit.write_text(audit.read_text().replace('"by": "ops"', '"by": "eve"', 1))
+    tampered = remote("history", "--url", service, "--token", update_env.viewer)
+    assert tampered.returncode == 1, tampered.stdout  # a broken chain fails the command
+    assert "AUDIT LOG BROKEN at record 1" in tampered.stdout
 
 
 def test_remote_update_failure_exits_with_the_error_code(
