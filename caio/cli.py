@@ -294,5 +294,33 @@ def audit_verify() -> None:
         raise typer.Exit(1)
 
 
+@audit_app.command("show", short_help="The newest records, one a line (no server needed).")
+def audit_show(
+    limit: Annotated[int, typer.Option(min=1, help="newest records to show")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="as GET /api/v1/update/history")] = False,
+) -> None:
+    """The newest audit records as `caio remote history` prints them, read from this
+    host's log: what happened is readable when the service does not answer. Exit 1 when
+    the hash chain is broken."""
+    from caio.core.layout import InstallLayout
+    from caio.core.state import AuditLog
+    from caio.remote_view import history_lines
+    from caio.schemas import HistoryOut, IntegrityOut
+
+    settings = _settings()
+    records, integrity = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl").read(
+        limit
+    )
+    shown = HistoryOut(
+        records=records, integrity=IntegrityOut.model_validate(integrity, from_attributes=True)
+    )
+    if as_json:
+        typer.echo(shown.model_dump_json(indent=2))
+    else:
+        typer.echo("\n".join(history_lines(shown)))
+    if not integrity.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     app()

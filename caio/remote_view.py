@@ -169,7 +169,7 @@ def history_lines(history: HistoryOut) -> list[str]:
         lines.append(f"audit log: {integrity.records} records, hash chain intact{newest}")
     else:
         lines.append(
-            f"AUDIT LOG BROKEN at record {integrity.first_bad} of {integrity.records}: "
+            f"AUDIT LOG BROKEN at record {integrity.first_bad}: "
             f"{integrity.reason} (`caio audit verify` on the host says more)"
         )
     return lines

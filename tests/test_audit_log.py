@@ -172,3 +172,48 @@ def test_history_never_sees_a_break_while_several_processes_append(tmp_path: Pat
             end(proc)
     assert len(reads) > 20 and all(reads), f"{reads.count(False)} of {len(reads)} reads broken"
     assert AuditLog(path).verify().records == 451
+
+
+def test_audit_show_reads_the_log_without_the_service_and_fails_on_a_break(
+    tmp_path: Path,
+) -> None:
+    """`caio audit show`: what happened, readable when the API does not answer."""
+    home = tmp_path / "home"
+    path = home / "state" / "audit.jsonl"
+
+    def show(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "caio", "audit", "show", *args],
+            env={**os.environ, "CAIO_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert show().stdout.splitlines() == [
+        "no audit records",
+        "audit log: 0 records, hash chain intact",
+    ]
+    log = AuditLog(path)
+    log.append("update", outcome="activated", by="ops", **{"from": "1.0.0", "to": "1.1.0"})
+    log.append("child_exit", version="1.1.0", code=-9, during="start")
+    log.append(
+        "restart",
+        outcome="rolled_back",
+        kind="exited",
+        reason="it exited with code 1",
+        **{"from": "1.0.0", "to": "1.1.0"},
+    )
+    shown = show("--limit", "2")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[1].endswith("exit code -9 while starting")
+    assert lines[2].endswith("exited: it exited with code 1")
+    assert lines[-1] == "audit log: 3 records, hash chain intact (the newest 2 shown)"
+    assert json.loads(show("--json").stdout)["records"][0]["by"] == "ops"
+
+    path.write_text(path.read_text().replace('"by": "ops"', '"by": "eve"'))
+    tampered = show()
+    assert tampered.returncode == 1
+    last = tampered.stdout.splitlines()[-1]
+    assert last.startswith("AUDIT LOG BROKEN at record 1: record 1 was changed")

@@ -241,13 +241,7 @@ def history(
 ) -> HistoryOut:
     records, integrity = service.audit.read(limit, skip=offset)
     return HistoryOut(
-        records=records,
-        integrity=IntegrityOut(
-            ok=integrity.ok,
-            records=integrity.records,
-            first_bad=integrity.first_bad,
-            reason=integrity.reason,
-        ),
+        records=records, integrity=IntegrityOut.model_validate(integrity, from_attributes=True)
     )
 
 
