@@ -167,7 +167,7 @@ def test_mutual_tls_admits_only_callers_with_a_certificate_from_its_ca(
         "--token-file", str(_token_file(update_env)),
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
-    assert '"status": "idle"' in checked.stdout
+    assert checked.stdout == "idle: no update has run\n"
     without = remote("version", "--url", caio.url, "--ca-bundle", str(pki.ca))
     assert without.returncode == 3
     assert "[client_cert_required]" in without.stderr and "--client-cert" in without.stderr
