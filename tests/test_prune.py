@@ -104,6 +104,8 @@ def test_prune_removes_what_no_client_can_be_sent_after_keep_and_nothing_before(
     assert seen.superseded == never.superseded  # sighted, not yet removed
     assert (first.removed, first.bytes) == ([], 0)
     assert first.waiting > 0  # superseded, first seen now: kept for a week
+    assert first.next_due == clock.now.replace(microsecond=0) + KEEP
+    assert f"(the first on {first.next_due:%Y-%m-%d %H:%M} UTC)" in first.describe()
     assert files(repo) == before | {"prune-ledger.json"}
     cache = behind_a_cache(repo, stale, tmp_path / "cache")
     try:  # a timestamp from before two publications still leads to files that are there

@@ -56,12 +56,15 @@ class PruneResult:
     bytes: int
     waiting: int  # superseded versions kept until ``keep`` has passed
     dry_run: bool
+    next_due: datetime | None = None  # when the first of them is old enough (publisher's clock)
 
     def describe(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         text = f"{verb} {len(self.removed)} files ({self.bytes:,} bytes)"
         if self.waiting:
             text += f"; {self.waiting} superseded metadata files kept until they are old enough"
+        if self.next_due is not None:
+            text += f" (the first on {self.next_due:%Y-%m-%d %H:%M} UTC)"
         return text
 
 
@@ -116,7 +119,14 @@ def prune(ctx: RepoContext, keep: timedelta, *, dry_run: bool = False) -> PruneR
     if not dry_run and paths:
         for directory in {p.parent for p in paths}:
             fsync_dir(directory)
-    return PruneResult([store.relpath(p) for p in paths], size, len(superseded) - len(due), dry_run)
+    later = [seen[rv] + keep for rv in superseded if rv not in due]
+    return PruneResult(
+        [store.relpath(p) for p in paths],
+        size,
+        len(superseded) - len(due),
+        dry_run,
+        min(later, default=None),
+    )
 
 
 @dataclass(frozen=True)
