@@ -236,9 +236,14 @@ def cancel(
     ca_bundle: CaOpt = None,
     client_cert: CertOpt = None,
     client_key: KeyOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
     """Cancel the running update (its partial download is kept for the next one)."""
-    _show(_client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.cancel())
+    from caio.remote_view import status_lines
+
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
+        answer = _api_call(c.cancel)
+    typer.echo(_json(answer) if as_json else "\n".join(status_lines(answer)))
 
 
 @remote_app.command("rollback")
@@ -249,10 +254,15 @@ def rollback(
     ca_bundle: CaOpt = None,
     client_cert: CertOpt = None,
     client_key: KeyOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
     """Activate the previous release (restart to run it)."""
-    _show(
-        _client(url, token, token_file, ca_bundle, client_cert, client_key), lambda c: c.rollback()
+    with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
+        answer = _api_call(c.rollback)
+    typer.echo(
+        _json(answer)
+        if as_json
+        else f"{answer.from_version} -> {answer.to_version}: {answer.message}"
     )
 
 
@@ -266,13 +276,17 @@ def restart(
     client_key: KeyOpt = None,
     graceful: Annotated[bool, typer.Option(help="let in-flight requests finish")] = True,
     wait: Annotated[bool, typer.Option(help="wait until the current release serves")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
-    """Restart into the current release; with --wait, until /api/v1/version reports it."""
+    """Restart into the current release; with --wait, until /api/v1/version reports it (or
+    the supervisor rolls it back: exit 3 with its code)."""
     with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
         before = _api_call(c.status) if wait else None
         answer = _api_call(lambda: c.restart(graceful=graceful))
         if not wait:
-            _print(answer)
+            target = answer.to_version or answer.from_version
+            line = f"{answer.from_version} -> {target}: {answer.message}"
+            typer.echo(_json(answer) if as_json else line)
             return
         target = answer.to_version or answer.from_version
         info = _api_call(lambda: c.wait_for_version(target, before=before))

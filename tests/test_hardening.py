@@ -215,6 +215,7 @@ def test_cancel_stops_the_job_at_once_and_the_next_update_resumes(
         timeout=60,
     )
     assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("failed [cancelled]: "), cli.stdout
     status = served.api("GET", "/api/v1/update").json()  # ended when the answer came
     assert status["status"] == "failed"
     assert status["error"]["code"] == "cancelled"

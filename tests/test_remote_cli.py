@@ -90,7 +90,7 @@ def test_remote_update_with_progress_then_status_and_rollback(
     assert json.loads(as_json.stdout)["status"] == "complete"
     rolled = remote("rollback", "--url", service, "--token", update_env.admin)
     assert rolled.returncode == 0, rolled.stderr
-    assert f'"to_version": "{RUNNING}"' in rolled.stdout
+    assert rolled.stdout == f"{NEWER} -> {RUNNING}: {RUNNING} is active again; restart to run it\n"
     history = remote("history", "--url", service, "--token", update_env.viewer, "--limit", "2")
     assert history.returncode == 0, history.stderr
     lines = history.stdout.splitlines()
@@ -105,6 +105,10 @@ def test_remote_update_with_progress_then_status_and_rollback(
     assert (nothing.returncode, "[no_update_in_progress]" in nothing.stderr) == (3, True)
     denied = remote("history", "--url", service, "--token", "caio_wrong")
     assert (denied.returncode, "[unauthorized]" in denied.stderr) == (3, True)
+
+    unsupervised = remote("restart", "--url", service, "--token", update_env.admin)
+    assert unsupervised.returncode == 3  # caio serve, with the default strategy: says what to do
+    assert "[restart_failed]: not running under `caio run`" in unsupervised.stderr
 
     audit = update_env.settings.home / "state" / "audit.jsonl"
     audit.write_text(audit.read_text().replace('"by": "ops"', '"by": "eve"', 1))

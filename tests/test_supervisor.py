@@ -105,11 +105,29 @@ def test_remote_restart_wait_reports_the_rollback_instead_of_waiting_out_its_tim
     with the supervisor's verdict, not two minutes later with ``wait_timeout``."""
     release_with_patches(update_env, NEWER, SICK["fails at start"])
     supervised = start_supervised(update_env)
+    cli_env = {**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": update_env.admin}
     try:
         assert supervised.update()["status"] == "complete"
+        asked = subprocess.run(  # without --wait: what was asked, in a line
+            [sys.executable, "-m", "caio", "remote", "restart"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert asked.returncode == 0, asked.stderr
+        assert asked.stdout.startswith(f"{RUNNING} -> {NEWER}: the supervisor is starting")
+        supervised.wait_for(  # the rollback's last step: its record in the job status
+            lambda: (
+                supervised.api("GET", "/api/v1/update").json()["error"]["code"]
+                == "health_check_failed"
+            )
+        )
+
+        assert supervised.update({"target_version": NEWER})["status"] == "complete"
         restart = subprocess.run(
             [sys.executable, "-m", "caio", "remote", "restart", "--wait"],
-            env={**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": update_env.admin},
+            env=cli_env,
             capture_output=True,
             text=True,
             timeout=180,
