@@ -20,7 +20,8 @@ from selenium.webdriver.common.by import By
 
 from tests.browser import Browser, off_origin
 from tests.served import Served, run
-from tests.update_fixtures import NEWER, UpdateEnv, paced
+from tests.supervisor_fixtures import SICK, release_with_patches, start_supervised, stop_supervised
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv, paced
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -276,3 +277,29 @@ def confirm(browser: Browser, title: str) -> None:
     """Answer the console's confirmation dialog with its disruptive button."""
     browser.wait(lambda: browser.text("confirm-title") == title, message=f"no dialog {title!r}")
     browser.driver.find_element(By.ID, "confirm-yes").click()
+
+
+def test_a_restart_the_supervisor_rolls_back_is_said_at_once_and_the_exits_are_listed(
+    browser: Browser, update_env: UpdateEnv
+) -> None:
+    """Under `caio run`, a release that fails its health check: the console says so when
+    the supervisor records it, not after its two-minute wait for the version."""
+    release_with_patches(update_env, NEWER, SICK["fails at start"])
+    supervised = start_supervised(update_env)
+    try:
+        assert supervised.update()["status"] == "complete"
+        browser.open(supervised.url + "/")
+        browser.use_token(update_env.admin)
+        browser.wait(lambda: browser.text("pending") == f"restart pending: a restart runs {NEWER}")
+        browser.driver.find_element(By.ID, "do-restart").click()
+        confirm(browser, f"Restart into {NEWER}?")
+        said = f"{NEWER} did not take over (health_check_failed)"
+        browser.wait(lambda: said in browser.text("notice"), timeout=60)
+        assert f"rolled back to {RUNNING}" in browser.text("notice")
+        assert browser.text("version") == RUNNING
+        rows = browser.text("history-rows")
+        assert "rolled_back" in rows
+        assert f"{NEWER} exit code 1 while starting" in " ".join(rows.split())  # its first start
+        assert browser.violations() == []
+    finally:
+        stop_supervised(supervised)

@@ -382,6 +382,20 @@ function historyTarget(record) {
   return record.event === "update" ? "newest" : "";
 }
 
+function historyVersions(record) {
+  if (record.event === "child_exit") return record.version || "";
+  const from = record.from || record.running || "";
+  const to = historyTarget(record);
+  return from || to ? `${from || "?"} → ${to || "?"}` : "";
+}
+
+function historyDetail(record) {
+  if (record.event === "child_exit") {
+    return `exit code ${record.code}${record.during === "start" ? " while starting" : ""}`;
+  }
+  return record.code || record.reason || record.waiting || "";
+}
+
 function renderHistory(history) {
   const integrity = $("integrity");
   const chain = history.integrity;
@@ -401,10 +415,8 @@ function renderHistory(history) {
     const kind = /failed|rolled_back|interrupted/.test(outcome) ? "bad" : outcome === "activated" ? "ok" : "";
     cell(row, outcome, kind);
     cell(row, record.by);
-    const from = record.from || record.running || "";
-    const to = historyTarget(record);
-    cell(row, from || to ? `${from || "?"} → ${to || "?"}` : "");
-    cell(row, record.code || record.reason || record.waiting || "");
+    cell(row, historyVersions(record));
+    cell(row, historyDetail(record));
   }
   const newest = state.historyOffset + 1;
   const oldest = state.historyOffset + records.length;
@@ -576,6 +588,8 @@ async function restart() {
     `Restart CAIO into ${into}? Requests in flight finish first; under the supervisor the ` +
     "running version keeps serving until the new one is healthy, and a sick one is rolled back.";
   if (!(await confirmFirst(`Restart into ${into}?`, message, "Restart"))) return;
+  const before = await attempt(() => api("GET", "/api/v1/update"));
+  if (!before) return;
   const answer = await attempt(() => api("POST", "/api/v1/restart", { graceful: true }));
   if (!answer) return;
   notice(`${answer.message}: waiting for ${answer.to_version} to serve…`, "info");
@@ -590,11 +604,23 @@ async function restart() {
         notice(`now running ${info.version}`, "info");
         return;
       }
+      // The supervisor records a release it rolled back in the job status: stop waiting.
+      const job = await api("GET", "/api/v1/update", undefined, 3000);
+      if (failedSince(before, job, answer.to_version)) {
+        await loadAll();
+        notice(`${answer.to_version} did not take over (${job.error.code}): ${job.message}`);
+        return;
+      }
     } catch {
       // the old process is going away; keep asking
     }
   }
   notice(`${answer.to_version} did not answer within two minutes: see the history`);
+}
+
+function failedSince(before, job, version) {
+  const changed = job.updated_at !== before.updated_at || job.job_id !== before.job_id;
+  return changed && job.error !== null && job.to_version === version;
 }
 
 async function rollback() {
