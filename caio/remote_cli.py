@@ -281,15 +281,20 @@ def restart(
     """Restart into the current release; with --wait, until /api/v1/version reports it (or
     the supervisor rolls it back: exit 3 with its code)."""
     with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
-        before = _api_call(c.status) if wait else None
-        answer = _api_call(lambda: c.restart(graceful=graceful))
-        if not wait:
-            target = answer.to_version or answer.from_version
-            line = f"{answer.from_version} -> {target}: {answer.message}"
-            typer.echo(_json(answer) if as_json else line)
+        if wait:
+            _restart_and_wait(c, graceful=graceful)
             return
-        target = answer.to_version or answer.from_version
-        info = _api_call(lambda: c.wait_for_version(target, before=before))
+        answer = _api_call(lambda: c.restart(graceful=graceful))
+    target = answer.to_version or answer.from_version
+    typer.echo(_json(answer) if as_json else f"{answer.from_version} -> {target}: {answer.message}")
+
+
+def _restart_and_wait(c: CaioClient, *, graceful: bool) -> None:
+    """Restart, then wait for the current release to serve, or for its rollback (exit 3)."""
+    before = _api_call(c.status)
+    answer = _api_call(lambda: c.restart(graceful=graceful))
+    target = answer.to_version or answer.from_version
+    info = _api_call(lambda: c.wait_for_version(target, before=before))
     typer.echo(f"now running {info.version}")
 
 
@@ -307,16 +312,26 @@ def update(
         bool, typer.Option(help="allow a withdrawn version (with --version)")
     ] = False,
     wait: Annotated[bool, typer.Option(help="follow progress until the job ends")] = False,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart", help="once installed, restart into it and wait until it serves (--wait)"
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the API's answer, as JSON")] = False,
 ) -> None:
-    """Start an update; with --wait, show progress and exit 1 with the error code on failure."""
+    """Start an update; with --wait, show progress and exit 1 with the error code on failure;
+    with --restart, then restart into what it installed and wait until it serves."""
+    from caio.remote_view import status_lines
+
     with _client(url, token, token_file, ca_bundle, client_cert, client_key) as c:
         started = _api_call(
             lambda: c.start_update(
                 version, allow_downgrade=allow_downgrade, allow_withdrawn=allow_withdrawn
             )
         )
-        if not wait:
-            _print(started)
+        if not (wait or restart):
+            typer.echo(_json(started) if as_json else "\n".join(status_lines(started)))
             return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -330,9 +345,11 @@ def update(
                 bar.update(task, completed=s.progress, description=label)
 
             final = _api_call(lambda: c.wait(show))
-    if final.status == "failed":
-        code = final.error.code if final.error else "unknown"
-        message = final.error.message if final.error else final.message
-        typer.echo(f"caio: update failed [{code}]: {message}", err=True)
-        raise typer.Exit(EXIT_FAILED)
-    typer.echo(final.message)
+        if final.status == "failed":
+            code = final.error.code if final.error else "unknown"
+            message = final.error.message if final.error else final.message
+            typer.echo(f"caio: update failed [{code}]: {message}", err=True)
+            raise typer.Exit(EXIT_FAILED)
+        typer.echo(final.message)
+        if restart and final.requires_restart:
+            _restart_and_wait(c, graceful=True)

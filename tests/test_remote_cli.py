@@ -134,6 +134,12 @@ def test_remote_update_failure_exits_with_the_error_code(
     wrong = remote("status", "--url", service, "--token", "caio_wrong")
     assert (wrong.returncode, "[unauthorized]" in wrong.stderr) == (3, True)
 
+    started = remote("update", "--url", service, "--token", update_env.admin)  # no --wait
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("updating ("), started.stdout  # what started, in a line
+    with CaioClient(service, update_env.viewer) as client:
+        assert client.wait(timeout=120).error is not None  # the same bad bytes
+
 
 def test_caio_client_follows_the_event_stream(service: str, update_env: UpdateEnv) -> None:
     seen: list[JobStatus] = []

@@ -61,6 +61,36 @@ def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
     assert supervised.audit()[-1]["outcome"] == "succeeded"
 
 
+def test_remote_update_restart_installs_restarts_and_waits_for_the_new_version(
+    supervised: Supervised,
+) -> None:
+    """`caio remote update --restart`: the operator's one command, under `caio run`."""
+    supervised.env.publish(NEWER)
+    cli_env = {**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": supervised.env.admin}
+    done = subprocess.run(
+        [sys.executable, "-m", "caio", "remote", "update", "--restart"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"{NEWER} is installed and active; restart to run it",
+        f"now running {NEWER}",
+    ]
+    assert supervised.version() == NEWER
+    again = subprocess.run(  # up to date: nothing to restart into, and it says so
+        [sys.executable, "-m", "caio", "remote", "update", "--restart"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [f"already up to date: {NEWER} is the newest"]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
