@@ -158,6 +158,29 @@ def serve_current() -> None:
     serve()
 
 
+@app.command("rollback", short_help="Make the previous release current (no service needed).")
+def rollback() -> None:
+    """Make `previous` current again on this host, as POST /api/v1/rollback does, for when
+    the service does not answer (a release that does not start under systemd): the next
+    start, or a restart, runs it. Refused while an update job runs."""
+    import getpass
+
+    from caio.core.layout import InstallLayout
+    from caio.core.rollback import activate_previous
+    from caio.core.state import AuditLog, JobLock
+
+    settings = _settings()
+    layout = InstallLayout(settings.home)
+    with user_errors():
+        old, new = activate_previous(
+            layout,
+            JobLock(layout.state_dir / "job.lock"),
+            AuditLog(layout.state_dir / "audit.jsonl"),
+            by=f"{getpass.getuser()} (caio rollback)",
+        )
+    typer.echo(f"{old} -> {new}: {new} is active again; restart CAIO to run it")
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="a name to revoke the token by")],

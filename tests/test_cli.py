@@ -238,3 +238,39 @@ def test_two_party_anchors_and_a_bad_map_stop_at_the_door(
     path.chmod(0o666)
     loose = caio(home, "serve", **mapped)
     assert loose.returncode == 2 and "writable by others" in loose.stderr
+
+
+def test_rollback_here_swaps_the_links_records_who_and_waits_for_no_service(
+    home: Path,
+) -> None:
+    """`caio rollback`: for a host whose service does not answer (a release that does not
+    start under systemd), the same swap and record as POST /api/v1/rollback."""
+    from caio.core.audit import AuditLog
+    from caio.core.layout import InstallLayout
+    from caio.core.state import JobLock
+
+    layout = InstallLayout(home)
+    layout.ensure()
+    nothing = caio(home, "rollback")
+    assert nothing.returncode == 1 and "[no_previous_release]" in nothing.stderr
+    for version in ("1.0.0", "1.1.0"):
+        layout.release_dir(version).mkdir()
+    layout.point(layout.previous_link, "1.0.0")
+    layout.point(layout.current_link, "1.1.0")
+
+    job = JobLock(layout.state_dir / "job.lock")
+    assert job.try_acquire()  # an update job runs (here: this test holds its lock)
+    try:
+        busy = caio(home, "rollback")
+    finally:
+        job.release()
+    assert busy.returncode == 1 and "[update_in_progress]" in busy.stderr
+    assert layout.current_version == "1.1.0"  # nothing changed under a running job
+
+    done = caio(home, "rollback")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "1.1.0 -> 1.0.0: 1.0.0 is active again; restart CAIO to run it\n"
+    assert (layout.current_version, layout.previous_version) == ("1.0.0", "1.1.0")
+    record = AuditLog(layout.state_dir / "audit.jsonl").records()[-1]
+    assert (record["event"], record["from"], record["to"]) == ("rollback", "1.1.0", "1.0.0")
+    assert record["by"].endswith("(caio rollback)")

@@ -66,29 +66,28 @@ def test_remote_update_restart_installs_restarts_and_waits_for_the_new_version(
 ) -> None:
     """`caio remote update --restart`: the operator's one command, under `caio run`."""
     supervised.env.publish(NEWER)
-    cli_env = {**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": supervised.env.admin}
-    done = subprocess.run(
-        [sys.executable, "-m", "caio", "remote", "update", "--restart"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = caio_remote(supervised, "update", "--restart")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"{NEWER} is installed and active; restart to run it",
         f"now running {NEWER}",
     ]
     assert supervised.version() == NEWER
-    again = subprocess.run(  # up to date: nothing to restart into, and it says so
-        [sys.executable, "-m", "caio", "remote", "update", "--restart"],
-        env=cli_env,
+    again = caio_remote(supervised, "update", "--restart")  # up to date: says so, no restart
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [f"already up to date: {NEWER} is the newest"]
+
+
+def caio_remote(supervised: Supervised, *args: str) -> subprocess.CompletedProcess[str]:
+    """``caio remote ARGS`` against ``supervised``, as its admin (the token in the environment)."""
+    env = {**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": supervised.env.admin}
+    return subprocess.run(
+        [sys.executable, "-m", "caio", "remote", *args],
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines() == [f"already up to date: {NEWER} is the newest"]
 
 
 def _alive(pid: int) -> bool:
@@ -135,16 +134,9 @@ def test_remote_restart_wait_reports_the_rollback_instead_of_waiting_out_its_tim
     with the supervisor's verdict, not two minutes later with ``wait_timeout``."""
     release_with_patches(update_env, NEWER, SICK["fails at start"])
     supervised = start_supervised(update_env)
-    cli_env = {**os.environ, "CAIO_URL": supervised.url, "CAIO_TOKEN": update_env.admin}
     try:
         assert supervised.update()["status"] == "complete"
-        asked = subprocess.run(  # without --wait: what was asked, in a line
-            [sys.executable, "-m", "caio", "remote", "restart"],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        asked = caio_remote(supervised, "restart")  # without --wait: what was asked, in a line
         assert asked.returncode == 0, asked.stderr
         assert asked.stdout.startswith(f"{RUNNING} -> {NEWER}: the supervisor is starting")
         supervised.wait_for(  # the rollback's last step: its record in the job status
@@ -155,13 +147,7 @@ def test_remote_restart_wait_reports_the_rollback_instead_of_waiting_out_its_tim
         )
 
         assert supervised.update({"target_version": NEWER})["status"] == "complete"
-        restart = subprocess.run(
-            [sys.executable, "-m", "caio", "remote", "restart", "--wait"],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        restart = caio_remote(supervised, "restart", "--wait")
         assert restart.returncode == 3, restart
         assert "caio: error [health_check_failed]" in restart.stderr, restart.stderr
         assert f"rolled back to {RUNNING}" in restart.stderr

@@ -28,6 +28,7 @@ from caio.core.faults import fault_point
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.redact import redact
+from caio.core.rollback import activate_previous
 from caio.core.rollout import iso
 from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.update.checking import Checker, RepositoryFactory
@@ -741,11 +742,5 @@ class UpdateService:
         if self.status().running:
             raise ConflictError("an update is running", code="update_in_progress")
         with self._lock:
-            try:
-                old, new = self.layout.swap_to_previous()
-            except FileNotFoundError as e:
-                raise ConflictError(str(e), code="no_previous_release") from e
-        self.audit.append(
-            "rollback", outcome="activated", by=requested_by, **{"from": old, "to": new}
-        )
+            old, new = activate_previous(self.layout, self._job_lock, self.audit, by=requested_by)
         return RollbackResult(from_version=old, to_version=new)
