@@ -147,13 +147,15 @@ def serve_current() -> None:
     import sys
 
     from caio.core.layout import InstallLayout
-    from caio.restart import boot_command
+    from caio.restart import boot_command, release_to_boot
 
     settings = _settings()
-    current = InstallLayout(settings.home).current_link
-    if current.is_dir():
+    layout = InstallLayout(settings.home)
+    # A release that failed to stay up CAIO_BOOT_ATTEMPTS boots in a row is rolled back first.
+    version = release_to_boot(layout, settings.boot_attempts)
+    if version is not None:
         env = {k: v for k, v in os.environ.items() if k != "CAIO_MANIFEST"}
-        command = boot_command(str(current.resolve()), sys.executable)
+        command = boot_command(str(layout.release_dir(version).resolve()), sys.executable)
         os.execve(command[0], command, env)  # noqa: S606
     serve()
 

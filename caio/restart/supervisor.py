@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -43,7 +42,6 @@ from caio.core.files import atomic_write_json
 from caio.core.layout import InstallLayout, seed_release
 from caio.core.manifest import Manifest
 from caio.core.settings import Settings
-from caio.core.state import AuditLog, JobError, JobLock, JobStatus, StateStore, utcnow
 from caio.restart.connections import raise_open_file_limit
 from caio.restart.control import boot_command
 from caio.restart.notify import NotifyListener, wait_any
@@ -60,6 +58,7 @@ from caio.restart.process import (
     bind,
 )
 from caio.restart.standby import FEATURE, StandbyKeeper
+from caio.restart.verdict import Verdicts
 
 log = logging.getLogger("caio.supervisor")
 
@@ -105,9 +104,9 @@ class Supervisor:
         self.source_dir = source_dir
         self.python = python
         self.layout = InstallLayout(settings.home)
-        self.audit = AuditLog(self.layout.state_dir / "audit.jsonl")
-        self.state = StateStore(self.layout.state_dir / "update.json")
-        self.job_lock = JobLock(self.layout.state_dir / "job.lock")
+        self.verdicts = Verdicts(self.layout)
+        self.audit = self.verdicts.audit
+        self.job_lock = self.verdicts.job_lock
         self._status_path = self.layout.state_dir / "supervisor.json"
         self._children = 0
         self._active: Child | None = None
@@ -401,49 +400,10 @@ class Supervisor:
         )
 
     def _roll_back(self, bad: str, good: str, failure: tuple[str, str]) -> None:
-        kind, reason = failure
-        if self.layout.previous_version == good:
-            self.layout.swap_to_previous()
-        else:
-            self.layout.point(self.layout.current_link, good)
-        self.layout.mark_bad(bad)
-        self.audit.append(
-            "restart", outcome="rolled_back", kind=kind, reason=reason, **{"from": good, "to": bad}
-        )
-        self._record_failure(
-            "health_check_failed",
-            f"{bad} failed its health check ({reason}); rolled back to {good}",
-            good,
-            bad,
-        )
+        self.verdicts.roll_back(bad, good, failure)
 
     def _record_failure(self, code: str, message: str, good: str, bad: str | None) -> None:
-        """Show the failure in ``GET /api/v1/update``, unless a child runs a job (it owns it)."""
-        log.error("%s: %s", code, message)
-        now = utcnow()
-        with self.job_lock.probe() as nobody_runs_a_job:
-            if not nobody_runs_a_job:
-                log.warning("an update job is running; the failure is in the audit log only")
-                return
-            self._save_failure(code, message, good, bad, now)
-
-    def _save_failure(
-        self, code: str, message: str, good: str, bad: str | None, now: datetime
-    ) -> None:
-        self.state.save(
-            JobStatus(
-                status="failed",
-                stage="failed",
-                progress=100,
-                message=message,
-                error=JobError(code=code, message=message),
-                from_version=good,
-                to_version=bad,
-                started_at=now,
-                updated_at=now,
-                finished_at=now,
-            )
-        )
+        self.verdicts.record_failure(code, message, good, bad)
 
     def _on_crash(self, child: Child) -> None:
         code = child.proc.returncode

@@ -1,0 +1,155 @@
+"""Boot counting under systemd (`caio serve-current`): a release that does not stay up for
+CAIO_BOOT_ATTEMPTS boots in a row is rolled back before the next, as the supervisor would.
+
+The unit tests drive the counter; the process tests play systemd (`Restart=on-failure`):
+start `caio serve-current` again each time it exits, as the shipped unit does.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from caio.core.audit import AuditLog
+from caio.core.layout import InstallLayout
+from caio.restart import BOOT_FILE, BootCounter
+from tests.background import end, spawn
+from tests.helpers import free_port
+from tests.supervisor_fixtures import SICK, release_with_patches
+from tests.update_fixtures import NEWER, RUNNING, UpdateEnv
+
+
+def test_a_boot_counts_as_failed_only_when_it_neither_stayed_up_nor_stopped(
+    tmp_path: Path,
+) -> None:
+    counter = BootCounter(tmp_path / BOOT_FILE)
+    assert counter.begin("1.1.0") == 0  # first boot of a version
+    assert counter.begin("1.1.0") == 1  # the last one neither came up nor stopped
+    counter.mark("1.1.0", "stopped")  # a clean stop: no verdict, the count stays
+    assert counter.begin("1.1.0") == 1
+    counter.mark("1.1.0", "up")  # served long enough: the count starts over
+    assert counter.begin("1.1.0") == 0
+    counter.mark("1.0.0", "up")  # another version's mark changes nothing
+    assert counter.begin("1.1.0") == 1
+    assert counter.begin("1.2.0") == 0  # a new version starts its own count
+    (tmp_path / BOOT_FILE).write_text("{not json")
+    assert counter.begin("1.2.0") == 0  # unreadable: counting starts over, never a crash
+
+
+def installed(update_env: UpdateEnv, patches: dict[str, tuple[str, str]]) -> InstallLayout:
+    """NEWER (with ``patches``) installed and current over the seeded RUNNING, by a real job."""
+    release_with_patches(update_env, NEWER, patches)
+    assert update_env.run_update(update_env.client())["status"] == "complete"
+    layout = update_env.layout
+    assert (layout.current_version, layout.previous_version) == (NEWER, RUNNING)
+    return layout
+
+
+class Systemd:
+    """Starts `caio serve-current` as the shipped unit does, one boot at a time."""
+
+    def __init__(self, update_env: UpdateEnv, **extra: str) -> None:
+        self.port = free_port()
+        self.env = update_env.process_env(self.port, **extra)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def boot(self) -> subprocess.Popen[bytes]:
+        self.proc = spawn([sys.executable, "-m", "caio", "serve-current"], env=self.env)
+        return self.proc
+
+    def serving(self, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None and self.proc.poll() is None, "it exited"
+            try:
+                return str(httpx.get(f"{self.url}/health", timeout=2).json()["version"])
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise AssertionError("not serving in time")
+
+    def exit_code(self) -> int:
+        assert self.proc is not None
+        return self.proc.wait(60)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            end(self.proc, grace=0, sig=signal.SIGKILL)
+
+
+def boot_record(layout: InstallLayout) -> dict[str, object]:
+    data: dict[str, object] = json.loads((layout.state_dir / BOOT_FILE).read_text())
+    return data
+
+
+@pytest.mark.slow
+def test_a_release_that_fails_every_boot_is_rolled_back_on_the_next(
+    update_env: UpdateEnv,
+) -> None:
+    layout = installed(update_env, SICK["fails at start"])
+    systemd = Systemd(update_env, CAIO_STABLE_SECONDS="1")
+    try:
+        for failures in (0, 1):  # CAIO_BOOT_ATTEMPTS: 2
+            systemd.boot()
+            assert systemd.exit_code() == 1  # the sick release; systemd would start it again
+            assert boot_record(layout) == {
+                "version": NEWER,
+                "state": "booting",
+                "failures": failures,
+            }
+        systemd.boot()
+        assert systemd.serving() == RUNNING  # rolled back before this boot
+        assert (layout.current_version, layout.previous_version) == (RUNNING, NEWER)
+        assert NEWER in layout.bad_versions()
+        records = AuditLog(layout.state_dir / "audit.jsonl").records()
+        restart = [r for r in records if r["event"] == "restart"][-1]
+        assert (restart["outcome"], restart["kind"]) == ("rolled_back", "did_not_start")
+        assert "did not stay up in 2 boots in a row" in restart["reason"]
+        status = httpx.get(f"{systemd.url}/api/v1/update", headers=update_env.auth()).json()
+        assert status["error"]["code"] == "health_check_failed"
+        deadline = time.monotonic() + 30  # CAIO_STABLE_SECONDS=1: judged up
+        while boot_record(layout)["state"] != "up" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert boot_record(layout) == {"version": RUNNING, "state": "up", "failures": 0}
+
+        assert systemd.proc is not None
+        systemd.proc.send_signal(signal.SIGKILL)
+        systemd.exit_code()
+        systemd.boot()  # killed after it was judged up: no failure, and no way back to NEWER
+        assert systemd.serving() == RUNNING
+        assert boot_record(layout)["failures"] == 0
+    finally:
+        systemd.close()
+
+
+@pytest.mark.slow
+def test_clean_stops_are_no_verdict_and_kills_before_it_is_up_are(update_env: UpdateEnv) -> None:
+    layout = installed(update_env, {})
+    systemd = Systemd(update_env)  # CAIO_STABLE_SECONDS: 60, longer than this test's boots
+    try:
+        for _ in range(3):  # `systemctl restart`, three times in a minute
+            systemd.boot()
+            assert systemd.serving() == NEWER
+            assert systemd.proc is not None
+            systemd.proc.send_signal(signal.SIGTERM)
+            assert systemd.exit_code() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+            assert boot_record(layout) == {"version": NEWER, "state": "stopped", "failures": 0}
+        for failures in (0, 1):  # killed before it has stayed up: those count
+            systemd.boot()
+            assert systemd.serving() == NEWER
+            assert systemd.proc is not None
+            systemd.proc.send_signal(signal.SIGKILL)
+            systemd.exit_code()
+            assert boot_record(layout)["failures"] == failures
+        systemd.boot()
+        assert systemd.serving() == RUNNING
+        assert NEWER in layout.bad_versions()
+    finally:
+        systemd.close()
