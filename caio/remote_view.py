@@ -199,8 +199,9 @@ def _detail(record: dict[str, Any]) -> str:
     """What the record says beyond its columns: an error code, a reason, bytes, a delta."""
     event = record.get("event")
     if event == "child_exit":
-        code = f"exit code {record.get('code')}"
-        return code + (" while starting" if record.get("during") == "start" else "")
+        code = f"exit code {record['code']}" if record.get("code") is not None else "ended"
+        during = {"start": " while starting", "serving": " while serving"}
+        return code + during.get(str(record.get("during")), "")
     if event == "audit_repaired":
         return "; ".join(map(str, record.get("repairs", [])))
     parts = [f"[{record['code']}]"] if record.get("code") is not None else []

@@ -20,6 +20,7 @@ import pytest
 from caio.core.audit import AuditLog
 from caio.core.layout import InstallLayout
 from caio.restart import BOOT_FILE, BootCounter
+from caio.restart.boots import BootRecord
 from tests.background import end, spawn
 from tests.helpers import free_port
 from tests.supervisor_fixtures import SICK, release_with_patches
@@ -39,6 +40,11 @@ def test_a_boot_counts_as_failed_only_when_it_neither_stayed_up_nor_stopped(
     counter.mark("1.0.0", "up")  # another version's mark changes nothing
     assert counter.begin("1.1.0") == 1
     assert counter.begin("1.2.0") == 0  # a new version starts its own count
+    counter.mark("1.2.0", "up")
+    counter.mark("1.2.0", "stopped")  # a clean stop after it was up: recorded as such
+    assert counter.read() == BootRecord("1.2.0", "stopped", 0)
+    counter.mark("1.2.0", "up")  # a late "up" does not hide the stop
+    assert counter.read() == BootRecord("1.2.0", "stopped", 0)
     (tmp_path / BOOT_FILE).write_text("{not json")
     assert counter.begin("1.2.0") == 0  # unreadable: counting starts over, never a crash
 
@@ -109,6 +115,8 @@ def test_a_release_that_fails_every_boot_is_rolled_back_on_the_next(
         assert (layout.current_version, layout.previous_version) == (RUNNING, NEWER)
         assert NEWER in layout.bad_versions()
         records = AuditLog(layout.state_dir / "audit.jsonl").records()
+        exits = [(r["version"], r["during"]) for r in records if r["event"] == "child_exit"]
+        assert exits == [(NEWER, "start"), (NEWER, "start")]  # each failed boot, recorded
         restart = [r for r in records if r["event"] == "restart"][-1]
         assert (restart["outcome"], restart["kind"]) == ("rolled_back", "did_not_start")
         assert "did not stay up in 2 boots in a row" in restart["reason"]
@@ -125,6 +133,8 @@ def test_a_release_that_fails_every_boot_is_rolled_back_on_the_next(
         systemd.boot()  # killed after it was judged up: no failure, and no way back to NEWER
         assert systemd.serving() == RUNNING
         assert boot_record(layout)["failures"] == 0
+        last_exit = AuditLog(layout.state_dir / "audit.jsonl").records()[-1]
+        assert (last_exit["event"], last_exit["during"]) == ("child_exit", "serving")
     finally:
         systemd.close()
 
@@ -151,5 +161,8 @@ def test_clean_stops_are_no_verdict_and_kills_before_it_is_up_are(update_env: Up
         systemd.boot()
         assert systemd.serving() == RUNNING
         assert NEWER in layout.bad_versions()
+        records = AuditLog(layout.state_dir / "audit.jsonl").records()
+        exits = [r["during"] for r in records if r["event"] == "child_exit"]
+        assert exits == ["start", "start"]  # the clean stops left no record; the kills did
     finally:
         systemd.close()

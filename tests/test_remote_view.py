@@ -55,6 +55,7 @@ def test_each_kind_of_record_reads_as_one_line_with_what_it_says() -> None:
                 "graceful": False,
             },
             {"event": "child_exit", "version": "1.1.0", "code": -9, "during": "start"},
+            {"event": "child_exit", "version": "1.1.0", "during": "serving"},
             {
                 "event": "restart",
                 "outcome": "rolled_back",
@@ -75,10 +76,11 @@ def test_each_kind_of_record_reads_as_one_line_with_what_it_says() -> None:
     assert " 1.1.0 " in rows[2] and "->" not in rows[2]
     assert "1.0.0 -> 1.1.0" in rows[3] and rows[3].endswith("supervisor, not graceful")
     assert rows[4].endswith("exit code -9 while starting")
-    assert rows[5].endswith("exited: the new process exited with code 1")
-    assert rows[6].endswith("dropped a torn last line (12 bytes)")
-    assert rows[7].endswith("previous=abc")  # an event without its own words: its fields
-    assert lines[-1] == "audit log: 8 records, hash chain intact"
+    assert rows[5].endswith("ended while serving")  # under systemd: no code is known
+    assert rows[6].endswith("exited: the new process exited with code 1")
+    assert rows[7].endswith("dropped a torn last line (12 bytes)")
+    assert rows[8].endswith("previous=abc")  # an event without its own words: its fields
+    assert lines[-1] == "audit log: 9 records, hash chain intact"
 
 
 def test_a_broken_chain_is_said_last_and_loudly() -> None:

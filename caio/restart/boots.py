@@ -12,8 +12,10 @@ the version being booted, how it went and its failures so far:
   is made current again, the version marked bad, and the verdict recorded, as the
   supervisor records its own (:mod:`caio.restart.verdict`).
 * the serving process marks its boot ``up`` once it has served for
-  ``CAIO_STABLE_SECONDS`` (the count starts again), or ``stopped`` when it stops
-  cleanly before (``systemctl restart`` is no verdict).
+  ``CAIO_STABLE_SECONDS`` (the count starts again), and ``stopped`` when it stops
+  cleanly (``systemctl restart`` is no verdict). A boot that ended otherwise,
+  starting or serving, is a ``child_exit`` audit record at the next start, as the
+  supervisor records its children's (``caio_child_exits``).
 
 A release without this module (older than boot counting) never marks its boots;
 it is booted as it always was, and its boots are not counted.
@@ -75,11 +77,16 @@ class BootCounter:
         return failures
 
     def mark(self, version: str, state: BootState) -> None:
-        """``up`` or ``stopped``, for the boot of ``version`` now running (one that was begun)."""
+        """``up`` (once) or ``stopped``, for the boot of ``version`` now running (one that
+        was begun): a clean stop of a boot that was up is recorded too, so the next start
+        tells it from a crash."""
         last = self.read()
-        if last is None or last.version != version or last.state != "booting":
+        if last is None or last.version != version or last.state == "stopped":
             return
-        self._write(BootRecord(version, state, 0 if state == "up" else last.failures))
+        if state == "up" and last.state != "booting":
+            return
+        failures = 0 if "up" in (state, last.state) else last.failures
+        self._write(BootRecord(version, state, failures))
 
     def forget(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -105,6 +112,11 @@ def release_to_boot(layout: InstallLayout, attempts: int) -> str | None:
     if current is None:
         return None
     counter = BootCounter(layout.state_dir / BOOT_FILE)
+    verdicts = Verdicts(layout)
+    last = counter.read()
+    if last is not None and last.state != "stopped":  # it ended without a clean stop
+        during = "start" if last.state == "booting" else "serving"
+        verdicts.audit.append("child_exit", version=last.version, during=during)
     if not counts_boots(layout.release_dir(current)):
         counter.forget()
         return current
@@ -120,7 +132,7 @@ def release_to_boot(layout: InstallLayout, attempts: int) -> str | None:
             log.warning("booting %s again (%d boots in a row did not stay up)", current, failures)
         return current
     reason = f"it did not stay up in {failures} boots in a row under systemd"
-    Verdicts(layout).roll_back(current, previous, ("did_not_start", reason))
+    verdicts.roll_back(current, previous, ("did_not_start", reason))
     if counts_boots(layout.release_dir(previous)):
         counter.begin(previous)
     else:

@@ -391,7 +391,9 @@ function historyVersions(record) {
 
 function historyDetail(record) {
   if (record.event === "child_exit") {
-    return `exit code ${record.code}${record.during === "start" ? " while starting" : ""}`;
+    const code = record.code === undefined || record.code === null ? "ended" : `exit code ${record.code}`;
+    const during = { start: " while starting", serving: " while serving" }[record.during] || "";
+    return code + during;
   }
   return record.code || record.reason || record.waiting || "";
 }
