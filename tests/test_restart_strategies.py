@@ -205,6 +205,11 @@ def test_the_shipped_systemd_units_match_the_code() -> None:
     assert f"RestartForceExitStatus={EXIT_RESTART}" in service
     assert "CAIO_RESTART_STRATEGY=systemd" in service
     assert "serve-current" in service
+    # Boot counting needs CAIO_BOOT_ATTEMPTS (at most 5) failed starts and one more, at
+    # RestartSec apart, inside systemd's start limit.
+    keys = dict(line.split("=", 1) for line in service.splitlines() if line[:1].isupper())
+    assert int(keys["StartLimitBurst"]) >= 5 + 1
+    assert int(keys["StartLimitIntervalSec"]) >= (5 + 1) * 2 * float(keys["RestartSec"])
     assert "ListenStream=" in (deploy / "caio.socket").read_text()
 
 
