@@ -113,7 +113,8 @@ def serve(
 
     settings = _settings(host=host, port=port)
     with user_errors():
-        run_server(settings)
+        code = run_server(settings)
+    raise typer.Exit(code)  # 75 after a systemd-strategy restart: the unit starts it again
 
 
 @app.command("run", short_help="Run CAIO under its supervisor (zero-downtime restarts).")

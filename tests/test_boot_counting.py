@@ -8,9 +8,11 @@ start `caio serve-current` again each time it exits, as the shipped unit does.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 
 from caio.core.audit import AuditLog
 from caio.core.layout import InstallLayout
-from caio.restart import BOOT_FILE, BootCounter
+from caio.restart import BOOT_FILE, EXIT_RESTART, BootCounter
 from caio.restart.boots import BootRecord
 from tests.background import end, spawn
 from tests.helpers import free_port
@@ -71,10 +73,13 @@ class Systemd:
         self.proc = spawn([sys.executable, "-m", "caio", "serve-current"], env=self.env)
         return self.proc
 
-    def serving(self, timeout: float = 60) -> str:
+    def serving(self, timeout: float = 60, *, restarted: bool = False) -> str:
+        """The version /health reports; ``restarted``: a unit thread starts it again, so an
+        exit is no failure of the wait."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, "it exited"
+            if not restarted:
+                assert self.proc is not None and self.proc.poll() is None, "it exited"
             try:
                 return str(httpx.get(f"{self.url}/health", timeout=2).json()["version"])
             except httpx.HTTPError:
@@ -166,3 +171,46 @@ def test_clean_stops_are_no_verdict_and_kills_before_it_is_up_are(update_env: Up
         assert exits == ["start", "start"]  # the clean stops left no record; the kills did
     finally:
         systemd.close()
+
+
+@pytest.mark.slow
+def test_a_restart_into_a_sick_release_under_systemd_comes_back_and_the_cli_says_why(
+    update_env: UpdateEnv,
+) -> None:
+    """The whole systemd path: `caio remote update --restart` installs a release that fails
+    at start; the service exits 75 for systemd, which starts it again until boot counting
+    rolls back; the CLI, waiting, reports the verdict."""
+    release_with_patches(update_env, NEWER, SICK["fails at start"])
+    systemd = Systemd(update_env, CAIO_RESTART_STRATEGY="systemd")
+    stop = threading.Event()
+    exits: list[int] = []
+
+    def unit() -> None:  # Restart=on-failure, RestartForceExitStatus=75, a short RestartSec
+        while not stop.is_set():
+            code = systemd.boot().wait()
+            exits.append(code)
+            if code not in (1, EXIT_RESTART) or stop.wait(0.2):
+                return
+
+    runner = threading.Thread(target=unit, name="systemd-unit", daemon=True)
+    runner.start()
+    try:
+        assert systemd.serving(restarted=True) == RUNNING  # a fresh home: seeded and served
+        done = subprocess.run(
+            [sys.executable, "-m", "caio", "remote", "update", "--restart"],
+            env={**os.environ, "CAIO_URL": systemd.url, "CAIO_TOKEN": update_env.admin},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 3, done
+        assert "caio: error [health_check_failed]" in done.stderr
+        assert "did not stay up in 2 boots in a row" in done.stderr
+        assert systemd.serving(restarted=True) == RUNNING
+        assert exits == [EXIT_RESTART, 1, 1]  # the restart, then the two failed boots
+        assert NEWER in update_env.layout.bad_versions()
+    finally:
+        stop.set()
+        systemd.close()
+        runner.join(30)
+        assert not runner.is_alive()
