@@ -294,7 +294,7 @@ class Supervisor:
             if previous is None or previous == version:
                 log.error("%s does not start and there is no previous release", version)
                 return None
-            self._roll_back(version, previous, ("did_not_start", "it did not start"))
+            self.verdicts.roll_back(version, previous, ("did_not_start", "it did not start"))
         return None
 
     def _launch(self, version: str, fault: str | None = None) -> Child | None:
@@ -339,7 +339,9 @@ class Supervisor:
             return False
         expected = self.layout.current_version
         if expected is None:
-            self._record_failure("restart_failed", "there is no current release", old.version, None)
+            self.verdicts.record_failure(
+                "restart_failed", "there is no current release", old.version, None
+            )
             return False
         new = self._launch(expected, fault="during_restart")
         if new is None and self._stop:
@@ -349,7 +351,7 @@ class Supervisor:
             self._same_version_failed(expected)
             return False
         if new is None:
-            self._roll_back(expected, old.version, self._last_failure)
+            self.verdicts.roll_back(expected, old.version, self._last_failure)
             return False
         self._active = new
         self._write_status(new)
@@ -376,7 +378,7 @@ class Supervisor:
             reason=reason,
             **{"from": version, "to": version},
         )
-        self._record_failure(
+        self.verdicts.record_failure(
             "restart_failed",
             f"a new process of {version} did not come up ({reason}); the running one "
             "keeps serving: see its log",
@@ -399,12 +401,6 @@ class Supervisor:
             **{"from": serving, "to": version},
         )
 
-    def _roll_back(self, bad: str, good: str, failure: tuple[str, str]) -> None:
-        self.verdicts.roll_back(bad, good, failure)
-
-    def _record_failure(self, code: str, message: str, good: str, bad: str | None) -> None:
-        self.verdicts.record_failure(code, message, good, bad)
-
     def _on_crash(self, child: Child) -> None:
         code = child.proc.returncode
         self._stop_child(child, graceful=False)
@@ -419,7 +415,7 @@ class Supervisor:
             self._crashes += 1
             if self._crashes >= CRASH_LOOP_LIMIT and self.layout.previous_version:
                 self._fresh = None
-                self._roll_back(
+                self.verdicts.roll_back(
                     child.version,
                     self.layout.previous_version,
                     ("crash_loop", "crash loop"),
