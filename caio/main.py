@@ -160,16 +160,17 @@ def serve(settings: Settings) -> int:
         # a burst cannot overshoot the cap by thousands of descriptors.
         backlog=ACCEPT_BURST,
     )
-    # Under `caio serve-current` (systemd) this boot is being counted: say when it has
-    # stayed up, or that it stopped cleanly (caio/restart/boots.py).
+    # Under `caio serve-current` (systemd) this boot is counted: it says when it has stayed
+    # up, and that it stopped cleanly (caio/restart/boots.py). Elsewhere nothing is counted.
     boots = BootCounter(InstallLayout(settings.home).state_dir / BOOT_FILE)
     version = app.state.version_info.version
+    counted = boots.counting(version)
     server = NotifyingServer(
         config,
         version,
         tls=tls,
         handshake_timeout=settings.header_timeout_seconds,
-        on_stopping=lambda: boots.mark(version, "stopped"),  # no verdict on a clean stop
+        on_stopping=(lambda: boots.mark(version, "stopped")) if counted else None,
     )
     host, port = sockets[0].getsockname()[:2] if sockets[0].family != socket.AF_UNIX else ("", 0)
     logging.getLogger("caio").info(
@@ -182,11 +183,12 @@ def serve(settings: Settings) -> int:
     control.server = server
     stop_watchdog = threading.Event()
     threading.Thread(target=_watchdog, args=(stop_watchdog,), daemon=True).start()
-    threading.Thread(
-        target=mark_when_stable,
-        args=(boots, version, lambda: server.started, settings.stable_seconds, stop_watchdog),
-        daemon=True,
-    ).start()
+    if counted:
+        threading.Thread(
+            target=mark_when_stable,
+            args=(boots, version, lambda: server.started, settings.stable_seconds, stop_watchdog),
+            daemon=True,
+        ).start()
     threading.Thread(
         target=watch_supervisor,
         args=(os.environ, server.ask_exit, settings.drain_seconds + 5, stop_watchdog),

@@ -33,7 +33,9 @@ def test_a_boot_counts_as_failed_only_when_it_neither_stayed_up_nor_stopped(
     tmp_path: Path,
 ) -> None:
     counter = BootCounter(tmp_path / BOOT_FILE)
+    assert not counter.counting("1.1.0")  # nothing begun: a process not started by serve-current
     assert counter.begin("1.1.0") == 0  # first boot of a version
+    assert counter.counting("1.1.0") and not counter.counting("1.0.0")
     assert counter.begin("1.1.0") == 1  # the last one neither came up nor stopped
     counter.mark("1.1.0", "stopped")  # a clean stop: no verdict, the count stays
     assert counter.begin("1.1.0") == 1

@@ -76,6 +76,11 @@ class BootCounter:
         self._write(BootRecord(version, "booting", failures))
         return failures
 
+    def counting(self, version: str) -> bool:
+        """Whether this process's boot of ``version`` is being counted (it was begun)."""
+        last = self.read()
+        return last is not None and last.version == version and last.state == "booting"
+
     def mark(self, version: str, state: BootState) -> None:
         """``up`` (once) or ``stopped``, for the boot of ``version`` now running (one that
         was begun): a clean stop of a boot that was up is recorded too, so the next start
