@@ -60,13 +60,21 @@ def user_errors() -> Iterator[None]:
     """Turn CAIO's errors into one line on stderr and a non-zero exit, never a traceback.
 
     A bad setting or configuration file exits 2, like a bad option; any other
-    failure exits 1.
+    failure exits 1. A state file this user may not read or change (the state is
+    0700, the service's own) is said as such.
     """
     try:
         yield
     except CaioError as e:
         typer.echo(f"caio: error [{e.code}]: {e.message}", err=True)
         raise typer.Exit(EXIT_USAGE if isinstance(e, ConfigError) else EXIT_FAILED) from e
+    except PermissionError as e:
+        typer.echo(
+            f"caio: error [permission_denied]: {e.filename}: {e.strerror}; run this as the "
+            "user CAIO runs as (its state is that user's alone)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_FAILED) from e
 
 
 def _version(value: bool) -> None:
@@ -311,7 +319,8 @@ def audit_verify() -> None:
 
     settings = _settings()
     log = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl")
-    integrity = log.verify()
+    with user_errors():
+        integrity = log.verify()
     if integrity.ok and integrity.records == 0 and not log.path.exists():
         typer.echo(f"{log.path}: no audit log yet (nothing has been recorded)")
         return
@@ -334,9 +343,9 @@ def audit_show(
     from caio.schemas import HistoryOut, IntegrityOut
 
     settings = _settings()
-    records, integrity = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl").read(
-        limit
-    )
+    log = AuditLog(InstallLayout(settings.home).state_dir / "audit.jsonl")
+    with user_errors():
+        records, integrity = log.read(limit)
     shown = HistoryOut(
         records=records, integrity=IntegrityOut.model_validate(integrity, from_attributes=True)
     )

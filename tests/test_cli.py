@@ -274,3 +274,39 @@ def test_rollback_here_swaps_the_links_records_who_and_waits_for_no_service(
     record = AuditLog(layout.state_dir / "audit.jsonl").records()[-1]
     assert (record["event"], record["from"], record["to"]) == ("rollback", "1.1.0", "1.0.0")
     assert record["by"].endswith("(caio rollback)")
+
+
+def test_a_user_who_may_not_touch_the_state_gets_a_clear_error_not_a_traceback(
+    home: Path,
+) -> None:
+    """`caio audit show|verify` and `caio rollback` by another local user: the state is the
+    service user's alone (0700). Played by root without its permission-override capabilities
+    on a state directory owned by nobody."""
+    import shutil
+
+    from caio.core.audit import AuditLog
+    from caio.core.layout import InstallLayout
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("needs root and setpriv (util-linux) to play another user")
+        pytest.skip("needs root and setpriv (util-linux) to play another user")
+    layout = InstallLayout(home)
+    layout.ensure()
+    AuditLog(layout.state_dir / "audit.jsonl").append("rollback", outcome="activated")
+    for path in [layout.state_dir, *layout.state_dir.iterdir()]:
+        os.chown(path, 65534, 65534)  # the service's user: here nobody
+    stranger = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
+    for args in (("audit", "show"), ("audit", "verify"), ("rollback",)):
+        done = subprocess.run(
+            [*stranger, "--", sys.executable, "-m", "caio", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CAIO_HOME": str(home)},
+            timeout=60,
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert "caio: error [permission_denied]: " in done.stderr, (args, done.stderr)
+        assert "run this as the user CAIO runs as" in done.stderr
+        assert "Traceback" not in done.stderr
