@@ -79,6 +79,8 @@ def test_user_mistakes_exit_non_zero_without_traceback(
         (["token", "revoke", "ghost"], {}, 1),  # failed
         (["serve", "--port", "99999"], {}, 2),  # usage
         (["serve"], {"CAIO_CHANNEL": "Bad Channel"}, 2),  # a bad setting is a usage error too
+        (["serve-current"], {"CAIO_BOOT_ATTEMPTS": "0"}, 2),  # 1..5: never zero boots
+        (["run"], {"CAIO_BOOT_ATTEMPTS": "many"}, 2),
         (["remote", "version", "--url", "http://127.0.0.1:9"], {}, 3),  # no API to answer
     ],
 )
